@@ -1,0 +1,1 @@
+"""What every tab stands on: settings, device, model cache, outputs, shared UI parts."""

@@ -1,0 +1,79 @@
+"""build_app(settings) -> gr.Blocks, and launch(). The tabs come from tabs.TABS; nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from core import ui
+from core.models import ModelCache
+from core.settings import Settings
+
+log = logging.getLogger("studio")
+
+TITLE = "Generative AI Studio"
+CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "studio.css"
+
+
+def make_cache(settings: Settings) -> ModelCache:
+    return ModelCache(
+        budget_bytes=settings.memory_budget_bytes,
+        device=settings.device,
+        offline=settings.offline,
+        tiny_dir=settings.cache_dir / "tiny",
+    )
+
+
+def _banner(settings: Settings) -> str:
+    notes = []
+    if settings.tiny:
+        notes.append(
+            "**Tiny mode:** every tab uses a tiny model with random weights, built on this machine. "
+            "Everything works, but **the outputs are noise**. Restart without `--tiny` for real models."
+        )
+    if settings.offline:
+        notes.append("**Offline:** models load only from local folders or the local Hugging Face cache.")
+    return "\n\n".join(notes)
+
+
+def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
+    from tabs import TABS
+
+    cache = cache or make_cache(settings)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(
+            f"# {TITLE}\nImages, text, music and face swaps in one place. Every output is saved with "
+            "the recipe that made it.",
+            elem_id="studio-header",
+        )
+        banner = _banner(settings)
+        if banner:
+            gr.Markdown(banner, elem_id="studio-banner")
+        ctx = ui.Context(settings=settings, cache=cache, stops=ui.Stops(), history=gr.State([]))
+        with gr.Tabs():
+            for title, module in TABS:
+                with gr.Tab(title, id=module.__name__.split(".")[-1]):
+                    module.build(ctx)
+        with gr.Row():
+            with gr.Column():
+                ui.build_history_panel(ctx.history)
+            with gr.Column():
+                ui.build_model_panel(cache)
+    demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
+    demo.studio_cache = cache  # for tests and benchmarks that look at loads
+    return demo
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    return demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        allowed_paths=[str(settings.output_dir.resolve())],
+        css_paths=[CSS_PATH] if CSS_PATH.exists() else None,
+        footer_links=["api", "settings"],
+        **kwargs,
+    )

@@ -1,0 +1,70 @@
+"""Input checks shared by the tabs. Each failure is a UserError with one sentence that says how to fix it."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from core.errors import UserError
+
+MAX_SEED = 2**32 - 1
+
+
+def check_text(value: Any, what: str, limit: int, required: bool = True) -> str:
+    """A prompt-like string: present (if required), not over `limit` characters, control characters removed."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise UserError(f"The {what} must be text, not {type(value).__name__}.")
+    cleaned = "".join(c for c in value if c.isprintable() or c in "\n\t")
+    if required and not cleaned.strip():
+        raise UserError(f"The {what} is empty: type something first.")
+    if len(cleaned) > limit:
+        raise UserError(f"The {what} is {len(cleaned):,} characters long; the limit is {limit:,}. Shorten it.")
+    return cleaned.strip() if required else cleaned
+
+
+def check_number(value: Any, what: str, low: float, high: float, integer: bool = False) -> float | int:
+    """A finite number in [low, high] (an integer if asked). Numeric strings from API clients are accepted."""
+    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+        raise UserError(f"The {what} must be a number between {low:g} and {high:g}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"The {what} must be a number between {low:g} and {high:g}, not {value!r:.40}.") from None
+    if not math.isfinite(number):
+        raise UserError(f"The {what} must be a finite number between {low:g} and {high:g}.")
+    if integer:
+        if number != int(number):
+            raise UserError(f"The {what} must be a whole number between {low:g} and {high:g}.")
+        number = int(number)
+    if not low <= number <= high:
+        raise UserError(f"The {what} must be between {low:g} and {high:g}; it was {number:g}.")
+    return number
+
+
+def resolve_seed(seed: Any) -> int:
+    """Blank, None or -1 picks a random seed; anything else must be a whole number 0..2^32-1."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return random.randrange(MAX_SEED)
+    try:
+        if float(seed) == -1:
+            return random.randrange(MAX_SEED)
+    except (TypeError, ValueError):
+        pass
+    return int(check_number(seed, "seed", 0, MAX_SEED, integer=True))
+
+
+def check_model_choice(model: Any, choices: Iterable[str], allow_custom: bool, setting: str) -> str:
+    """The model must be one of the offered choices unless custom models are allowed by the operator."""
+    if not isinstance(model, str) or not model.strip():
+        raise UserError("Choose a model from the list.")
+    model = model.strip()
+    if model in choices or allow_custom:
+        return model
+    raise UserError(
+        f"The model '{model:.80}' is not offered here. Pick one from the list (the operator can allow any model "
+        f"with STUDIO_ALLOW_CUSTOM_MODELS=1, or set {setting})."
+    )

@@ -1,0 +1,116 @@
+"""The one place that picks the device and dtype, frees memory, and wraps GPU work for ZeroGPU Spaces.
+
+torch is imported inside the functions: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+log = logging.getLogger("studio.device")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def pick_device(requested: str = "auto") -> str:
+    """auto: cuda, then mps, then cpu (with a warning). A requested device that is missing raises ValueError."""
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        if _cuda_available():
+            return "cuda"
+        if _mps_available():
+            return "mps"
+        log.warning("No GPU found: running on the CPU. Models will be slower; the tiny and small ones work well.")
+        return "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda" or requested.startswith("cuda:"):
+        if not _cuda_available():
+            raise ValueError(
+                f"Device {requested!r} was requested but CUDA is not available. Use --device auto or cpu."
+            )
+        import torch
+
+        index = int(requested.split(":", 1)[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"Device {requested!r} was requested but only {torch.cuda.device_count()} GPU(s) exist.")
+        return requested
+    if requested == "mps":
+        if not _mps_available():
+            raise ValueError("Device 'mps' was requested but Apple's Metal backend is not available here.")
+        return "mps"
+    raise ValueError(f"Unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps.")
+
+
+def pick_dtype(device: str):
+    """float32 on CPU; bf16 on GPUs that support it well, else fp16; fp16 on MPS."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def free_memory() -> None:
+    """Give freed tensors back: Python's garbage, then the accelerator's cache."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is None:  # torch never imported: nothing of ours holds tensors
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif _mps_available():
+        torch.mps.empty_cache()
+
+
+def total_memory_bytes(device: str) -> int:
+    """RAM on CPU/MPS (unified memory), the GPU's VRAM on CUDA."""
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    import psutil
+
+    return psutil.virtual_memory().total
+
+
+def default_budget_bytes(device: str) -> int:
+    """A sensible share of memory for loaded models: half the RAM on CPU/MPS, 85% of the VRAM on CUDA."""
+    share = 0.85 if device.startswith("cuda") else 0.5
+    return int(total_memory_bytes(device) * share)
+
+
+def on_zerogpu() -> bool:
+    """True on a Hugging Face ZeroGPU Space (the `spaces` package is there and the Space says so)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "true"} and bool(importlib.util.find_spec("spaces"))
+
+
+def gpu(duration: int = 120) -> Callable[[Callable], Callable]:
+    """Decorator for GPU work: spaces.GPU on ZeroGPU Spaces, a no-op elsewhere."""
+
+    def wrap(fn: Callable) -> Callable:
+        if not on_zerogpu():
+            return fn
+        import spaces
+
+        return functools.wraps(fn)(spaces.GPU(duration=duration)(fn))
+
+    return wrap

@@ -1,0 +1,277 @@
+"""ModelCache: loads each model once, shares it across tabs and users, and evicts by bytes under a budget.
+
+- Key: (kind, model id or path, revision, device, dtype). A second request for the same key loads nothing.
+- Single-flight: concurrent first requests for one key wait for one load.
+- Budget: before a load, least recently used idle models are evicted until the new one fits (estimated from
+  the size of its safetensors files); a model in use is never evicted. Freed memory goes back (gc, empty_cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from core import device as devices
+from core import hub
+
+log = logging.getLogger("studio.models")
+
+ProgressFn = Callable[[float, str], None]
+
+
+class ModelKey(NamedTuple):
+    kind: str  # "text", "image", "music"...
+    model: str  # hub id or local path
+    revision: str | None
+    device: str
+    dtype: str
+
+
+@dataclass
+class _Entry:
+    key: ModelKey
+    value: Any = None
+    nbytes: int = 0
+    users: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    load_seconds: float = 0.0
+
+
+def measure_bytes(obj: Any) -> int:
+    """Bytes held by the tensors of a model, a diffusers pipeline, or a container of them (shared storage once)."""
+    seen: set[int] = set()
+    total = 0
+
+    def visit(x: Any) -> None:
+        nonlocal total
+        if id(x) in seen or x is None:
+            return
+        seen.add(id(x))
+        import torch
+
+        if isinstance(x, torch.nn.Module):
+            for t in list(x.parameters()) + list(x.buffers()):
+                ptr = t.untyped_storage().data_ptr()
+                if ptr not in seen:
+                    seen.add(ptr)
+                    total += t.untyped_storage().nbytes()
+        elif isinstance(x, torch.Tensor):
+            total += x.untyped_storage().nbytes()
+        elif isinstance(x, dict):
+            for v in x.values():
+                visit(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                visit(v)
+        elif hasattr(x, "components") and isinstance(x.components, dict):  # diffusers pipelines
+            visit(x.components)
+        elif hasattr(x, "__dataclass_fields__"):
+            for name in x.__dataclass_fields__:
+                visit(getattr(x, name))
+
+    visit(obj)
+    return total
+
+
+class ModelCache:
+    def __init__(
+        self,
+        budget_bytes: int | None = None,
+        device: str = "auto",
+        offline: bool = False,
+        tiny_dir: Path | None = None,
+    ) -> None:
+        self._requested_device = device
+        self._device: str | None = None
+        self._budget = budget_bytes
+        self.offline = offline
+        self.tiny_dir = tiny_dir
+        self._lock = threading.Lock()
+        self._entries: dict[ModelKey, _Entry] = {}
+        self.loads = 0  # models actually loaded since start (a cache hit adds nothing)
+
+    # -- device and budget (decided on first use, so the UI serves before torch is imported) --
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = devices.pick_device(self._requested_device)
+        return self._device
+
+    @property
+    def device_picked(self) -> bool:
+        """False until the first model load (asking earlier would import torch)."""
+        return self._device is not None
+
+    @property
+    def dtype(self):
+        return devices.pick_dtype(self.device)
+
+    @property
+    def budget_bytes(self) -> int:
+        if self._budget is None:
+            self._budget = devices.default_budget_bytes(self.device)
+        return self._budget
+
+    # -- the core: acquire a model, loading it at most once --
+    @contextlib.contextmanager
+    def acquire(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int = 0) -> Iterator[Any]:
+        """Yield the model for `key`, loading it with `loader()` if nobody has. It is not evicted while held."""
+        entry = self._get_or_load(key, loader, estimate_bytes)
+        try:
+            yield entry.value
+        finally:
+            with self._lock:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+
+    def _get_or_load(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None
+            if owner:
+                entry = self._entries[key] = _Entry(key=key)
+            entry.users += 1
+        if owner:
+            return self._load(entry, loader, estimate_bytes)
+        entry.ready.wait()
+        if entry.error is not None:  # the load we waited for failed (and was removed): share its error
+            with self._lock:
+                entry.users -= 1
+            raise entry.error
+        return entry
+
+    def _load(self, entry: _Entry, loader: Callable[[], Any], estimate_bytes: int) -> _Entry:
+        start = time.perf_counter()
+        try:
+            self._make_room(estimate_bytes, keep=entry.key)
+            value = loader()
+            entry.value = value
+            entry.nbytes = measure_bytes(value)
+            entry.load_seconds = time.perf_counter() - start
+            with self._lock:
+                self.loads += 1
+            self._make_room(0, keep=entry.key)  # the real size may exceed the estimate
+            log.info(
+                "loaded %s %s in %.1f s (%.0f MB)",
+                entry.key.kind,
+                entry.key.model,
+                entry.load_seconds,
+                entry.nbytes / 1e6,
+            )
+            return entry
+        except BaseException as exc:
+            entry.error = exc
+            with self._lock:
+                self._entries.pop(entry.key, None)
+            devices.free_memory()
+            raise
+        finally:
+            entry.ready.set()
+
+    def _make_room(self, needed: int, keep: ModelKey) -> None:
+        """Evict idle models, least recently used first, until `needed` more bytes fit the budget."""
+        evicted: list[_Entry] = []
+        budget = self.budget_bytes
+        with self._lock:
+            used = sum(e.nbytes for e in self._entries.values())
+            idle = sorted(
+                (e for e in self._entries.values() if e.users == 0 and e.ready.is_set() and e.key != keep),
+                key=lambda e: e.last_used,
+            )
+            for e in idle:
+                if used + needed <= budget:
+                    break
+                del self._entries[e.key]
+                used -= e.nbytes
+                evicted.append(e)
+        for e in evicted:
+            log.info(
+                "evicted %s %s (%.0f MB) to stay under the memory budget", e.key.kind, e.key.model, e.nbytes / 1e6
+            )
+            e.value = None
+        if evicted:
+            devices.free_memory()
+        if used + needed > budget:
+            log.warning("models in use need %.0f MB, over the %.0f MB budget", (used + needed) / 1e6, budget / 1e6)
+
+    # -- the usual way in for a tab: resolve files, key by device/dtype, load with progress --
+    @contextlib.contextmanager
+    def model(
+        self,
+        kind: str,
+        model_id: str,
+        load: Callable[[Path, str, Any], Any],
+        *,
+        setting: str,
+        revision: str | None = None,
+        progress: ProgressFn | None = None,
+        **resolve_options: Any,
+    ) -> Iterator[Any]:
+        """Yield `load(folder, device, dtype)` for `model_id`, cached. `setting` names the STUDIO_* override."""
+        key = ModelKey(kind, model_id, revision, self.device, str(self.dtype).replace("torch.", ""))
+
+        def loader() -> Any:
+            if progress:
+                progress(0.0, f"Getting {model_id}…")
+            folder = hub.resolve(
+                model_id,
+                setting=setting,
+                offline=self.offline,
+                revision=revision,
+                tiny_dir=self.tiny_dir,
+                **resolve_options,
+            )
+            self._make_room(hub.weight_bytes(folder), keep=key)
+            if progress:
+                progress(0.0, f"Loading {model_id} on {self.device}…")
+            try:
+                return load(folder, self.device, self.dtype)
+            except Exception as exc:  # a folder that does not load: one sentence (memory errors stay as they are)
+                if isinstance(exc, (hub.ModelUnavailable, MemoryError)) or "OutOfMemory" in type(exc).__name__:
+                    raise
+                raise hub.unloadable(model_id, folder, setting, exc) from exc
+
+        with self.acquire(key, loader) as value:
+            yield value
+
+    # -- for the model panel --
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            entries = [e for e in self._entries.values() if e.ready.is_set() and e.error is None]
+            return [
+                {
+                    "kind": e.key.kind,
+                    "model": e.key.model,
+                    "device": e.key.device,
+                    "dtype": e.key.dtype,
+                    "megabytes": round(e.nbytes / 1e6, 1),
+                    "in_use": e.users > 0,
+                    "load_seconds": round(e.load_seconds, 2),
+                }
+                for e in sorted(entries, key=lambda e: -e.last_used)
+            ]
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._entries.values())
+
+    def unload(self, kind: str | None = None) -> tuple[int, int]:
+        """Unload idle models (of one kind, or all). Returns (unloaded, kept because in use)."""
+        with self._lock:
+            chosen = [e for e in self._entries.values() if e.ready.is_set() and (kind is None or e.key.kind == kind)]
+            idle = [e for e in chosen if e.users == 0]
+            for e in idle:
+                del self._entries[e.key]
+        for e in idle:
+            e.value = None
+        if idle:
+            devices.free_memory()
+        return len(idle), len(chosen) - len(idle)

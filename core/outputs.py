@@ -1,0 +1,85 @@
+"""Saving what users make, with the recipe that made it.
+
+Files go to <output_dir>/<tab>/<YYYY-MM-DD>/<HHMMSS>-<slug>-<id>.<ext>, with <same name>.json beside them
+holding the complete recipe. Every write goes to a temporary file in the same folder and is renamed into place,
+so a full disk or a crash never leaves a half-written output or damages one already saved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import secrets
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+STUDIO_NAME = "Generative AI Studio"
+AI_STATEMENT = "AI-generated content: made with a generative model in the Generative AI Studio."
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write `data` to `path` via a temporary file and a rename (never a partial file at `path`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A short, safe file-name piece from free text ("A cat, on Mars!" -> "a-cat-on-mars")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^a-zA-Z0-9]+", "-", ascii_text).strip("-").lower()
+    return cleaned[:limit].strip("-") or "untitled"
+
+
+def new_output_path(output_dir: Path, tab: str, title: str, ext: str, now: dt.datetime | None = None) -> Path:
+    now = now or dt.datetime.now()
+    name = f"{now:%H%M%S}-{slug(title)}-{secrets.token_hex(3)}.{ext.lstrip('.')}"
+    return Path(output_dir) / tab / f"{now:%Y-%m-%d}" / name
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Versions of Python and the named packages, for recipes (results depend on them)."""
+    found = {"python": platform.python_version()}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def recipe_path(output: Path) -> Path:
+    return Path(output).with_suffix(".json")
+
+
+def save_recipe(output: Path, recipe: dict[str, Any]) -> Path:
+    return atomic_write(recipe_path(output), json.dumps(recipe, indent=2, ensure_ascii=False, default=str))
+
+
+def base_recipe(tab: str, model: str, **params: Any) -> dict[str, Any]:
+    """The fields every recipe has; tabs add their own."""
+    return {
+        "studio": STUDIO_NAME,
+        "statement": AI_STATEMENT,
+        "tab": tab,
+        "model": model,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **params,
+    }

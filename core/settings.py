@@ -1,0 +1,123 @@
+"""Settings: one frozen dataclass, read from STUDIO_* environment variables (flags override them in studio.py).
+
+Every field has a comment; README.md lists them all. Nothing here imports torch or gradio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
+DEFAULT_MUSIC_MODEL = "facebook/musicgen-small"
+
+# Names that stand for the tiny random-weight models built by core/tiny.py (used by --tiny).
+TINY_TEXT_MODEL = "tiny:qwen2"
+TINY_IMAGE_MODEL = "tiny:stable-diffusion"
+TINY_MUSIC_MODEL = "tiny:musicgen"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "studio"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"  # address the server binds (0.0.0.0 to serve a network)
+    port: int = 7860  # TCP port of the web UI
+    share: bool = False  # ask Gradio for a public *.gradio.live link
+    device: str = "auto"  # auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)
+    offline: bool = False  # never contact the Hugging Face Hub; use cached or local models only
+    tiny: bool = False  # use tiny random-weight models built locally (outputs are noise; for trying flows offline)
+    text_model: str = DEFAULT_TEXT_MODEL  # hub id or local folder of the Text tab's default model
+    image_model: str = DEFAULT_IMAGE_MODEL  # hub id or local folder of the Image tab's default model
+    music_model: str = DEFAULT_MUSIC_MODEL  # hub id or local folder of the Music tab's default model
+    memory_budget_gb: float | None = None  # memory for loaded models; None = 50% of RAM (CPU) or 85% of VRAM
+    output_dir: Path = Path("outputs")  # where results are saved, with their recipes
+    cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
+    allow_custom_models: bool = False  # let users type any hub id (keep off on public deployments)
+    max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters
+    max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider
+    concurrency: int = 1  # jobs of one tab that run at the same time
+    max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
+
+    @property
+    def memory_budget_bytes(self) -> int | None:
+        return None if self.memory_budget_gb is None else int(self.memory_budget_gb * 1024**3)
+
+    def model_for(self, kind: str) -> str:
+        """The default model of a tab ("text", "image", "music"), honouring --tiny."""
+        if self.tiny:
+            return {"text": TINY_TEXT_MODEL, "image": TINY_IMAGE_MODEL, "music": TINY_MUSIC_MODEL}[kind]
+        return getattr(self, f"{kind}_model")
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(name: str, raw: str, kind: type):
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"{name} must be 1/0, true/false, yes/no or on/off, not {raw!r}.")
+    try:
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {kind.__name__}, not {raw!r}.") from None
+
+
+_TYPES = {
+    "host": str, "port": int, "share": bool, "device": str, "offline": bool, "tiny": bool,
+    "text_model": str, "image_model": str, "music_model": str, "memory_budget_gb": float,
+    "output_dir": Path, "cache_dir": Path, "allow_custom_models": bool, "max_prompt_chars": int,
+    "max_new_tokens": int, "concurrency": int, "max_queue": int,
+}  # fmt: skip
+
+
+def env_name(field_name: str) -> str:
+    return "STUDIO_" + field_name.upper()
+
+
+def from_env(environ: dict[str, str] | None = None, **overrides) -> Settings:
+    """Settings from STUDIO_* variables, then `overrides` (flags) on top. Bad values raise ValueError."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, kind in _TYPES.items():
+        raw = environ.get(env_name(name))
+        if raw is not None and raw.strip() != "":
+            values[name] = _parse(env_name(name), raw, kind)
+    if "offline" not in values and environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        values["offline"] = True
+    # Hugging Face Spaces (and other Gradio hosts) say where to bind through Gradio's own variables.
+    if "host" not in values and environ.get("GRADIO_SERVER_NAME"):
+        values["host"] = environ["GRADIO_SERVER_NAME"]
+    if "port" not in values and environ.get("GRADIO_SERVER_PORT"):
+        values["port"] = _parse("GRADIO_SERVER_PORT", environ["GRADIO_SERVER_PORT"], int)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    if s.device not in {"auto", "cpu", "cuda", "mps"} and not s.device.startswith("cuda:"):
+        raise ValueError(f"STUDIO_DEVICE must be auto, cpu, cuda, cuda:N or mps, not {s.device!r}.")
+    if not 1 <= s.port <= 65535:
+        raise ValueError(f"STUDIO_PORT must be between 1 and 65535, not {s.port}.")
+    if s.memory_budget_gb is not None and s.memory_budget_gb <= 0:
+        raise ValueError("STUDIO_MEMORY_BUDGET_GB must be a positive number of gigabytes.")
+    for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue"):
+        if getattr(s, name) < 1:
+            raise ValueError(f"{env_name(name)} must be at least 1.")

@@ -1,0 +1,172 @@
+"""UI parts every tab shares: error wrapping, per-session Stop, the History panel and the model panel."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core.errors import UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+log = logging.getLogger("studio.ui")
+
+HISTORY_LIMIT = 100  # entries kept per browser session (files stay on disk)
+
+
+def _to_gradio_error(exc: BaseException) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, UserError):
+        return gr.Error(str(exc), print_exception=False)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return gr.Error(
+            "The studio ran out of memory for this request. Try a smaller size, fewer images or a "
+            "shorter output, or unload other models in the Models panel.",
+            print_exception=False,
+        )
+    log.exception("unexpected error", exc_info=exc)
+    return gr.Error(
+        f"Something went wrong on the server ({type(exc).__name__}); the details are in its log. "
+        "Other requests are not affected: try again.",
+        print_exception=False,
+    )
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn UserError into a gr.Error sentence, and anything unexpected into a short one (traceback to the log)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                raise _to_gradio_error(exc) from None
+
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise _to_gradio_error(exc) from None
+
+    return call
+
+
+class Stops:
+    """Per-session stop flags: one user's Stop ends that user's job on one tab, never anyone else's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[tuple[str, str], threading.Event] = {}
+
+    def start(self, session: str | None, tab: str) -> threading.Event:
+        event = threading.Event()
+        if session:
+            with self._lock:
+                self._events[(session, tab)] = event
+        return event
+
+    def stop(self, session: str | None, tab: str) -> bool:
+        with self._lock:
+            event = self._events.pop((session, tab), None) if session else None
+        if event:
+            event.set()
+        return event is not None
+
+    def done(self, session: str | None, tab: str, event: threading.Event) -> None:
+        with self._lock:
+            if session and self._events.get((session, tab)) is event:
+                del self._events[(session, tab)]
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+@dataclass
+class Context:
+    """What build() of every tab receives."""
+
+    settings: Settings
+    cache: ModelCache
+    stops: Stops
+    history: gr.State  # list of history entries (dicts), newest first, per browser session
+
+
+def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
+    return {
+        "time": time.strftime("%H:%M:%S"),
+        "tab": tab,
+        "summary": summary[:200],
+        "files": [str(f) for f in files if f],
+        "preview": preview,
+    }
+
+
+def history_add(history: list[dict] | None, entry: dict[str, Any]) -> list[dict]:
+    return ([entry] + list(history or []))[:HISTORY_LIMIT]
+
+
+def history_views(history: list[dict] | None) -> tuple[list[list[str]], list[str]]:
+    rows = [[h["time"], h["tab"], h["summary"]] for h in history or []]
+    files = [f for h in history or [] for f in h["files"] if Path(f).exists()]
+    return rows, files
+
+
+def build_history_panel(history: gr.State) -> None:
+    with gr.Accordion("History (this browser session, newest first)", open=False, elem_id="history-panel"):
+        table = gr.Dataframe(
+            headers=["Time", "Tab", "What"], value=[], interactive=False, wrap=True, elem_id="history-table"
+        )
+        files = gr.Files(label="Saved files (each with its recipe)", elem_id="history-files")
+    history.change(history_views, history, [table, files], api_visibility="private", queue=False)
+
+
+def build_model_panel(cache: ModelCache) -> None:
+    def rows() -> tuple[list[list[Any]], str]:
+        snap = cache.snapshot()
+        table = [
+            [m["kind"], m["model"], m["device"], m["dtype"], m["megabytes"], "yes" if m["in_use"] else "no"]
+            for m in snap
+        ]
+        if not cache.device_picked:
+            note = "No model loaded yet: the first request of each tab loads its model."
+        else:
+            note = (
+                f"{len(snap)} model(s) loaded, {cache.used_bytes() / 1e6:.0f} MB of a "
+                f"{cache.budget_bytes / 1e6:.0f} MB budget on {cache.device}."
+            )
+        return table, note
+
+    def unload() -> tuple[list[list[Any]], str]:
+        unloaded, kept = cache.unload()
+        table, note = rows()
+        kept_note = f" {kept} in use right now stayed loaded." if kept else ""
+        return table, f"Unloaded {unloaded} model(s).{kept_note} " + note
+
+    with gr.Accordion("Models", open=False, elem_id="model-panel"):
+        table = gr.Dataframe(
+            headers=["Tab", "Model", "Device", "Dtype", "MB", "In use"],
+            value=[],
+            interactive=False,
+            elem_id="model-table",
+        )
+        note = gr.Markdown()
+        with gr.Row():
+            refresh = gr.Button("Refresh", size="sm")
+            unload_btn = gr.Button("Unload all idle models", size="sm", variant="stop")
+    refresh.click(rows, None, [table, note], api_name="models", queue=False)
+    unload_btn.click(unload, None, [table, note], api_name="unload_models")

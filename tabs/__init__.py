@@ -1,0 +1,10 @@
+"""The tabs, in display order: (title, module). Each module has build(ctx) and a plain-Python generate_*()."""
+
+from tabs import faceswap, image, music, text
+
+TABS = (
+    ("Image", image),
+    ("Text", text),
+    ("Music", music),
+    ("Face swap", faceswap),
+)

@@ -1,0 +1,411 @@
+"""Text tab: a streaming chat with a small instruction-tuned model (transformers), using the model's own chat template.
+
+Reads top to bottom: model choices, the engine (`generate_text`, plain Python), then the UI (`build`).
+"""
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core import checks, outputs
+from core.errors import UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+SETTING = "STUDIO_TEXT_MODEL"
+CURATED = (
+    "Qwen/Qwen2.5-0.5B-Instruct",  # default: Apache-2.0, fast on a laptop CPU
+    "HuggingFaceTB/SmolLM2-360M-Instruct",  # Apache-2.0, smallest
+    "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
+)
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("text")
+    return [first] + [m for m in CURATED if m != first and not settings.tiny]
+
+
+@dataclass(frozen=True)
+class TextParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.7  # 0 = greedy (always the most likely token)
+    top_p: float = 0.9
+    top_k: int = 50  # 0 = off
+    repetition_penalty: float = 1.1
+    seed: int | None = -1  # -1 or None = random; the seed used is reported
+
+
+@dataclass
+class TextUpdate:
+    text: str  # the answer so far
+    seed: int
+    tokens: int = 0
+    seconds: float = 0.0
+    done: bool = False
+    stopped: bool = False
+    saved: Path | None = None  # transcript (with a .json recipe beside it), once done
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def stats(self) -> str:
+        state = "Stopped" if self.stopped else ("Done" if self.done else "Generating")
+        speed = f"{self.tokens_per_second:.1f} tokens/s"
+        return f"{state}: {self.tokens} tokens in {self.seconds:.1f} s ({speed}), seed {self.seed}"
+
+
+@dataclass
+class LoadedText:
+    tokenizer: Any
+    model: Any
+
+
+def load_text_model(folder: Path, device: str, dtype: Any) -> LoadedText:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    return LoadedText(tokenizer=tokenizer, model=model.to(device).eval())
+
+
+def check_params(settings: Settings, params: TextParams) -> TextParams:
+    return TextParams(
+        max_new_tokens=int(
+            checks.check_number(params.max_new_tokens, "max new tokens", 1, settings.max_new_tokens, True)
+        ),
+        temperature=float(checks.check_number(params.temperature, "temperature", 0, 2)),
+        top_p=float(checks.check_number(params.top_p, "top-p", 0.01, 1)),
+        top_k=int(checks.check_number(params.top_k, "top-k", 0, 1000, True)),
+        repetition_penalty=float(checks.check_number(params.repetition_penalty, "repetition penalty", 0.5, 2)),
+        seed=checks.resolve_seed(params.seed),
+    )
+
+
+def message_text(content: Any) -> str:
+    """Chatbot message content as plain text (Gradio may hand it over as a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(message_text(part) for part in content)
+    return "" if content is None else str(content)
+
+
+def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    for m in history:
+        if m.get("role") in ("user", "assistant"):
+            messages.append({"role": m["role"], "content": message_text(m.get("content"))})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _encode(tokenizer: Any, messages: list[dict], room: int) -> dict:
+    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context."""
+    while True:
+        if getattr(tokenizer, "chat_template", None):
+            enc = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:  # a base model without a template: a plain transcript
+            text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages) + "Assistant:"
+            enc = tokenizer(text, return_tensors="pt")
+        if enc["input_ids"].shape[1] <= room:
+            return dict(enc)
+        first_turn = 1 if messages[0]["role"] == "system" else 0
+        if len(messages) - first_turn <= 1:
+            raise UserError(
+                f"The message is too long for this model's context ({room} tokens with the answer). "
+                "Shorten it or lower max new tokens."
+            )
+        del messages[first_turn : first_turn + 2]
+
+
+def _save_transcript(
+    settings: Settings, model_id: str, messages: list[dict], answer: str, params: TextParams, update: TextUpdate
+) -> Path:
+    lines = [
+        "# Chat transcript",
+        "",
+        f"- {outputs.AI_STATEMENT}",
+        f"- Model: {model_id}",
+        f"- Settings: {', '.join(f'{k}={v}' for k, v in asdict(params).items())}",
+        f"- {update.stats()}",
+        "",
+    ]
+    for m in messages + [{"role": "assistant", "content": answer}]:
+        lines += [f"**{m['role'].title()}:**", "", m["content"], ""]
+    path = outputs.new_output_path(settings.output_dir, "text", messages[-1]["content"], "md")
+    outputs.atomic_write(path, "\n".join(lines))
+    recipe = outputs.base_recipe(
+        "text",
+        model_id,
+        messages=messages,
+        answer=answer,
+        stopped=update.stopped,
+        tokens=update.tokens,
+        seconds=round(update.seconds, 3),
+        versions=outputs.library_versions("torch", "transformers"),
+        **asdict(params),
+    )
+    outputs.save_recipe(path, recipe)
+    return path
+
+
+def generate_text(
+    cache: ModelCache,
+    settings: Settings,
+    prompt: str,
+    *,
+    history: Sequence[dict] = (),
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    model: str | None = None,
+    params: TextParams = TextParams(),
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[TextUpdate]:
+    """Stream the answer to `prompt` (after `history`, messages with role/content), then save the transcript."""
+    prompt = checks.check_text(prompt, "message", settings.max_prompt_chars)
+    system_prompt = checks.check_text(system_prompt, "system prompt", settings.max_prompt_chars, required=False)
+    model_id = checks.check_model_choice(
+        model or settings.model_for("text"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    params = check_params(settings, params)
+    stop = stop or threading.Event()
+
+    with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress) as loaded:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        tokenizer, lm = loaded.tokenizer, loaded.model
+        messages = build_messages(system_prompt, history, prompt)
+        context = getattr(lm.config, "max_position_embeddings", None) or 4096
+        inputs = _encode(tokenizer, messages, context - params.max_new_tokens)
+        inputs = {k: v.to(lm.device) for k, v in inputs.items()}
+        prompt_len = inputs["input_ids"].shape[1]
+        counted = [0]
+        halt = threading.Event()  # set when the consumer goes away (Stop, disconnect) or finishes
+
+        class Interrupt(StoppingCriteria):  # checked after every token: Stop takes effect at once
+            def __call__(self, input_ids, scores, **kwargs):
+                counted[0] = input_ids.shape[1] - prompt_len
+                return torch.full(
+                    (input_ids.shape[0],), stop.is_set() or halt.is_set(), dtype=torch.bool, device=input_ids.device
+                )
+
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        sampling = (
+            dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+            if params.temperature > 0
+            else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        )
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                torch.manual_seed(params.seed)
+                with torch.inference_mode():
+                    lm.generate(
+                        **inputs,
+                        **sampling,
+                        max_new_tokens=params.max_new_tokens,
+                        repetition_penalty=params.repetition_penalty,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([Interrupt()]),
+                        pad_token_id=tokenizer.pad_token_id
+                        if tokenizer.pad_token_id is not None
+                        else tokenizer.eos_token_id,
+                    )
+            except BaseException as exc:  # handed to the consumer below
+                failure.append(exc)
+                streamer.end()
+
+        start = time.perf_counter()
+        update = TextUpdate(text="", seed=params.seed)
+        worker = threading.Thread(target=run, name="text-generate", daemon=True)
+        worker.start()
+        try:
+            for piece in streamer:
+                update.text += piece
+                update.tokens, update.seconds = counted[0], time.perf_counter() - start
+                yield update
+        finally:
+            halt.set()  # the worker ends at its next token
+            worker.join()
+        if failure:
+            raise failure[0]
+        update.tokens, update.seconds = counted[0], time.perf_counter() - start
+        update.stopped = stop.is_set()
+        update.done = True
+        if update.text or not update.stopped:
+            update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
+        yield update
+
+
+# ---------------------------------------------------------------- UI ----------------------------------------------
+
+
+def build(ctx) -> None:
+    """The Text tab. `ctx` is core.ui.Context."""
+    import gradio as gr
+
+    from core import ui
+
+    settings, cache = ctx.settings, ctx.cache
+    choices = model_choices(settings)
+    defaults = TextParams()
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Chat", height=420, elem_id="text-chat", buttons=["copy", "copy_all"])
+            with gr.Row():
+                message = gr.Textbox(
+                    placeholder="Type a message and press Enter",
+                    show_label=False,
+                    scale=5,
+                    elem_id="text-message",
+                    max_length=settings.max_prompt_chars,
+                )
+                send = gr.Button("Send", variant="primary", scale=1, elem_id="text-send")
+            with gr.Row():
+                stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
+                clear = gr.Button("Clear", elem_id="text-clear")
+            stats = gr.Markdown(elem_id="text-stats")
+        with gr.Column(scale=2):
+            model = gr.Dropdown(
+                choices,
+                value=choices[0],
+                label="Model",
+                allow_custom_value=settings.allow_custom_models,
+                info="A hub id or local folder." if settings.allow_custom_models else None,
+            )
+            system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2)
+            with gr.Accordion("Sampling", open=False):
+                max_new_tokens = gr.Slider(
+                    1, settings.max_new_tokens, value=defaults.max_new_tokens, step=1, label="Max new tokens"
+                )
+                temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(0.01, 1, value=defaults.top_p, step=0.01, label="Top-p")
+                top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)")
+                repetition_penalty = gr.Slider(
+                    0.5, 2, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"
+                )
+                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
+
+    pending = gr.State("")  # the message being answered
+
+    @ui.user_errors
+    def take_message(text: str, chat: list) -> tuple[str, list, str]:
+        text = checks.check_text(text, "message", settings.max_prompt_chars)
+        return "", list(chat or []) + [{"role": "user", "content": text}], text
+
+    @ui.user_errors
+    def respond(
+        text,
+        chat,
+        system,
+        model_id,
+        n,
+        temp,
+        p,
+        k,
+        rep,
+        seed_value,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        chat = list(chat or [])
+        stop_event = ctx.stops.start(ui.session_of(request), "text")
+        params = TextParams(n, temp, p, k, rep, seed_value)
+        try:
+            for update in generate_text(
+                cache,
+                settings,
+                text,
+                history=chat[:-1],
+                system_prompt=system,
+                model=model_id,
+                params=params,
+                stop=stop_event,
+                progress=progress,
+            ):
+                answer = chat + [{"role": "assistant", "content": update.text}]
+                if not update.done:
+                    yield answer, update.stats(), update.seed, gr.skip()
+                else:
+                    entry = ui.history_entry(
+                        "Text", f"{text[:80]} → {update.text[:80]}", [update.saved] if update.saved else []
+                    )
+                    yield answer, update.stats(), update.seed, ui.history_add(history, entry)
+        finally:
+            ctx.stops.done(ui.session_of(request), "text", stop_event)
+
+    chat_inputs = [
+        pending,
+        chatbot,
+        system_prompt,
+        model,
+        max_new_tokens,
+        temperature,
+        top_p,
+        top_k,
+        repetition_penalty,
+        seed,
+        ctx.history,
+    ]
+    chat_outputs = [chatbot, stats, seed_used, ctx.history]
+    events = []
+    for trigger in (message.submit, send.click):
+        taken = trigger(
+            take_message, [message, chatbot], [message, chatbot, pending], api_visibility="private", queue=False
+        )
+        events.append(
+            taken.success(
+                respond,
+                chat_inputs,
+                chat_outputs,
+                api_visibility="private",
+                concurrency_limit=settings.concurrency,
+                concurrency_id="text",
+            )
+        )
+
+    def stop_text(request: gr.Request) -> str:
+        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "text") else "Nothing is running."
+
+    stop.click(stop_text, None, stats, api_visibility="private", queue=False)
+    clear.click(lambda: ([], "", ""), None, [chatbot, stats, pending], api_visibility="private", queue=False)
+
+    @ui.user_errors
+    def api_generate_text(
+        prompt: str,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        max_new_tokens: int = defaults.max_new_tokens,
+        temperature: float = defaults.temperature,
+        top_p: float = defaults.top_p,
+        top_k: int = defaults.top_k,
+        repetition_penalty: float = defaults.repetition_penalty,
+        seed: int = -1,
+        model: str = choices[0],
+        request: gr.Request = None,
+    ) -> Iterator[str]:
+        """Stream the answer to one message: yields the growing answer text."""
+        stop_event = ctx.stops.start(ui.session_of(request), "text-api")
+        params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        try:
+            for update in generate_text(
+                cache, settings, prompt, system_prompt=system_prompt, model=model, params=params, stop=stop_event
+            ):
+                yield update.text
+        finally:
+            ctx.stops.done(ui.session_of(request), "text-api", stop_event)
+
+    gr.api(api_generate_text, api_name="generate_text", concurrency_limit=settings.concurrency, concurrency_id="text")

@@ -1,0 +1,112 @@
+"""Shared fixtures: offline environment, tiny models built once per session, one running studio server.
+
+The environment is set before gradio, gradio_client or huggingface_hub are imported, so nothing leaves the
+machine: no analytics, no telemetry, no Hub (HF_HOME points at an empty folder).
+"""
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="studio-tests-"))
+os.environ.update(
+    GRADIO_ANALYTICS_ENABLED="False",
+    HF_HUB_OFFLINE="1",
+    HF_HUB_DISABLE_TELEMETRY="1",
+    HF_HOME=str(_SESSION_TMP / "hf-home"),
+    GRADIO_TEMP_DIR=str(_SESSION_TMP / "gradio-tmp"),
+    TOKENIZERS_PARALLELISM="false",
+)
+for _name in [k for k in os.environ if k.startswith("STUDIO_")]:  # the developer's own settings must not leak in
+    del os.environ[_name]
+
+import pytest  # noqa: E402
+
+from core import tiny  # noqa: E402
+from core.settings import Settings  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    return _SESSION_TMP / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tiny_dir) -> Path:
+    """A tiny Qwen2ForCausalLM folder (random weights, real classes), built once per session."""
+    return tiny.ensure("tiny:qwen2", tiny_dir)
+
+
+@pytest.fixture
+def settings(tmp_path, tiny_text, tiny_dir) -> Settings:
+    """Settings for engine tests: the tiny models as local folders, outputs in a fresh folder."""
+    return Settings(
+        text_model=str(tiny_text),
+        output_dir=tmp_path / "outputs",
+        cache_dir=tiny_dir.parent,
+        offline=True,
+        device="cpu",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_cache():
+    from core.models import ModelCache
+
+    return ModelCache(device="cpu", offline=True, tiny_dir=_SESSION_TMP / "tiny")
+
+
+@pytest.fixture(scope="session")
+def server(tiny_text, tiny_dir):
+    """One studio server for the API and browser tests, on a free port, with the tiny models as local folders."""
+    from core.app import build_app, launch
+
+    settings = Settings(
+        host="127.0.0.1",
+        port=free_port(),
+        text_model=str(tiny_text),
+        output_dir=_SESSION_TMP / "server-outputs",
+        cache_dir=tiny_dir.parent,
+        offline=True,
+        device="cpu",
+        concurrency=2,
+    )
+    demo = build_app(settings)
+    launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{settings.port}/"
+    yield {"url": url, "demo": demo, "settings": settings, "cache": demo.studio_cache}
+    demo.close()
+
+
+@pytest.fixture
+def client(server):
+    from gradio_client import Client
+
+    return Client(server["url"], analytics_enabled=False, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium, with nothing that reaches out to the network."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }

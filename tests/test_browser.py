@@ -1,0 +1,28 @@
+"""Real-browser tests in Debian's Chromium against the running studio."""
+
+import re
+
+from playwright.sync_api import Page, expect
+
+
+def test_text_chat_streams_into_the_page(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Text").click()
+    box = page.locator("#text-message textarea")
+    box.fill("Hello from the browser")
+    box.press("Enter")
+    chat = page.locator("#text-chat")
+    expect(chat).to_contain_text("Hello from the browser", timeout=15_000)
+    expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+    bubbles = chat.locator(".bot")
+    expect(bubbles.first).to_be_visible()
+    assert bubbles.last.inner_text().strip(), "the assistant's answer is empty"
+    # the answer was saved and listed in History
+    page.locator("#history-panel").get_by_text("History").click()
+    expect(page.locator("#history-table")).to_contain_text("Text")
+
+
+def test_untouched_tabs_say_they_are_not_built_yet(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Music").click()
+    expect(page.get_by_text("The Music tab is not built yet")).to_be_visible()

@@ -1,0 +1,42 @@
+import logging
+
+import pytest
+import torch
+
+from core import device
+
+
+def test_auto_falls_back_to_cpu_with_a_warning(caplog):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the fallback is for machines without one")
+    with caplog.at_level(logging.WARNING, logger="studio.device"):
+        assert device.pick_device("auto") == "cpu"
+    assert "running on the CPU" in caplog.text
+
+
+def test_a_missing_requested_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        device.pick_device("cuda")
+    with pytest.raises(ValueError, match="Unknown device"):
+        device.pick_device("tpu")
+
+
+def test_cpu_is_always_there_and_uses_float32():
+    assert device.pick_device("cpu") == "cpu"
+    assert device.pick_dtype("cpu") == torch.float32
+
+
+def test_budget_is_a_share_of_memory():
+    total = device.total_memory_bytes("cpu")
+    assert 0 < device.default_budget_bytes("cpu") < total
+
+
+def test_gpu_decorator_is_a_no_op_off_zerogpu(monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+
+    def work(x):
+        return x * 2
+
+    assert device.gpu()(work) is work and not device.on_zerogpu()
