@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from pathlib import Path
 
 import gradio as gr
 
 from core import ui
+from core.device import import_lock
 from core.models import ModelCache
 from core.settings import Settings
 
 log = logging.getLogger("studio")
 
 TITLE = "Generative AI Studio"
+WARM_IMPORTS = (
+    ("torch", ()),
+    ("transformers", ("AutoModelForCausalLM", "AutoTokenizer", "TextIteratorStreamer", "StoppingCriteria")),
+    ("diffusers", ("AutoPipelineForText2Image", "AutoPipelineForImage2Image")),
+)
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "studio.css"
 
 
@@ -66,14 +74,39 @@ def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+def warm_imports() -> threading.Thread:
+    """Import the heavy libraries in the background once the UI is serving, so a first request waits less."""
+
+    def work() -> None:
+        for name, attrs in WARM_IMPORTS:
+            try:
+                with import_lock:
+                    module = importlib.import_module(name)
+                    for attr in attrs:
+                        getattr(module, attr)
+            except Exception:  # a missing optional library is reported when a tab needs it
+                log.debug("warm import of %s failed", name, exc_info=True)
+
+    thread = threading.Thread(target=work, name="warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool = True, **kwargs):
+    """Serve the app; then import the heavy libraries in the background (warm); then wait (block) if asked."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
-    return demo.launch(
+    result = demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
         allowed_paths=[str(settings.output_dir.resolve())],
         css_paths=[CSS_PATH] if CSS_PATH.exists() else None,
         footer_links=["api", "settings"],
+        prevent_thread_lock=True,
         **kwargs,
     )
+    if warm:
+        warm_imports()
+    if block:
+        demo.block_thread()
+    return result

@@ -10,6 +10,7 @@ from typing import Any
 from core.errors import UserError
 
 MAX_SEED = 2**32 - 1
+IMAGE_UNREADABLE = "The input is not an image the studio can read (PNG, JPEG or WebP)."
 
 
 def check_text(value: Any, what: str, limit: int, required: bool = True) -> str:

@@ -11,9 +11,14 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger("studio.device")
+
+# transformers and diffusers resolve names lazily, and two threads importing them at once can see a half-built
+# module ("cannot import name ..."). Every import of a heavy library that may race goes under this lock.
+import_lock = threading.RLock()
 
 
 def _cuda_available() -> bool:

@@ -22,8 +22,16 @@ log = logging.getLogger("studio.hub")
 
 # Files a model needs; weights only as safetensors (never pickles).
 ALLOW_PATTERNS = [
-    "*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "tokenizer*", "vocab*", "merges*",
-]  # fmt: skip
+    "*.json",
+    "*.safetensors",
+    "*.txt",
+    "*.model",
+    "*.jinja",
+    "*.tiktoken",
+    "tokenizer*",
+    "vocab*",
+    "merges*",
+]
 PROBE_SECONDS = 2.0
 _probe_cache: dict[str, tuple[float, bool]] = {}
 _probe_lock = threading.Lock()

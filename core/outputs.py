@@ -8,6 +8,7 @@ so a full disk or a crash never leaves a half-written output or damages one alre
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.metadata
 import json
 import os
@@ -54,15 +55,20 @@ def new_output_path(output_dir: Path, tab: str, title: str, ext: str, now: dt.da
     return Path(output_dir) / tab / f"{now:%Y-%m-%d}" / name
 
 
-def library_versions(*names: str) -> dict[str, str]:
-    """Versions of Python and the named packages, for recipes (results depend on them)."""
-    found = {"python": platform.python_version()}
+@functools.lru_cache(maxsize=32)
+def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    found = [("python", platform.python_version())]
     for name in names:
         try:
-            found[name] = importlib.metadata.version(name)
+            found.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
             pass
-    return found
+    return tuple(found)
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Versions of Python and the named packages, for recipes (results depend on them)."""
+    return dict(_versions(names))
 
 
 def recipe_path(output: Path) -> Path:
@@ -83,3 +89,31 @@ def base_recipe(tab: str, model: str, **params: Any) -> dict[str, Any]:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **params,
     }
+
+
+def save_png(image: Any, path: Path, text_chunks: dict[str, str]) -> Path:
+    """Save a PIL image as PNG with iTXt text chunks (e.g. "parameters", "studio_recipe"), atomically."""
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text_chunks.items():
+        info.add_itxt(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return atomic_write(path, buffer.getvalue())
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The text chunks of a PNG file ({} for anything else)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                return {}
+            im.load()
+            return {k: v for k, v in im.text.items() if isinstance(v, str)}
+    except (OSError, ValueError, SyntaxError):
+        return {}

@@ -45,6 +45,7 @@ class Settings:
     allow_custom_models: bool = False  # let users type any hub id (keep off on public deployments)
     max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters
     max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider
+    max_image_size: int = 1024  # largest image width or height in pixels (multiple of 8)
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
 
@@ -79,11 +80,25 @@ def _parse(name: str, raw: str, kind: type):
 
 
 _TYPES = {
-    "host": str, "port": int, "share": bool, "device": str, "offline": bool, "tiny": bool,
-    "text_model": str, "image_model": str, "music_model": str, "memory_budget_gb": float,
-    "output_dir": Path, "cache_dir": Path, "allow_custom_models": bool, "max_prompt_chars": int,
-    "max_new_tokens": int, "concurrency": int, "max_queue": int,
-}  # fmt: skip
+    "host": str,
+    "port": int,
+    "share": bool,
+    "device": str,
+    "offline": bool,
+    "tiny": bool,
+    "text_model": str,
+    "image_model": str,
+    "music_model": str,
+    "memory_budget_gb": float,
+    "output_dir": Path,
+    "cache_dir": Path,
+    "allow_custom_models": bool,
+    "max_prompt_chars": int,
+    "max_new_tokens": int,
+    "max_image_size": int,
+    "concurrency": int,
+    "max_queue": int,
+}
 
 
 def env_name(field_name: str) -> str:
@@ -118,6 +133,8 @@ def validate(s: Settings) -> None:
         raise ValueError(f"STUDIO_PORT must be between 1 and 65535, not {s.port}.")
     if s.memory_budget_gb is not None and s.memory_budget_gb <= 0:
         raise ValueError("STUDIO_MEMORY_BUDGET_GB must be a positive number of gigabytes.")
+    if s.max_image_size < 64 or s.max_image_size % 8:
+        raise ValueError("STUDIO_MAX_IMAGE_SIZE must be a multiple of 8, at least 64.")
     for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue"):
         if getattr(s, name) < 1:
             raise ValueError(f"{env_name(name)} must be at least 1.")

@@ -65,6 +65,27 @@ def user_errors(fn: Callable) -> Callable:
     return call
 
 
+def checked(component: type, sentence: str) -> type:
+    """A Gradio input component whose unreadable uploads give `sentence` instead of a processing error.
+
+    Uses Gradio's template mechanism (is_template): the browser renders the parent component as usual.
+    """
+
+    class Checked(component):
+        is_template = True
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except gr.Error:
+                raise
+            except Exception:
+                raise gr.Error(sentence, print_exception=False) from None
+
+    Checked.__name__ = Checked.__qualname__ = f"Checked{component.__name__}"
+    return Checked
+
+
 class Stops:
     """Per-session stop flags: one user's Stop ends that user's job on one tab, never anyone else's."""
 

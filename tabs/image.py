@@ -1,12 +1,563 @@
-"""Image tab: not built yet (text-to-image and image-to-image with diffusers (Stable Diffusion Turbo by default))."""
+"""Image tab: text-to-image and image-to-image with diffusers, live progress and previews, recipes in every PNG.
+
+Reads top to bottom: model choices and their defaults, the PNG recipe format, the engine (`generate_image`,
+plain Python), then the UI (`build`).
+"""
+
+import copy
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from core import checks, hub, outputs
+from core.device import import_lock
+from core.errors import UserError
+from core.models import ModelCache
+from core.png_recipes import SAMPLER_NAMES, a1111_parameters, read_recipe
+from core.settings import TINY_IMAGE_MODEL, Settings
+
+SETTING = "STUDIO_IMAGE_MODEL"
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    steps: int
+    guidance: float
+    size: int
+    note: str = ""
+
+
+CURATED = {
+    "stabilityai/sd-turbo": ModelDefaults(1, 0.0, 512, "SD-Turbo: 1-4 steps, guidance 0. Fast on a CPU."),
+    "stabilityai/sdxl-turbo": ModelDefaults(1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier."),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelDefaults(
+        25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU."
+    ),
+}
+TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
+OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
+MAX_STEPS = 100
+PREVIEW_EVERY_S = 0.5  # seconds between live previews
+UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
+MAX_IMAGES = 4
+
+
+def model_defaults(model_id: str) -> ModelDefaults:
+    if model_id == TINY_IMAGE_MODEL:
+        return TINY_DEFAULTS
+    return CURATED.get(model_id, OTHER_DEFAULTS)
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("image")
+    return [first] + [m for m in CURATED if m != first and not settings.tiny]
+
+
+def download_patterns(half: bool) -> list[str]:
+    """A diffusers repo's configs, tokenizers and one set of safetensors weights (fp16 files on GPUs)."""
+    weights = (
+        ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
+        if half
+        else ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
+    )
+    return ["model_index.json", "*/*.json", "*/*.txt"] + weights
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 1
+    guidance_scale: float = 0.0
+    width: int = 512
+    height: int = 512
+    seed: int | None = -1  # -1 or None = random; image i of a batch uses seed + i
+    num_images: int = 1
+    strength: float = 0.5  # image-to-image: how much of the input is repainted (1 = all)
+
+
+@dataclass
+class ImageUpdate:
+    step: int  # denoising steps done
+    total: int
+    seconds: float
+    seed: int
+    preview: Any = None  # a PIL image: a cheap approximation of the first image, every few steps
+    images: list[Path] = field(default_factory=list)  # saved PNGs, once done
+    recipe: dict | None = None
+    done: bool = False
+
+    @property
+    def eta(self) -> float:
+        return self.seconds / self.step * (self.total - self.step) if self.step else 0.0
+
+    def status(self) -> str:
+        if self.done:
+            return f"Done: {len(self.images)} image(s) in {self.seconds:.1f} s, seed {self.seed}."
+        return f"Step {self.step}/{self.total} · {self.seconds:.1f} s · about {self.eta:.0f} s left"
+
+
+# ------------------------------------------------------------------------------------------- the engine -------
+
+# Linear maps from 4-channel SD latents to RGB: a preview with no extra model (factors widely used by SD UIs).
+LATENT_RGB = [
+    [0.3512, 0.2297, 0.3227],
+    [0.3250, 0.4974, 0.2350],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.2120, -0.2616, -0.7177],
+]
+
+
+def latent_preview(latents: Any) -> Any:
+    """A rough RGB picture of the first latent in a batch (B, 4, h, w), at latent resolution (the page scales it)."""
+    import torch
+    from PIL import Image
+
+    lat = latents[0, :4].float().cpu()
+    rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(LATENT_RGB)[: lat.shape[0]])
+    rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
+    return Image.fromarray(rgb)
+
+
+def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
+    with import_lock:
+        import torch
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: F401
+
+    half = dtype != torch.float32 and any(Path(folder).rglob("*.fp16.safetensors"))
+    pipe = AutoPipelineForText2Image.from_pretrained(
+        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if device.startswith("cuda") and hub.weight_bytes(folder) > 0.8 * torch.cuda.mem_get_info(device)[0]:
+        pipe.enable_model_cpu_offload(device=device)  # does not fit the GPU: keep parts on the CPU until needed
+    else:
+        pipe.to(device)
+    if device == "mps":
+        pipe.enable_attention_slicing()
+    return pipe
+
+
+def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> ImageParams:
+    limit = settings.max_image_size
+    size_hint = f"a multiple of 8 from 64 to {limit}" + (" (larger sizes need a GPU)" if limit <= 1024 else "")
+    sizes = {}
+    for name in ("width", "height"):
+        value = checks.check_number(getattr(p, name), name, 64, limit, integer=True)
+        if value % 8:
+            raise UserError(f"The {name} must be {size_hint}; {value} is not a multiple of 8.")
+        sizes[name] = value
+    checked = ImageParams(
+        prompt=checks.check_text(p.prompt, "prompt", settings.max_prompt_chars),
+        negative_prompt=checks.check_text(p.negative_prompt, "negative prompt", settings.max_prompt_chars, False),
+        steps=int(checks.check_number(p.steps, "number of steps", 1, MAX_STEPS, integer=True)),
+        guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 30)),
+        seed=checks.resolve_seed(p.seed),
+        num_images=int(checks.check_number(p.num_images, "number of images", 1, MAX_IMAGES, integer=True)),
+        strength=float(checks.check_number(p.strength, "strength", 0.01, 1)),
+        **sizes,
+    )
+    if image_to_image and int(checked.steps * checked.strength) < 1:
+        raise UserError(
+            f"With {checked.steps} step(s) at strength {checked.strength:g} no denoising step would run: "
+            "raise the steps or the strength."
+        )
+    return checked
+
+
+def open_input_image(image: Any, settings: Settings) -> Any:
+    """An uploaded image as RGB, downscaled to fit the size limit, with sides that are multiples of 8."""
+    from PIL import Image, UnidentifiedImageError
+
+    if image is None or image == "":
+        raise UserError("Add an input image for image-to-image (upload one, or use a result).")
+    if not hasattr(image, "size"):
+        Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs before decoding
+        try:
+            with Image.open(image) as im:
+                im.load()
+                image = im.convert("RGB")
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            raise UserError(checks.IMAGE_UNREADABLE) from None
+    image = image.convert("RGB")
+    scale = min(1.0, settings.max_image_size / max(image.size))
+    w, h = (max(64, int(side * scale) // 8 * 8) for side in image.size)
+    return image if (w, h) == image.size else image.resize((w, h), Image.Resampling.LANCZOS)
+
+
+class _Stopped(Exception):
+    """Raised from the step callback to end a run at the next step."""
+
+
+def generate_image(
+    cache: ModelCache,
+    settings: Settings,
+    params: ImageParams,
+    *,
+    model: str | None = None,
+    init_image: Any = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[ImageUpdate]:
+    """Text-to-image (or image-to-image when `init_image` is given): yields progress, then the saved PNGs."""
+    img2img = init_image is not None
+    init = open_input_image(init_image, settings) if img2img else None
+    if init is not None:
+        params = replace(params, width=init.size[0], height=init.size[1])
+    params = check_params(settings, params, img2img)
+    model_id = checks.check_model_choice(
+        model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    stop = stop or threading.Event()
+    half = cache.device != "cpu"
+    with cache.model(
+        "image",
+        model_id,
+        load_image_pipeline,
+        setting=SETTING,
+        progress=progress,
+        allow_patterns=download_patterns(half),
+    ) as base:
+        import torch
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+
+        # A pipeline of our own around the shared weights: the scheduler's state is per run.
+        kind = AutoPipelineForImage2Image if img2img else AutoPipelineForText2Image
+        pipe = kind.from_pipe(base, scheduler=copy.deepcopy(base.scheduler))
+        pipe.set_progress_bar_config(disable=True)
+        total = int(params.steps * params.strength) if img2img else params.steps
+        events: queue.Queue = queue.Queue()
+        halt = threading.Event()
+        last_preview = [time.perf_counter()]
+
+        def on_step(_pipe, i, _t, kwargs):
+            if stop.is_set() or halt.is_set():
+                raise _Stopped
+            done, now, preview = i + 1, time.perf_counter(), None
+            if done < total and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
+                preview, last_preview[0] = latent_preview(kwargs["latents"]), now
+            events.put(("step", done, preview))
+            return kwargs
+
+        def run() -> None:
+            try:
+                generators = [torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)]
+                call = dict(
+                    prompt=params.prompt,
+                    negative_prompt=params.negative_prompt or None,
+                    num_inference_steps=params.steps,
+                    guidance_scale=params.guidance_scale,
+                    num_images_per_prompt=params.num_images,
+                    generator=generators,
+                    callback_on_step_end=on_step,
+                )
+                if img2img:
+                    call.update(image=init, strength=params.strength)
+                else:
+                    call.update(width=params.width, height=params.height)
+                with torch.inference_mode():
+                    events.put(("done", pipe(**call).images, None))
+            except BaseException as exc:  # handed to the consumer
+                events.put(("error", exc, None))
+
+        start = time.perf_counter()
+        worker = threading.Thread(target=run, name="image-generate", daemon=True)
+        worker.start()
+        last_yield = 0.0
+        try:
+            while True:
+                kind_, value, preview = events.get()
+                elapsed = time.perf_counter() - start
+                if kind_ == "step":
+                    if progress:
+                        progress(value / total, f"Step {value}/{total}")
+                    if preview is not None or value == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
+                        last_yield = elapsed
+                        yield ImageUpdate(step=value, total=total, seconds=elapsed, seed=params.seed, preview=preview)
+                elif kind_ == "error":
+                    if isinstance(value, _Stopped):
+                        raise UserError("Stopped: nothing was saved.")
+                    raise value
+                else:
+                    images = value
+                    break
+        finally:
+            halt.set()
+            worker.join()
+        recipe = _recipe(model_id, base, pipe, params, img2img, cache)
+        paths = [_save(settings, image, recipe, i) for i, image in enumerate(images)]
+        yield ImageUpdate(
+            step=total,
+            total=total,
+            seconds=time.perf_counter() - start,
+            seed=params.seed,
+            images=paths,
+            recipe=recipe,
+            done=True,
+        )
+
+
+def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, img2img: bool, cache: ModelCache) -> dict:
+    source = Path(str(base.config.get("_name_or_path", "")))
+    revision = source.name if source.parent.name == "snapshots" else None  # the Hub commit of a cached download
+    scheduler = type(pipe.scheduler).__name__
+    return outputs.base_recipe(
+        "image",
+        model_id,
+        revision=revision,
+        mode="image-to-image" if img2img else "text-to-image",
+        pipeline=type(pipe).__name__,
+        scheduler=scheduler,
+        sampler=SAMPLER_NAMES.get(scheduler, scheduler),
+        device=cache.device,
+        dtype=str(cache.dtype).replace("torch.", ""),
+        versions=outputs.library_versions("torch", "diffusers", "transformers"),
+        **asdict(p),
+    )
+
+
+def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Path:
+    recipe = {
+        **batch_recipe,
+        "seed": batch_recipe["seed"] + index,
+        "batch_seed": batch_recipe["seed"],
+        "batch_index": index,
+    }
+    path = outputs.new_output_path(settings.output_dir, "image", recipe["prompt"], "png")
+    text = json.dumps(recipe, ensure_ascii=False, default=str)
+    outputs.save_png(image, path, {"parameters": a1111_parameters(recipe), "studio_recipe": text})
+    outputs.save_recipe(path, recipe)
+    return path
+
+
+# ---------------------------------------------------------------- UI ----------------------------------------------
 
 
 def build(ctx) -> None:
+    """The Image tab. `ctx` is core.ui.Context."""
     import gradio as gr
 
-    gr.Markdown(
-        "### Coming soon\n"
-        "The Image tab is not built yet."
-        " It will offer text-to-image and image-to-image with diffusers (Stable Diffusion Turbo by default)."
-        " The other tabs work now."
+    from core import ui
+
+    settings, cache = ctx.settings, ctx.cache
+    choices = model_choices(settings)
+    first = model_defaults(choices[0])
+    size_max = settings.max_image_size
+
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                "",
+                label="Prompt",
+                lines=3,
+                elem_id="image-prompt",
+                max_length=settings.max_prompt_chars,
+                placeholder="a watercolor fox in a snowy forest, soft light",
+            )
+            negative = gr.Textbox(
+                "",
+                label="Negative prompt",
+                lines=1,
+                elem_id="image-negative",
+                placeholder="what to avoid (used when guidance > 1)",
+            )
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
+                stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
+            model = gr.Dropdown(
+                choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
+            )
+            model_note = gr.Markdown(first.note)
+            with gr.Row():
+                steps = gr.Slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps")
+                guidance = gr.Slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
+            with gr.Row():
+                width = gr.Slider(64, size_max, value=first.size, step=8, label="Width")
+                height = gr.Slider(64, size_max, value=first.size, step=8, label="Height")
+            with gr.Row():
+                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
+                reuse = gr.Button("♻ Reuse last seed", size="sm")
+                count = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+            with gr.Accordion("Image to image", open=False):
+                init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
+                    label="Input image",
+                    type="filepath",
+                    format="png",
+                    elem_id="image-init",
+                    sources=["upload", "clipboard"],
+                )
+                strength = gr.Slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
+                transform = gr.Button("Generate from image", elem_id="image-transform")
+            with gr.Accordion("Restore settings from a PNG", open=False):
+                restore = gr.File(
+                    label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
+                )
+        with gr.Column(scale=3):
+            preview = gr.Image(label="Preview", interactive=False, visible=True, height=256, elem_id="image-preview")
+            status = gr.Markdown(elem_id="image-status")
+            gallery = gr.Gallery(
+                label="Results",
+                format="png",
+                columns=2,
+                fit_columns=False,
+                object_fit="contain",
+                height=420,
+                elem_id="image-gallery",
+                interactive=False,
+            )
+            use_result = gr.Button("Use selected result for image to image", size="sm", elem_id="image-use-result")
+            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="image-seed-used")
+            recipe_view = gr.JSON(label="Recipe", open=False)
+    selected = gr.State(None)
+
+    def run(params: ImageParams, model_id, image, history, request, progress):
+        stop_event = ctx.stops.start(ui.session_of(request), "image")
+        try:
+            for u in generate_image(
+                cache, settings, params, model=model_id, init_image=image, stop=stop_event, progress=progress
+            ):
+                if not u.done:
+                    yield (
+                        (u.preview if u.preview is not None else gr.skip()),
+                        gr.skip(),
+                        u.status(),
+                        u.seed,
+                        gr.skip(),
+                        gr.skip(),
+                    )
+                else:
+                    files = [f for p in u.images for f in (p, outputs.recipe_path(p))]
+                    entry = ui.history_entry("Image", params.prompt, files, preview=str(u.images[0]))
+                    yield (
+                        None,
+                        [str(p) for p in u.images],
+                        u.status(),
+                        u.seed,
+                        u.recipe,
+                        ui.history_add(history, entry),
+                    )
+        finally:
+            ctx.stops.done(ui.session_of(request), "image", stop_event)
+
+    @ui.user_errors
+    def generate_image_ui(
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        width,
+        height,
+        seed,
+        num_images,
+        model,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        params = ImageParams(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images)
+        yield from run(params, model, None, history, request, progress)
+
+    @ui.user_errors
+    def image_to_image_ui(
+        image,
+        prompt,
+        negative_prompt,
+        strength,
+        steps,
+        guidance_scale,
+        seed,
+        num_images,
+        model,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        if not image:
+            raise UserError("Add an input image for image-to-image (upload one, or use a result).")
+        params = ImageParams(prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength)
+        yield from run(params, model, image, history, request, progress)
+
+    outs = [preview, gallery, status, seed_used, recipe_view, ctx.history]
+    common = dict(concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview])
+    for trigger in (generate.click, prompt.submit):
+        trigger(
+            generate_image_ui,
+            [prompt, negative, steps, guidance, width, height, seed, count, model, ctx.history],
+            outs,
+            api_name="generate_image" if trigger == generate.click else False,
+            **common,
+        )
+    transform.click(
+        image_to_image_ui,
+        [init, prompt, negative, strength, steps, guidance, seed, count, model, ctx.history],
+        outs,
+        api_name="image_to_image",
+        **common,
+    )
+
+    def stop_image(request: gr.Request) -> str:
+        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "image") else "Nothing is running."
+
+    stop.click(stop_image, None, status, api_visibility="private", queue=False)
+
+    def apply_defaults(model_id: str):
+        d = model_defaults(model_id)
+        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), d.note
+
+    model.input(
+        apply_defaults, model, [steps, guidance, width, height, model_note], api_visibility="private", queue=False
+    )
+    reuse.click(lambda s: s if s is not None else -1, seed_used, seed, api_visibility="private", queue=False)
+
+    def item_path(item) -> str:  # a Gallery item: (path, caption) or {"image": {"path": ...}}
+        if isinstance(item, (list, tuple)):
+            item = item[0]
+        if isinstance(item, dict):
+            item = item.get("image", item)
+            item = item.get("path", item) if isinstance(item, dict) else item
+        return str(item)
+
+    def on_select(evt: gr.SelectData, items):
+        return item_path(items[evt.index]) if items and evt.index is not None else None
+
+    gallery.select(on_select, gallery, selected, api_visibility="private", queue=False)
+
+    def use_for_img2img(chosen, items):
+        if chosen:
+            return chosen
+        if items:
+            return item_path(items[0])
+        raise gr.Error("Generate an image first, then use it for image to image.")
+
+    use_result.click(use_for_img2img, [selected, gallery], init, api_visibility="private", queue=False)
+
+    @ui.user_errors
+    def restore_settings(file):
+        if not file:
+            return [gr.skip()] * 9
+        r = read_recipe(file)
+        model_value = r.get("model") if r.get("model") in choices else gr.skip()
+        keep = gr.skip()
+        return (
+            r.get("prompt", keep),
+            r.get("negative_prompt", keep),
+            r.get("steps", keep),
+            r.get("guidance_scale", keep),
+            r.get("width", keep),
+            r.get("height", keep),
+            r.get("seed", keep),
+            model_value,
+            f"Restored the settings of {Path(file).name}.",
+        )
+
+    restore.upload(
+        restore_settings,
+        restore,
+        [prompt, negative, steps, guidance, width, height, seed, model, status],
+        api_name="restore_image_settings",
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, outputs
+from core.device import import_lock
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -66,7 +67,8 @@ class LoadedText:
 
 
 def load_text_model(folder: Path, device: str, dtype: Any) -> LoadedText:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with import_lock:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, TextIteratorStreamer  # noqa: F401
 
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, trust_remote_code=False)

@@ -46,11 +46,18 @@ def tiny_text(tiny_dir) -> Path:
     return tiny.ensure("tiny:qwen2", tiny_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_image(tiny_dir) -> Path:
+    """A tiny StableDiffusionPipeline folder (sd-turbo's classes, random weights), built once per session."""
+    return tiny.ensure("tiny:stable-diffusion", tiny_dir)
+
+
 @pytest.fixture
-def settings(tmp_path, tiny_text, tiny_dir) -> Settings:
+def settings(tmp_path, tiny_text, tiny_image, tiny_dir) -> Settings:
     """Settings for engine tests: the tiny models as local folders, outputs in a fresh folder."""
     return Settings(
         text_model=str(tiny_text),
+        image_model=str(tiny_image),
         output_dir=tmp_path / "outputs",
         cache_dir=tiny_dir.parent,
         offline=True,
@@ -66,14 +73,15 @@ def shared_cache():
 
 
 @pytest.fixture(scope="session")
-def server(tiny_text, tiny_dir):
-    """One studio server for the API and browser tests, on a free port, with the tiny models as local folders."""
+def server(tiny_text, tiny_image, tiny_dir):
+    """One studio server for the API and browser tests, on a free port, in --tiny mode: the tiny models this
+    session built are found through the same cache folder that --tiny uses."""
     from core.app import build_app, launch
 
     settings = Settings(
         host="127.0.0.1",
         port=free_port(),
-        text_model=str(tiny_text),
+        tiny=True,
         output_dir=_SESSION_TMP / "server-outputs",
         cache_dir=tiny_dir.parent,
         offline=True,
@@ -81,7 +89,7 @@ def server(tiny_text, tiny_dir):
         concurrency=2,
     )
     demo = build_app(settings)
-    launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    launch(demo, settings, block=False, quiet=True)
     url = f"http://127.0.0.1:{settings.port}/"
     yield {"url": url, "demo": demo, "settings": settings, "cache": demo.studio_cache}
     demo.close()

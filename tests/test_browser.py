@@ -22,6 +22,19 @@ def test_text_chat_streams_into_the_page(page: Page, server):
     expect(page.locator("#history-table")).to_contain_text("Text")
 
 
+def test_image_generate_shows_the_image(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a tiny red boat")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    picture = page.locator("#image-gallery img").first
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.naturalWidth") == 64
+    seed = page.locator("#image-seed-used input").input_value()
+    assert seed.isdigit()
+
+
 def test_untouched_tabs_say_they_are_not_built_yet(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()

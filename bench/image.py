@@ -1,0 +1,119 @@
+"""Seconds per image through the studio's API versus a direct diffusers call, same pipeline and settings.
+
+    python bench/image.py [--model FOLDER_OR_ID] [--size 256] [--steps 8] [--runs 6]
+
+Without --model it builds the tiny local pipeline (random weights). The direct call runs in this process, the
+studio as its own server process (as users run it); after one warm-up each, the two alternate, and the medians
+and their ratio are printed (goal: studio overhead within 5%).
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a local folder or hub id (default: the tiny pipeline)")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=6)
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import torch
+    from diffusers import AutoPipelineForText2Image
+    from gradio_client import Client
+
+    from core import tiny
+
+    work = Path(tempfile.mkdtemp(prefix="bench-image-"))
+    model = args.model or str(tiny.ensure("tiny:stable-diffusion", work / "tiny"))
+    params = dict(
+        prompt="a lighthouse on a cliff at sunset",
+        steps=args.steps,
+        guidance_scale=0.0,
+        width=args.size,
+        height=args.size,
+        seed=1,
+    )
+
+    # the studio: its own server process, as users run it
+    port = free_port()
+    env = {
+        **os.environ,
+        "STUDIO_IMAGE_MODEL": model,
+        "STUDIO_OUTPUT_DIR": str(work / "outputs"),
+        "STUDIO_DEVICE": "cpu",
+        "STUDIO_ALLOW_CUSTOM_MODELS": "1",
+    }
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "studio.py", "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # direct diffusers, in this process
+    pipe = AutoPipelineForText2Image.from_pretrained(model, dtype=torch.float32, use_safetensors=True)
+    pipe.set_progress_bar_config(disable=True)
+
+    def direct() -> None:
+        pipe(
+            prompt=params["prompt"],
+            num_inference_steps=args.steps,
+            guidance_scale=0.0,
+            width=args.size,
+            height=args.size,
+            generator=torch.Generator("cpu").manual_seed(1),
+        )
+
+    try:
+        client = None
+        for _ in range(600):
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", analytics_enabled=False, verbose=False)
+                break
+            except Exception:
+                time.sleep(0.1)
+
+        def studio() -> None:
+            client.predict(**params, api_name="/generate_image")
+
+        direct(), studio()  # warm-up: loads, first-call costs
+        direct_times, studio_times = [], []
+        for _ in range(args.runs):  # interleaved, so that the machine's own ups and downs hit both sides alike
+            for fn, times in ((direct, direct_times), (studio, studio_times)):
+                start = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - start)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    d, s = statistics.median(direct_times), statistics.median(studio_times)
+    print(
+        f"model {model}, {args.size}x{args.size}, {args.steps} steps, {args.runs} runs, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"median: direct diffusers {d:.3f} s/image, studio API {s:.3f} s/image,   ratio {s / d:.3f} (goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

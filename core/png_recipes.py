@@ -1,0 +1,83 @@
+"""Recipes inside PNGs: AUTOMATIC1111's "parameters" text (which its PNG Info tab and other tools read) and
+the studio's complete JSON recipe ("studio_recipe"), written and read back."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from core import outputs
+from core.errors import UserError
+
+SAMPLER_NAMES = {
+    "EulerDiscreteScheduler": "Euler",
+    "EulerAncestralDiscreteScheduler": "Euler a",
+    "DDIMScheduler": "DDIM",
+    "PNDMScheduler": "PLMS",
+    "LMSDiscreteScheduler": "LMS",
+    "DPMSolverMultistepScheduler": "DPM++ 2M",
+    "HeunDiscreteScheduler": "Heun",
+    "LCMScheduler": "LCM",
+}
+
+
+def a1111_parameters(recipe: dict) -> str:
+    """The "parameters" text AUTOMATIC1111 writes, which its PNG Info tab and other tools read."""
+    fields = {
+        "Steps": recipe["steps"],
+        "Sampler": recipe["sampler"],
+        "CFG scale": recipe["guidance_scale"],
+        "Seed": recipe["seed"],
+        "Size": f"{recipe['width']}x{recipe['height']}",
+        "Model": recipe["model"],
+    }
+    if recipe["mode"] == "image-to-image":
+        fields["Denoising strength"] = recipe["strength"]
+    fields["Version"] = outputs.STUDIO_NAME
+    lines = [recipe["prompt"]]
+    if recipe["negative_prompt"]:
+        lines.append(f"Negative prompt: {recipe['negative_prompt']}")
+    lines.append(", ".join(f"{k}: {v}" for k, v in fields.items()))
+    return "\n".join(lines)
+
+
+def parse_a1111(text: str) -> dict:
+    """Read AUTOMATIC1111's "parameters" text back into our field names (unknown fields are ignored)."""
+    lines = text.strip().split("\n")
+    settings_line = lines.pop() if lines and re.search(r"(^|, )Steps: \d+", lines[-1]) else ""
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative, line = True, line[len("Negative prompt:") :].strip()
+        (negative if in_negative else prompt).append(line)
+    found = dict(re.findall(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)', settings_line))
+    out: dict[str, Any] = {"prompt": "\n".join(prompt).strip(), "negative_prompt": "\n".join(negative).strip()}
+    for key, name, kind in (
+        ("Steps", "steps", int),
+        ("CFG scale", "guidance_scale", float),
+        ("Seed", "seed", int),
+        ("Denoising strength", "strength", float),
+    ):
+        if key in found:
+            try:
+                out[name] = kind(found[key].strip())
+            except ValueError:
+                pass
+    if "Size" in found and re.fullmatch(r"\d+x\d+", found["Size"].strip()):
+        out["width"], out["height"] = (int(v) for v in found["Size"].strip().split("x"))
+    if "Model" in found:
+        out["model"] = found["Model"].strip()
+    return out
+
+
+def read_recipe(path: str | Path) -> dict:
+    """The recipe inside a PNG: ours (complete) if present, else AUTOMATIC1111's parameters."""
+    chunks = outputs.png_text(Path(path))
+    if "studio_recipe" in chunks:
+        try:
+            return json.loads(chunks["studio_recipe"])
+        except json.JSONDecodeError:
+            pass
+    if "parameters" in chunks:
+        return parse_a1111(chunks["parameters"])
+    raise UserError("This file carries no recipe: only PNGs saved by the studio or by AUTOMATIC1111 do.")

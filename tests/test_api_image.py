@@ -1,0 +1,77 @@
+"""The Image tab through gradio_client against the running studio (tiny mode)."""
+
+import json
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+
+def gallery_paths(gallery):
+    return [item["image"] if isinstance(item["image"], str) else item["image"]["path"] for item in gallery]
+
+
+def test_generate_image_returns_pngs_with_their_recipe(client, server):
+    loads = server["cache"].loads
+    _preview, gallery, status, seed_used, recipe = client.predict(
+        prompt="a lighthouse at dusk", seed=21, num_images=2, api_name="/generate_image"
+    )
+    paths = gallery_paths(gallery)
+    assert len(paths) == 2 and status.startswith("Done: 2 image(s)") and seed_used == 21
+    for i, path in enumerate(paths):
+        im = Image.open(path)
+        assert im.format == "PNG" and im.size == (64, 64)  # the tiny model's defaults fill the form
+        assert im.text["parameters"].startswith("a lighthouse at dusk\nSteps: 2, Sampler: Euler")
+        assert json.loads(im.text["studio_recipe"])["seed"] == 21 + i
+    assert recipe["prompt"] == "a lighthouse at dusk" and recipe["model"] == "tiny:stable-diffusion"
+    client.predict(prompt="another", seed=1, api_name="/generate_image")
+    assert server["cache"].loads <= loads + 1  # one load at most, then reused
+
+
+def test_image_to_image_through_the_api(client, tmp_path):
+    source = tmp_path / "in.png"
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(source)
+    _p, gallery, status, _seed, recipe = client.predict(
+        image=handle_file(str(source)),
+        prompt="make it blue",
+        strength=0.5,
+        steps=4,
+        seed=3,
+        api_name="/image_to_image",
+    )
+    assert Image.open(gallery_paths(gallery)[0]).size == (96, 64)
+    assert recipe["mode"] == "image-to-image" and recipe["strength"] == 0.5
+
+
+def test_restore_settings_from_a_png(client, tmp_path):
+    _p, gallery, *_ = client.predict(
+        prompt="restore me", negative_prompt="rain", seed=99, steps=3, api_name="/generate_image"
+    )
+    restored = client.predict(file=handle_file(gallery_paths(gallery)[0]), api_name="/restore_image_settings")
+    prompt, negative, steps, _guidance, width, height, seed, _model, note = restored
+    assert (prompt, negative, steps, width, height, seed) == ("restore me", "rain", 3, 64, 64, 99)
+    assert note.startswith("Restored the settings")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": "x", "width": 70}, "not a multiple of 8"),
+        ({"prompt": "x", "steps": 500}, "greater than maximum value 100"),  # Gradio's slider check comes first
+        ({"prompt": "x", "num_images": 0}, "less than minimum value 1"),
+        ({"prompt": "x", "model": "someone/else"}, "not in the list of choices"),
+    ],
+)
+def test_bad_input_is_one_sentence(client, kwargs, fragment):
+    with pytest.raises(AppError, match=fragment):
+        client.predict(**kwargs, api_name="/generate_image")
+
+
+def test_a_non_image_upload_is_refused_clearly(client, tmp_path):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not a picture")
+    with pytest.raises(AppError, match="not an image the studio can read"):
+        client.predict(image=handle_file(str(fake)), prompt="x", api_name="/image_to_image")
+    assert client.predict(prompt="still serving", api_name="/generate_image")[2].startswith("Done")

@@ -1,0 +1,218 @@
+"""The Image engine on a tiny StableDiffusionPipeline built locally (sd-turbo's classes, random weights)."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.errors import UserError
+from core.png_recipes import a1111_parameters, parse_a1111, read_recipe
+from tabs.image import ImageParams, generate_image
+
+
+def run(cache, settings, **kwargs):
+    init = kwargs.pop("init_image", None)
+    stop = kwargs.pop("stop", None)
+    params = ImageParams(**{"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1, **kwargs})
+    return list(generate_image(cache, settings, params, init_image=init, stop=stop))
+
+
+def pixels(path):
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 64), (96, 64), (64, 128)])
+def test_sizes(shared_cache, settings, width, height):
+    final = run(shared_cache, settings, width=width, height=height)[-1]
+    assert final.done and Image.open(final.images[0]).size == (width, height)
+
+
+def test_progress_counts_every_step(shared_cache, settings, monkeypatch):
+    import tabs.image
+
+    monkeypatch.setattr(tabs.image, "PREVIEW_EVERY_S", 0)  # every step, for the test (normally twice a second)
+    monkeypatch.setattr(tabs.image, "UPDATE_EVERY_S", 0)
+    updates = run(shared_cache, settings, steps=8, seed=3)
+    steps = [u.step for u in updates if not u.done]
+    assert steps == list(range(1, 9)) and updates[-1].done
+    assert all(u.preview is not None for u in updates[:-2])  # the last step goes straight to the real image
+    assert updates[0].preview.size == (32, 32)  # latent resolution of the tiny model (its VAE scales by 2)
+    throttled = run(shared_cache, settings, steps=8, seed=3)
+    monkeypatch.undo()
+    assert throttled[0].step == 1 and throttled[-1].done
+    assert updates[-1].preview is None and all(u.total == 8 for u in updates)
+
+
+def test_same_seed_same_image_and_batches_use_consecutive_seeds(shared_cache, settings):
+    a = run(shared_cache, settings, seed=42)[-1]
+    b = run(shared_cache, settings, seed=42)[-1]
+    assert (pixels(a.images[0]) == pixels(b.images[0])).all()
+    batch = run(shared_cache, settings, seed=42, num_images=3)[-1]
+    assert len(batch.images) == 3
+    assert (pixels(batch.images[0]) == pixels(a.images[0])).all()
+    assert not (pixels(batch.images[1]) == pixels(batch.images[0])).all()
+    second = run(shared_cache, settings, seed=43)[-1]
+    assert (pixels(second.images[0]) == pixels(batch.images[1])).all()
+    assert [read_recipe(p)["seed"] for p in batch.images] == [42, 43, 44]
+
+
+def test_random_seed_is_reported(shared_cache, settings):
+    final = run(shared_cache, settings, seed=-1)[-1]
+    assert 0 <= final.seed < 2**32 and read_recipe(final.images[0])["seed"] == final.seed
+
+
+def test_png_carries_a1111_parameters_and_the_full_recipe(shared_cache, settings):
+    final = run(shared_cache, settings, prompt="a castle", negative_prompt="fog", guidance_scale=2.5, seed=9)[-1]
+    path = final.images[0]
+    assert path.parent.parent.name == "image" and path.suffix == ".png"
+    chunks = Image.open(path).text
+    params = chunks["parameters"].splitlines()
+    assert params[0] == "a castle" and params[1] == "Negative prompt: fog"
+    assert params[2].startswith("Steps: 2, Sampler: Euler, CFG scale: 2.5, Seed: 9, Size: 64x64, Model: ")
+    recipe = json.loads(chunks["studio_recipe"])
+    assert recipe["model"] == settings.image_model and recipe["mode"] == "text-to-image"
+    assert recipe["versions"]["diffusers"] and recipe["statement"].startswith("AI-generated")
+    assert json.loads(path.with_suffix(".json").read_text()) == recipe
+
+
+def test_restore_reads_back_what_was_used(shared_cache, settings):
+    final = run(
+        shared_cache,
+        settings,
+        prompt="a lighthouse",
+        negative_prompt="people",
+        steps=3,
+        guidance_scale=1.5,
+        width=72,
+        height=64,
+        seed=77,
+    )[-1]
+    r = read_recipe(final.images[0])
+    assert (
+        r["prompt"],
+        r["negative_prompt"],
+        r["steps"],
+        r["guidance_scale"],
+        r["width"],
+        r["height"],
+        r["seed"],
+    ) == ("a lighthouse", "people", 3, 1.5, 72, 64, 77)
+    again = run(
+        shared_cache,
+        settings,
+        **{k: r[k] for k in ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed")},
+    )[-1]
+    assert (pixels(again.images[0]) == pixels(final.images[0])).all()
+
+
+def test_a1111_text_round_trips():
+    recipe = {
+        "prompt": "a cat, sitting\non a mat",
+        "negative_prompt": "dog, blurry",
+        "steps": 20,
+        "sampler": "Euler a",
+        "guidance_scale": 7.0,
+        "seed": 123,
+        "width": 512,
+        "height": 768,
+        "model": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "mode": "image-to-image",
+        "strength": 0.6,
+    }
+    back = parse_a1111(a1111_parameters(recipe))
+    for key in (
+        "prompt",
+        "negative_prompt",
+        "steps",
+        "guidance_scale",
+        "seed",
+        "width",
+        "height",
+        "model",
+        "strength",
+    ):
+        assert back[key] == recipe[key], key
+
+
+def test_a_plain_png_has_no_recipe(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    with pytest.raises(UserError, match="carries no recipe"):
+        read_recipe(tmp_path / "plain.png")
+
+
+def test_image_to_image_reuses_the_loaded_weights(shared_cache, settings):
+    first = run(shared_cache, settings, seed=5)[-1]
+    loads = shared_cache.loads
+    final = run(shared_cache, settings, init_image=str(first.images[0]), strength=0.5, steps=4)[-1]
+    assert shared_cache.loads == loads
+    assert Image.open(final.images[0]).size == (64, 64)
+    recipe = read_recipe(final.images[0])
+    assert recipe["mode"] == "image-to-image" and recipe["strength"] == 0.5
+    assert [u.step for u in run(shared_cache, settings, init_image=str(first.images[0]), strength=0.5, steps=4)][
+        -1
+    ] == 2
+
+
+def test_image_to_image_keeps_the_input_size_within_the_limit(shared_cache, settings):
+    big = Image.new("RGB", (2000, 1000), "white")
+    final = run(shared_cache, settings.replace(max_image_size=128), init_image=big, strength=0.5, steps=2)[-1]
+    assert Image.open(final.images[0]).size == (128, 64)
+
+
+def test_stop_ends_the_run_and_saves_nothing(shared_cache, settings):
+    stop = threading.Event()
+    seen = []
+    with pytest.raises(UserError, match="Stopped"):
+        for update in generate_image(
+            shared_cache, settings, ImageParams("a fox", steps=50, width=64, height=64), stop=stop
+        ):
+            seen.append(update)
+            stop.set()
+    assert len(seen) == 1
+    assert not any(settings.output_dir.rglob("*.png"))
+    assert not any(t.name == "image-generate" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": " \t "}, "prompt is empty"),
+        ({"width": 100}, "not a multiple of 8"),
+        ({"height": 32}, "height must be between 64 and 1024"),
+        ({"width": 4096}, "width must be between 64 and 1024"),
+        ({"steps": 0}, "number of steps must be between 1 and 100"),
+        ({"steps": 1000}, "number of steps must be between 1 and 100"),
+        ({"guidance_scale": float("inf")}, "guidance scale must be a finite number"),
+        ({"num_images": 9}, "number of images must be between 1 and 4"),
+        ({"seed": 1.5}, "seed must be a whole number"),
+        ({"init_image": b"not an image"}, "not an image the studio can read"),
+        ({"init_image": "/definitely/missing.png"}, "not an image the studio can read"),
+        ({"init_image": Image.new("RGB", (64, 64)), "strength": 0.1, "steps": 2}, "no denoising step would run"),
+    ],
+)
+def test_bad_input_gets_one_clear_sentence(shared_cache, settings, kwargs, fragment):
+    if kwargs.get("init_image") == b"not an image":
+        path = settings.output_dir.parent / "fake.png"
+        path.write_bytes(b"not an image")
+        kwargs["init_image"] = str(path)
+    with pytest.raises(UserError, match=fragment):
+        run(shared_cache, settings, **kwargs)
+    assert not settings.output_dir.exists()
+
+
+def test_a_model_that_cannot_load_is_a_sentence_and_the_next_request_works(shared_cache, settings, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(settings.image_model, broken)
+    (broken / "model_index.json").write_text("{not json")
+    with pytest.raises(UserError, match="could not be loaded"):
+        list(
+            generate_image(
+                shared_cache, settings.replace(allow_custom_models=True), ImageParams("x"), model=str(broken)
+            )
+        )
+    assert run(shared_cache, settings)[-1].done
