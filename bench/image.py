@@ -9,9 +9,7 @@ and their ratio are printed (goal: studio overhead within 5%).
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,12 +17,6 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -37,8 +29,8 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import torch
+    from _server import start_studio
     from diffusers import AutoPipelineForText2Image
-    from gradio_client import Client
 
     from core import tiny
 
@@ -54,21 +46,13 @@ def main() -> None:
     )
 
     # the studio: its own server process, as users run it
-    port = free_port()
-    env = {
-        **os.environ,
-        "STUDIO_IMAGE_MODEL": model,
-        "STUDIO_OUTPUT_DIR": str(work / "outputs"),
-        "STUDIO_DEVICE": "cpu",
-        "STUDIO_ALLOW_CUSTOM_MODELS": "1",
-    }
-    root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen(
-        [sys.executable, "studio.py", "--port", str(port)],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    server, client = start_studio(
+        {
+            "STUDIO_IMAGE_MODEL": model,
+            "STUDIO_OUTPUT_DIR": str(work / "outputs"),
+            "STUDIO_DEVICE": "cpu",
+            "STUDIO_ALLOW_CUSTOM_MODELS": "1",
+        }
     )
     # direct diffusers, in this process
     pipe = AutoPipelineForText2Image.from_pretrained(model, dtype=torch.float32, use_safetensors=True)
@@ -85,13 +69,6 @@ def main() -> None:
         )
 
     try:
-        client = None
-        for _ in range(600):
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", analytics_enabled=False, verbose=False)
-                break
-            except Exception:
-                time.sleep(0.1)
 
         def studio() -> None:
             client.predict(**params, api_name="/generate_image")

@@ -7,6 +7,7 @@ so a full disk or a crash never leaves a half-written output or damages one alre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import importlib.metadata
@@ -17,6 +18,7 @@ import re
 import secrets
 import tempfile
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +26,30 @@ STUDIO_NAME = "Generative AI Studio"
 AI_STATEMENT = "AI-generated content: made with a generative model in the Generative AI Studio."
 
 
-def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Write `data` to `path` via a temporary file and a rename (never a partial file at `path`)."""
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` if the block succeeds, removed if not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write `data` to `path` via a temporary file and a rename (never a partial file at `path`)."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_target(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
 
 
 def slug(text: str, limit: int = 40) -> str:

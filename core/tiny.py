@@ -159,7 +159,104 @@ def build_image(folder: Path) -> Path:
     return folder
 
 
+MUSIC_WORDS = (
+    "lo fi hip hop with warm piano drums bass guitar calm upbeat jazz rock electronic ambient music song beat slow "
+    "fast happy sad a and the of in"
+).split()
+
+
+def build_music(folder: Path, melody: bool = False) -> Path:
+    """A MusicgenForConditionalGeneration like musicgen-small's (T5 text encoder, EnCodec at 32 kHz with 50 frames
+    per second, a 4-codebook decoder) with a tiny T5 tokenizer, saved with its processor. With `melody`, a
+    MusicgenMelodyForConditionalGeneration like musicgen-melody's (12 chroma bins), saved with its tokenizer."""
+    import torch
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+        T5Tokenizer,
+    )
+
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    vocab += [("\u2581" + w, -2.0 - i) for i, w in enumerate(MUSIC_WORDS)]
+    vocab += [(c, -100.0 - i) for i, c in enumerate(letters)]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    torch.manual_seed(0)
+    text_encoder = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_ff=37,
+        d_kv=8,
+        num_layers=2,
+        num_heads=4,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    audio_encoder = EncodecConfig(
+        sampling_rate=32000,
+        upsampling_ratios=[8, 5, 4, 4],
+        target_bandwidths=[1.2 if melody else 2.2],
+        codebook_size=64,
+        num_filters=4,
+        hidden_size=16,
+        codebook_dim=16,
+        num_residual_layers=1,
+        num_lstm_layers=1,
+        audio_channels=1,
+    )
+    decoder = dict(
+        vocab_size=64,
+        num_codebooks=4,
+        pad_token_id=64,
+        bos_token_id=64,
+        decoder_start_token_id=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        ffn_dim=64,
+        max_position_embeddings=2048,
+    )
+    if melody:
+        config = MusicgenMelodyConfig(
+            text_encoder=text_encoder,
+            audio_encoder=audio_encoder,
+            decoder=MusicgenMelodyDecoderConfig(**decoder),
+            num_chroma=12,
+            chroma_length=235,
+        )
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+    else:
+        config = MusicgenConfig(
+            text_encoder=text_encoder, audio_encoder=audio_encoder, decoder=MusicgenDecoderConfig(**decoder)
+        )
+        model = MusicgenForConditionalGeneration(config).eval()
+    with torch.no_grad():  # EnCodec's codebooks start as zeros: give them values, or every code sounds the same
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+    for name in ("decoder_start_token_id", "pad_token_id", "bos_token_id"):
+        setattr(model.generation_config, name, 64)
+    model.save_pretrained(folder, safe_serialization=True)
+    if melody:  # the melody processor needs torchaudio; the studio computes chroma itself (tabs/music.py)
+        tokenizer.save_pretrained(folder)
+    else:
+        MusicgenProcessor(
+            feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=32000), tokenizer=tokenizer
+        ).save_pretrained(folder)
+    return folder
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "tiny:musicgen": build_music,
+    "tiny:musicgen-melody": lambda folder: build_music(folder, melody=True),
     "tiny:qwen2": build_text,
     "tiny:stable-diffusion": build_image,
 }

@@ -1,11 +1,481 @@
-"""Music tab: not built yet (text-to-music with MusicGen)."""
+"""Music tab: text-to-music with MusicGen through transformers, progress in seconds of audio, WAVs with recipes.
+
+audiocraft (MusicGen's own package) pins torch 2.1 and old torchaudio/xformers, so it cannot live beside current
+gradio, diffusers and transformers; the same checkpoints run through transformers' MusicGen classes.
+Reads top to bottom: model choices, the engine (`generate_music`, plain Python), then the UI (`build`).
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core import checks, outputs
+from core.device import import_lock
+from core.errors import UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+SETTING = "STUDIO_MUSIC_MODEL"
+CURATED = (
+    "facebook/musicgen-small",  # default: 300M parameters, the one a laptop CPU can run
+    "facebook/musicgen-medium",  # 1.5B: better, wants a GPU
+    "facebook/musicgen-melody",  # 1.5B: also follows a melody clip (its chroma)
+)
+TINY = ("tiny:musicgen", "tiny:musicgen-melody")
+MAX_SECONDS = 30
+MAX_MELODY_SECONDS = 30
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MELODY_UNREADABLE = "The melody is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
+# How MusicGen-Melody turns audio into chroma (its preprocessor_config.json, when the model folder has one).
+CHROMA_DEFAULTS = {"sampling_rate": 32000, "n_fft": 16384, "hop_length": 4096, "chunk_length": 30, "num_chroma": 12}
+UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
+PEAK = 0.98  # peak level after normalisation (about -0.2 dBFS): loud, never clipped
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("music")
+    others = TINY if settings.tiny else CURATED
+    return [first] + [m for m in others if m != first]
+
+
+@dataclass(frozen=True)
+class MusicParams:
+    prompt: str
+    duration: float = 8.0  # seconds of audio
+    top_k: int = 250  # 0 = off
+    top_p: float = 0.0  # 0 = off
+    temperature: float = 1.0
+    guidance_scale: float = 3.0  # classifier-free guidance; 1 = off
+    seed: int | None = -1
+
+
+@dataclass
+class MusicUpdate:
+    seconds_done: float  # seconds of audio generated so far
+    seconds_total: float
+    elapsed: float  # wall-clock seconds
+    seed: int
+    path: Path | None = None  # the saved WAV, once done
+    waveform: Any = None  # a PIL picture of the result, once done
+    recipe: dict | None = None
+    done: bool = False
+
+    @property
+    def eta(self) -> float:
+        if not self.seconds_done:
+            return 0.0
+        return self.elapsed / self.seconds_done * (self.seconds_total - self.seconds_done)
+
+    def status(self) -> str:
+        if self.done:
+            rtf = self.seconds_total / self.elapsed if self.elapsed else 0.0
+            return (
+                f"Done: {self.seconds_total:g} s of audio in {self.elapsed:.1f} s ({rtf:.2f}x real time), "
+                f"seed {self.seed}."
+            )
+        return f"{self.seconds_done:.1f} / {self.seconds_total:g} s of audio · about {self.eta:.0f} s left"
+
+
+@dataclass
+class LoadedMusic:
+    tokenizer: Any
+    model: Any
+    chroma: dict | None = None  # for melody models: how to compute chroma from a melody clip
+
+    @property
+    def sampling_rate(self) -> int:
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.model.config.audio_encoder.frame_rate)
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.model.decoder.config.num_codebooks)
+
+
+def load_music_model(folder: Path, device: str, dtype: Any) -> LoadedMusic:
+    with import_lock:
+        from transformers import (
+            AutoTokenizer,
+            MusicgenForConditionalGeneration,
+            MusicgenMelodyForConditionalGeneration,
+            StoppingCriteria,  # noqa: F401
+        )
+
+    folder = Path(folder)
+    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    melody = model_type == "musicgen_melody"
+    cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
+    model = cls.from_pretrained(folder, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    chroma = None
+    if melody:
+        chroma = dict(CHROMA_DEFAULTS)
+        pre = folder / "preprocessor_config.json"
+        if pre.exists():
+            chroma.update({k: v for k, v in json.loads(pre.read_text()).items() if k in CHROMA_DEFAULTS})
+    return LoadedMusic(tokenizer=tokenizer, model=model.to(device).eval(), chroma=chroma)
+
+
+def read_melody(path: Any) -> tuple[Any, int]:
+    """A melody clip as mono float32 samples and its rate; refuses unreadable, empty and over-long clips."""
+    import numpy as np
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception:
+        raise UserError(MELODY_UNREADABLE) from None
+    if audio.shape[0] == 0:
+        raise UserError("The melody file holds no sound: record or upload a clip of a few seconds.")
+    seconds = audio.shape[0] / rate
+    if seconds > MAX_MELODY_SECONDS:
+        raise UserError(f"The melody is {seconds:.0f} s long; the limit is {MAX_MELODY_SECONDS} s. Trim it first.")
+    return np.ascontiguousarray(audio.mean(axis=1)), int(rate)
+
+
+def _sha256(path: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
+    """MusicGen-Melody's conditioning: the dominant pitch class of each frame, one-hot, (1, frames, chroma).
+
+    The same computation as transformers' MusicgenMelodyFeatureExtractor (which needs torchaudio): resample,
+    pad to the chunk length, power spectrogram (reflect-padded, centred), chroma filter bank, argmax."""
+    import math
+
+    import numpy as np
+    import torch
+    from scipy.signal import resample_poly
+    from transformers.audio_utils import chroma_filter_bank
+
+    target = spec["sampling_rate"]
+    if rate != target:
+        g = math.gcd(rate, target)
+        audio = resample_poly(audio, target // g, rate // g).astype(np.float32)
+    n = spec["chunk_length"] * target
+    audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
+    wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+    n_fft = spec["n_fft"]
+    power = (
+        torch.stft(
+            wav,
+            n_fft,
+            hop_length=spec["hop_length"],
+            win_length=n_fft,
+            window=torch.hann_window(n_fft),
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
+        ).abs()
+        ** 2
+    )
+    filters = torch.from_numpy(
+        chroma_filter_bank(sampling_rate=target, num_frequency_bins=n_fft, tuning=0, num_chroma=spec["num_chroma"])
+    ).float()
+    chroma = torch.nn.functional.normalize(
+        torch.einsum("cf,...ft->...ct", filters, power), p=float("inf"), dim=-2, eps=1e-6
+    ).transpose(1, 2)
+    return torch.zeros_like(chroma).scatter_(-1, chroma.argmax(-1, keepdim=True), 1.0)
+
+
+def check_params(settings: Settings, p: MusicParams) -> MusicParams:
+    return MusicParams(
+        prompt=checks.check_text(p.prompt, "description", settings.max_prompt_chars),
+        duration=float(checks.check_number(p.duration, "duration in seconds", 1, MAX_SECONDS)),
+        top_k=int(checks.check_number(p.top_k, "top-k", 0, 2048, integer=True)),
+        top_p=float(checks.check_number(p.top_p, "top-p", 0, 1)),
+        temperature=float(checks.check_number(p.temperature, "temperature", 0.05, 4)),
+        guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 15)),
+        seed=checks.resolve_seed(p.seed),
+    )
+
+
+class _Stopped(Exception):
+    """Raised from the per-step check: a clean way out of MusicGen's generate (returning True would crash it)."""
+
+
+def waveform_picture(audio: Any, width: int = 800, height: int = 160) -> Any:
+    """A PIL picture of a mono waveform (samples,): the min-max envelope per pixel column."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+    columns = np.array_split(samples, width) if samples.size >= width else [samples]
+    image = Image.new("RGB", (width, height), (250, 250, 252))
+    draw = ImageDraw.Draw(image)
+    mid = height / 2
+    step = width / len(columns)
+    for x, col in enumerate(columns):
+        if col.size:
+            top, bottom = mid - float(col.max()) * mid * 0.95, mid - float(col.min()) * mid * 0.95
+            draw.line([(x * step, top), (x * step, bottom)], fill=(79, 70, 229))
+    draw.line([(0, mid), (width, mid)], fill=(200, 200, 210))
+    return image
+
+
+def peak_normalise(audio: Any) -> Any:
+    import numpy as np
+
+    audio = np.asarray(audio, dtype=np.float32)
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return audio * (PEAK / peak) if peak > 0 else audio
+
+
+def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) -> Path:
+    """16-bit PCM WAV with the recipe in its RIFF INFO tags (and in full in the JSON beside it)."""
+    import soundfile as sf
+
+    path = outputs.new_output_path(settings.output_dir, "music", recipe["prompt"], "wav")
+    compact = {
+        k: recipe[k]
+        for k in (
+            "model",
+            "revision",
+            "duration",
+            "top_k",
+            "top_p",
+            "temperature",
+            "guidance_scale",
+            "seed",
+            "sampling_rate",
+        )
+    }
+    with outputs.atomic_target(path) as tmp:
+        with sf.SoundFile(tmp, "w", samplerate=sampling_rate, channels=1, subtype="PCM_16", format="WAV") as f:
+            f.title = recipe["prompt"][:500]
+            f.comment = json.dumps(compact)[:2000]  # INFO ICMT over ~2 kB is dropped silently by libsndfile
+            f.software = outputs.STUDIO_NAME
+            f.artist = f"{outputs.STUDIO_NAME} ({recipe['model']})"
+            f.copyright = outputs.AI_STATEMENT
+            f.date = recipe["created"][:10]
+            f.write(audio)
+    outputs.save_recipe(path, recipe)
+    return path
+
+
+def generate_music(
+    cache: ModelCache,
+    settings: Settings,
+    params: MusicParams,
+    *,
+    model: str | None = None,
+    melody: Any = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[MusicUpdate]:
+    """Generate `params.duration` seconds of music for `params.prompt` (following the `melody` clip, a path, with a
+    melody model): yields progress, then the saved WAV."""
+    params = check_params(settings, params)
+    clip = read_melody(melody) if melody not in (None, "") else None
+    model_id = checks.check_model_choice(
+        model or settings.model_for("music"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    stop = stop or threading.Event()
+    with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        lm, k = loaded.model, loaded.num_codebooks
+        if clip is not None and loaded.chroma is None:
+            raise UserError(
+                "This model does not follow melodies: choose a melody model (musicgen-melody) or remove "
+                "the melody clip."
+            )
+        frames = round(params.duration * loaded.frame_rate)
+        new_tokens = frames + k - 1  # the delay pattern spends num_codebooks - 1 steps before the first full frame
+        inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
+        melody_info = None
+        if clip is not None:
+            chroma = melody_chroma(*clip, loaded.chroma)
+            inputs["input_features"] = chroma.to(lm.dtype)
+            sounding = chroma[
+                0,
+                : max(
+                    1, round(len(clip[0]) / clip[1] * loaded.chroma["sampling_rate"]) // loaded.chroma["hop_length"]
+                ),
+            ]
+            melody_info = {
+                "seconds": round(len(clip[0]) / clip[1], 3),
+                "sha256": _sha256(melody),
+                "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
+            }
+        inputs = {name: value.to(lm.device) for name, value in inputs.items()}
+        halt = threading.Event()
+        finished = threading.Event()
+        state: dict[str, Any] = {"step": 0}  # written by the worker, read by the polling loop below
+
+        class Watch(StoppingCriteria):  # called once per generated step: cheap, no thread wake-ups
+            def __call__(self, input_ids, scores, **kwargs):
+                if stop.is_set() or halt.is_set():
+                    raise _Stopped
+                state["step"] += 1
+                return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
+
+        sampling = dict(
+            do_sample=True,
+            temperature=params.temperature,
+            top_k=params.top_k or None,
+            top_p=params.top_p if params.top_p > 0 else None,
+            guidance_scale=params.guidance_scale if params.guidance_scale > 1 else None,
+        )
+
+        def run() -> None:
+            try:
+                torch.manual_seed(params.seed)
+                with torch.inference_mode():
+                    audio = lm.generate(
+                        **inputs,
+                        **sampling,
+                        max_new_tokens=new_tokens,
+                        stopping_criteria=StoppingCriteriaList([Watch()]),
+                    )
+                state["audio"] = audio[0, 0].float().cpu().numpy()
+            except BaseException as exc:
+                state["error"] = exc
+            finally:
+                finished.set()
+
+        start = time.perf_counter()
+        worker = threading.Thread(target=run, name="music-generate", daemon=True)
+        worker.start()
+        try:
+            while not finished.wait(UPDATE_EVERY_S):  # poll a few times a second: the worker never waits for us
+                done = min(params.duration, max(0, state["step"] - (k - 1)) / loaded.frame_rate)
+                if progress:
+                    progress(done / params.duration, f"{done:.1f} / {params.duration:g} s of audio")
+                yield MusicUpdate(done, params.duration, time.perf_counter() - start, params.seed)
+        finally:
+            halt.set()
+            worker.join()
+        if "error" in state:
+            if isinstance(state["error"], _Stopped):
+                raise UserError("Stopped: nothing was saved.")
+            raise state["error"]
+        audio = state["audio"]
+        audio = peak_normalise(audio[: frames * loaded.sampling_rate // round(loaded.frame_rate)])
+        source = Path(str(getattr(lm.config, "_name_or_path", "")))
+        recipe = outputs.base_recipe(
+            "music",
+            model_id,
+            revision=source.name if source.parent.name == "snapshots" else None,
+            sampling_rate=loaded.sampling_rate,
+            samples=int(audio.shape[0]),
+            device=cache.device,
+            melody=melody_info,
+            dtype=str(cache.dtype).replace("torch.", ""),
+            versions=outputs.library_versions("torch", "transformers"),
+            **asdict(params),
+        )
+        path = _save_wav(settings, audio, loaded.sampling_rate, recipe)
+        yield MusicUpdate(
+            params.duration,
+            params.duration,
+            time.perf_counter() - start,
+            params.seed,
+            path=path,
+            waveform=waveform_picture(audio),
+            recipe=recipe,
+            done=True,
+        )
+
+
+# ---------------------------------------------------------------- UI ----------------------------------------------
 
 
 def build(ctx) -> None:
+    """The Music tab. `ctx` is core.ui.Context."""
     import gradio as gr
 
-    gr.Markdown(
-        "### Coming soon\n"
-        "The Music tab is not built yet. It will offer text-to-music with MusicGen."
-        " The other tabs work now."
-    )
+    from core import ui
+
+    settings, cache = ctx.settings, ctx.cache
+    choices = model_choices(settings)
+    d = MusicParams(prompt="")
+
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                "",
+                label="Describe the music",
+                lines=3,
+                elem_id="music-prompt",
+                max_length=settings.max_prompt_chars,
+                placeholder="lo-fi hip hop with warm piano and soft vinyl crackle",
+            )
+            duration = gr.Slider(1, MAX_SECONDS, value=d.duration, step=1, label="Duration (seconds)")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
+                stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
+            model = gr.Dropdown(
+                choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
+            )
+            with gr.Accordion("Sampling", open=False):
+                top_k = gr.Slider(0, 500, value=d.top_k, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(0, 1, value=d.top_p, step=0.01, label="Top-p (0 = off)")
+                temperature = gr.Slider(0.05, 2, value=d.temperature, step=0.05, label="Temperature")
+                guidance = gr.Slider(
+                    0, 10, value=d.guidance_scale, step=0.5, label="Classifier-free guidance (1 = off)"
+                )
+                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+            melody = ui.checked(gr.Audio, MELODY_UNREADABLE)(
+                label="Melody to follow (melody models only, up to 30 s)",
+                sources=["upload", "microphone"],
+                type="filepath",
+                elem_id="music-melody",
+            )
+        with gr.Column(scale=3):
+            status = gr.Markdown(elem_id="music-status")
+            audio = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
+            picture = gr.Image(label="Waveform", interactive=False, height=180, elem_id="music-waveform")
+            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="music-seed-used")
+            recipe_view = gr.JSON(label="Recipe", open=False)
+
+    @ui.user_errors
+    def generate_music_ui(
+        prompt,
+        duration,
+        top_k,
+        top_p,
+        temperature,
+        guidance_scale,
+        seed,
+        model,
+        melody=None,
+        history=None,
+        request: gr.Request = None,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        stop_event = ctx.stops.start(ui.session_of(request), "music")
+        params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
+        try:
+            for u in generate_music(
+                cache, settings, params, model=model, melody=melody, stop=stop_event, progress=progress
+            ):
+                if not u.done:
+                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip()
+                else:
+                    entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
+                    yield str(u.path), u.waveform, u.status(), u.seed, u.recipe, ui.history_add(history, entry)
+        finally:
+            ctx.stops.done(ui.session_of(request), "music", stop_event)
+
+    inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]
+    outs = [audio, picture, status, seed_used, recipe_view, ctx.history]
+    common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
+    generate.click(generate_music_ui, inputs, outs, api_name="generate_music", **common)
+    prompt.submit(generate_music_ui, inputs, outs, api_name=False, **common)
+
+    def stop_music(request: gr.Request) -> str:
+        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "music") else "Nothing is running."
+
+    stop.click(stop_music, None, status, api_visibility="private", queue=False)

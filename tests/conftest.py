@@ -52,12 +52,19 @@ def tiny_image(tiny_dir) -> Path:
     return tiny.ensure("tiny:stable-diffusion", tiny_dir)
 
 
+@pytest.fixture(scope="session")
+def tiny_music(tiny_dir) -> Path:
+    """A tiny MusicgenForConditionalGeneration folder (musicgen-small's classes, random weights)."""
+    return tiny.ensure("tiny:musicgen", tiny_dir)
+
+
 @pytest.fixture
-def settings(tmp_path, tiny_text, tiny_image, tiny_dir) -> Settings:
+def settings(tmp_path, tiny_text, tiny_image, tiny_music, tiny_dir) -> Settings:
     """Settings for engine tests: the tiny models as local folders, outputs in a fresh folder."""
     return Settings(
         text_model=str(tiny_text),
         image_model=str(tiny_image),
+        music_model=str(tiny_music),
         output_dir=tmp_path / "outputs",
         cache_dir=tiny_dir.parent,
         offline=True,
@@ -73,7 +80,7 @@ def shared_cache():
 
 
 @pytest.fixture(scope="session")
-def server(tiny_text, tiny_image, tiny_dir):
+def server(tiny_text, tiny_image, tiny_music, tiny_dir):
     """One studio server for the API and browser tests, on a free port, in --tiny mode: the tiny models this
     session built are found through the same cache folder that --tiny uses."""
     from core.app import build_app, launch

@@ -35,7 +35,17 @@ def test_image_generate_shows_the_image(page: Page, server):
     assert seed.isdigit()
 
 
-def test_untouched_tabs_say_they_are_not_built_yet(page: Page, server):
+def test_music_generate_shows_a_player(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()
-    expect(page.get_by_text("The Music tab is not built yet")).to_be_visible()
+    page.locator("#music-prompt textarea").fill("calm ambient piano")
+    page.locator("#music-generate").click()
+    expect(page.locator("#music-status")).to_contain_text("Done:", timeout=30_000)
+    expect(page.locator("#music-audio audio[src], #music-audio [data-testid^='waveform']").first).to_be_attached()
+    expect(page.locator("#music-waveform img")).to_be_visible()
+
+
+def test_untouched_tabs_say_they_are_not_built_yet(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Face swap").click()
+    expect(page.get_by_text("The Face swap tab is not built yet")).to_be_visible()

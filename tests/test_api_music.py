@@ -1,0 +1,61 @@
+"""The Music tab through gradio_client against the running studio (tiny mode)."""
+
+import json
+
+import pytest
+import soundfile as sf
+from gradio_client.exceptions import AppError
+
+
+def test_generate_music_returns_the_wav_and_its_recipe(client, server):
+    audio, waveform, status, seed_used, recipe = client.predict(
+        prompt="upbeat electronic", duration=2, seed=4, api_name="/generate_music"
+    )
+    info = sf.info(audio)
+    assert info.samplerate == 32000 and info.frames == 2 * 32000
+    with sf.SoundFile(audio) as f:
+        assert json.loads(f.copy_metadata()["comment"])["seed"] == 4
+    assert status.startswith("Done: 2 s of audio") and seed_used == 4
+    assert recipe["prompt"] == "upbeat electronic" and recipe["model"] == "tiny:musicgen"
+    assert waveform
+    loads = server["cache"].loads
+    client.predict(prompt="again", duration=1, api_name="/generate_music")
+    assert server["cache"].loads == loads  # the loaded model is reused
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": ""}, "description is empty"),
+        ({"prompt": "x", "duration": 60}, "greater than maximum value 30"),
+        ({"prompt": "x", "temperature": 0}, "less than minimum value"),
+    ],
+)
+def test_bad_input_is_one_sentence(client, kwargs, fragment):
+    with pytest.raises(AppError, match=fragment):
+        client.predict(**kwargs, api_name="/generate_music")
+
+
+def test_melody_through_the_api(client, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    clip = tmp_path / "hum.wav"
+    sf.write(clip, (0.4 * np.sin(2 * np.pi * 392.0 * t)).astype(np.float32), rate)
+    audio, _w, status, _s, recipe = client.predict(
+        prompt="calm piano",
+        duration=1,
+        seed=2,
+        model="tiny:musicgen-melody",
+        melody=handle_file(str(clip)),
+        api_name="/generate_music",
+    )
+    assert sf.info(audio).frames == 32000 and recipe["melody"]["main_pitch_class"] == "G"
+    fake = tmp_path / "fake.wav"
+    fake.write_text("not audio at all")
+    with pytest.raises(AppError, match="not an audio file the studio can read"):
+        client.predict(
+            prompt="x", model="tiny:musicgen-melody", melody=handle_file(str(fake)), api_name="/generate_music"
+        )
