@@ -46,6 +46,9 @@ class Settings:
     max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters
     max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider
     max_image_size: int = 1024  # largest image width or height in pixels (multiple of 8)
+    faceswap_model_dir: Path | None = None  # folder with inswapper_128.onnx + w600k_r50.onnx (the neural engine)
+    faceswap_label: bool = True  # stamp a visible "AI-generated" label on face swaps (turn off for private use)
+    max_video_seconds: float = 20.0  # longest target video the face swap accepts
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
 

@@ -45,7 +45,17 @@ def test_music_generate_shows_a_player(page: Page, server):
     expect(page.locator("#music-waveform img")).to_be_visible()
 
 
-def test_untouched_tabs_say_they_are_not_built_yet(page: Page, server):
+def test_face_swap_with_consent_shows_the_result(page: Page, server):
+    from faces_helpers import ASTRONAUT, HOPPER
+
     page.goto(server["url"])
     page.get_by_role("tab", name="Face swap").click()
-    expect(page.get_by_text("The Face swap tab is not built yet")).to_be_visible()
+    page.locator("#faceswap-source input[type=file]").set_input_files(str(HOPPER))
+    page.locator("#faceswap-target input[type=file]").set_input_files(str(ASTRONAUT))
+    expect(page.locator("#faceswap-summary")).to_contain_text("1 face(s) found", timeout=20_000)
+    page.locator("#faceswap-swap").click()
+    expect(page.get_by_text("Tick the consent box first").first).to_be_visible(timeout=10_000)  # the error toast
+    page.locator("#faceswap-consent input[type=checkbox]").check()
+    page.locator("#faceswap-swap").click()
+    expect(page.locator("#faceswap-summary")).to_contain_text("Swapped 1 of 1 face(s)", timeout=20_000)
+    expect(page.locator("#faceswap-result img")).to_be_visible()
