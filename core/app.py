@@ -12,7 +12,7 @@ import gradio as gr
 from core import ui
 from core.device import import_lock
 from core.models import ModelCache
-from core.settings import Settings
+from core.settings import Settings, auth_pairs
 
 log = logging.getLogger("studio")
 
@@ -99,7 +99,10 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
-        allowed_paths=[str(settings.output_dir.resolve())],
+        allowed_paths=[str(settings.output_dir.resolve()), str(Path(__file__).resolve().parent.parent / "assets")],
+        auth=auth_pairs(settings),
+        auth_message="This studio asks for a login (STUDIO_AUTH)." if settings.auth else None,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
         css_paths=[CSS_PATH] if CSS_PATH.exists() else None,
         footer_links=["api", "settings"],
         prevent_thread_lock=True,

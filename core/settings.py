@@ -49,6 +49,10 @@ class Settings:
     faceswap_model_dir: Path | None = None  # folder with inswapper_128.onnx + w600k_r50.onnx (the neural engine)
     faceswap_label: bool = True  # stamp a visible "AI-generated" label on face swaps (turn off for private use)
     max_video_seconds: float = 20.0  # longest target video the face swap accepts
+    c2pa_cert: Path | None = None  # PEM chain that signs content credentials (default: a local CA made on first run)
+    c2pa_key: Path | None = None  # PEM private key for c2pa_cert
+    auth: str | None = None  # "user:password,user2:password2": require a login (classrooms, shared machines)
+    max_upload_mb: float = 50.0  # largest file a user may upload, in megabytes
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
 
@@ -82,26 +86,9 @@ def _parse(name: str, raw: str, kind: type):
         raise ValueError(f"{name} must be a {kind.__name__}, not {raw!r}.") from None
 
 
-_TYPES = {
-    "host": str,
-    "port": int,
-    "share": bool,
-    "device": str,
-    "offline": bool,
-    "tiny": bool,
-    "text_model": str,
-    "image_model": str,
-    "music_model": str,
-    "memory_budget_gb": float,
-    "output_dir": Path,
-    "cache_dir": Path,
-    "allow_custom_models": bool,
-    "max_prompt_chars": int,
-    "max_new_tokens": int,
-    "max_image_size": int,
-    "concurrency": int,
-    "max_queue": int,
-}
+_KINDS = {"str": str, "int": int, "bool": bool, "float": float, "Path": Path}
+# Each field's type, read from its annotation ("Path | None" -> Path): one source of truth for the variables.
+_TYPES = {f.name: _KINDS[str(f.type).split("|")[0].strip()] for f in dataclasses.fields(Settings)}
 
 
 def env_name(field_name: str) -> str:
@@ -138,6 +125,22 @@ def validate(s: Settings) -> None:
         raise ValueError("STUDIO_MEMORY_BUDGET_GB must be a positive number of gigabytes.")
     if s.max_image_size < 64 or s.max_image_size % 8:
         raise ValueError("STUDIO_MAX_IMAGE_SIZE must be a multiple of 8, at least 64.")
+    if (s.c2pa_cert is None) != (s.c2pa_key is None):
+        raise ValueError("Set both STUDIO_C2PA_CERT and STUDIO_C2PA_KEY, or neither.")
+    auth_pairs(s)
     for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue"):
         if getattr(s, name) < 1:
             raise ValueError(f"{env_name(name)} must be at least 1.")
+
+
+def auth_pairs(s: Settings) -> list[tuple[str, str]] | None:
+    """STUDIO_AUTH as (user, password) pairs; None when no login is required."""
+    if not s.auth:
+        return None
+    pairs = []
+    for item in s.auth.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError("STUDIO_AUTH must be user:password pairs separated by commas, e.g. teacher:s3cret.")
+        pairs.append((user, password))
+    return pairs

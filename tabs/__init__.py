@@ -1,10 +1,11 @@
 """The tabs, in display order: (title, module). Each module has build(ctx) and a plain-Python generate_*()."""
 
-from tabs import faceswap, image, music, text
+from tabs import faceswap, image, music, text, verify
 
 TABS = (
     ("Image", image),
     ("Text", text),
     ("Music", music),
     ("Face swap", faceswap),
+    ("Verify", verify),
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core import faces, outputs
+from core import faces, outputs, provenance
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
@@ -253,7 +253,10 @@ def swap_face_image(
     recipe = _recipe("image", engine, hashes, index, summary, settings)
     path = outputs.new_output_path(settings.output_dir, "faceswap", f"swap-{engine}", "png")
     image = Image.fromarray(result)
-    outputs.save_png(image, path, {"studio_recipe": json.dumps(recipe, ensure_ascii=False)})
+    data = provenance.finish_png(
+        image, recipe, settings, source_type=provenance.COMPOSITE, action="c2pa.edited", title=path.name
+    )
+    outputs.atomic_write(path, data)
     outputs.save_recipe(path, recipe)
     audit(
         settings,
@@ -364,6 +367,14 @@ def swap_face_video(
     }
     hashes = {"source": source_hash, "target": hashlib.sha256(data).hexdigest()}
     recipe = _recipe("video", engine, hashes, index, summary, settings)
+    recipe["provenance"] = {
+        "digital_source_type": provenance.IPTC + provenance.COMPOSITE,
+        "content_credentials": "C2PA, c2pa.edited",
+        "label": settings.faceswap_label,
+    }
+    provenance.sign_file(
+        path, "video/mp4", settings, source_type=provenance.COMPOSITE, action="c2pa.edited", recipe=recipe
+    )
     outputs.save_recipe(path, recipe)
     audit(
         settings,

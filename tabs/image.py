@@ -5,7 +5,6 @@ plain Python), then the UI (`build`).
 """
 
 import copy
-import json
 import queue
 import threading
 import time
@@ -14,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs
+from core import checks, hub, outputs, provenance
 from core.device import import_lock
 from core.errors import UserError
 from core.models import ModelCache
@@ -329,8 +328,16 @@ def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Pat
         "batch_index": index,
     }
     path = outputs.new_output_path(settings.output_dir, "image", recipe["prompt"], "png")
-    text = json.dumps(recipe, ensure_ascii=False, default=str)
-    outputs.save_png(image, path, {"parameters": a1111_parameters(recipe), "studio_recipe": text})
+    data = provenance.finish_png(
+        image,
+        recipe,
+        settings,
+        source_type=provenance.GENERATED,
+        action="c2pa.created",
+        title=path.name,
+        chunks={"parameters": a1111_parameters(recipe)},
+    )
+    outputs.atomic_write(path, data)
     outputs.save_recipe(path, recipe)
     return path
 

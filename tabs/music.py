@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, outputs
+from core import checks, outputs, provenance
 from core.device import import_lock
 from core.errors import UserError
 from core.models import ModelCache
@@ -259,6 +259,21 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
             f.copyright = outputs.AI_STATEMENT
             f.date = recipe["created"][:10]
             f.write(audio)
+        recipe["provenance"] = {
+            "digital_source_type": provenance.IPTC + provenance.GENERATED,
+            "content_credentials": "C2PA, c2pa.created",
+            "watermark": "none (see README)",
+        }
+        signed = provenance.sign(
+            tmp.read_bytes(),
+            "audio/wav",
+            provenance.studio_credentials(settings),
+            title=path.name,
+            source_type=provenance.GENERATED,
+            action="c2pa.created",
+            recipe=recipe,
+        )
+        tmp.write_bytes(signed)
     outputs.save_recipe(path, recipe)
     return path
 

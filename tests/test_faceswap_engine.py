@@ -46,7 +46,7 @@ def appearance_like_source(result: np.ndarray, source: np.ndarray) -> float:
 def test_classic_swap_changes_the_face_and_nothing_else(shared_cache, fs_settings):
     target = rgb(ASTRONAUT)
     r = swap(shared_cache, fs_settings)
-    out = np.asarray(Image.open(r.path).convert("RGB"))
+    out = np.asarray(r.image)  # the swap itself, before the save path adds the invisible watermark
     face = faces.detect_faces(target)[0]
     mask = faces.face_mask(face, target.shape[:2])
     import cv2
@@ -55,6 +55,8 @@ def test_classic_swap_changes_the_face_and_nothing_else(shared_cache, fs_setting
     diff = np.abs(out.astype(int) - target.astype(int)).sum(2)
     assert diff[mask > 0].mean() > 10  # the face changed
     assert diff[around == 0].max() == 0  # the rest of the picture is exactly as it was
+    saved = np.asarray(Image.open(r.path).convert("RGB")).astype(int)
+    assert np.abs(saved - out.astype(int)).mean() < 2  # the saved file adds only the invisible watermark
     assert r.summary == {"faces_found": 1, "faces_swapped": 1, "engine": "classic", "labelled": False, "notes": []}
 
 
@@ -69,12 +71,10 @@ def test_multi_face_selection(shared_cache, fs_settings, tmp_path):
     both = two_faces(tmp_path)
     original = rgb(both)
     half = 512
-    only_first = np.asarray(Image.open(swap(shared_cache, fs_settings, target=both, face_index=1).path))
+    only_first = np.asarray(swap(shared_cache, fs_settings, target=both, face_index=1).image)
     assert (only_first[:, half + 30 :] == original[:, half + 30 :]).all()  # Grace Hopper's half untouched
     assert (only_first[:, :half] != original[:, :half]).any()
-    only_second = np.asarray(
-        Image.open(swap(shared_cache, fs_settings, source=ASTRONAUT, target=both, face_index=2).path)
-    )
+    only_second = np.asarray(swap(shared_cache, fs_settings, source=ASTRONAUT, target=both, face_index=2).image)
     assert (only_second[:, : half - 30] == original[:, : half - 30]).all()
     r = swap(shared_cache, fs_settings, target=both, face_index=-1)
     assert r.summary["faces_found"] == 2 and r.summary["faces_swapped"] == 2
@@ -83,8 +83,8 @@ def test_multi_face_selection(shared_cache, fs_settings, tmp_path):
 
 
 def test_visible_label_by_default(shared_cache, settings):
-    labelled = np.asarray(Image.open(swap(shared_cache, settings).path).convert("RGB"))
-    plain = np.asarray(Image.open(swap(shared_cache, settings.replace(faceswap_label=False)).path).convert("RGB"))
+    labelled = np.asarray(swap(shared_cache, settings).image)
+    plain = np.asarray(swap(shared_cache, settings.replace(faceswap_label=False)).image)
     corner = (slice(-40, None), slice(-140, None))
     assert np.abs(labelled[corner].astype(int) - plain[corner].astype(int)).mean() > 8
     assert (labelled[:200, :200] == plain[:200, :200]).all()
@@ -205,7 +205,7 @@ def test_neural_engine_loads_aligns_and_pastes_back(shared_cache, fs_settings, t
     r = swap(shared_cache, s)  # auto picks the neural engine when its files are present
     assert r.summary["engine"] == "neural" and r.recipe["model"].startswith("inswapper_128")
     target = rgb(ASTRONAUT)
-    out = np.asarray(Image.open(r.path).convert("RGB"))
+    out = np.asarray(r.image)
     face = faces.detect_faces(target)[0]
     kp = face.keypoints5
     center = kp[:3].mean(0).astype(int)  # between the eyes and the nose: inside the aligned crop

@@ -1,0 +1,314 @@
+"""Every output says what it is: an invisible watermark, XMP with IPTC's digital source type, and a signed C2PA
+manifest (content credentials); and the reverse, reading all of that back for the Verify tab.
+
+The signing certificate: the operator's (STUDIO_C2PA_CERT + STUDIO_C2PA_KEY, PEM), or a local root CA and a
+signing certificate the studio creates on first run under <cache_dir>/c2pa (c2pa refuses a lone self-signed
+certificate). No timestamp authority is contacted. Heavy libraries load on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import outputs
+
+WATERMARK_PAYLOAD = b"GAIStu"  # 48 bits: "Generative AI Studio"
+WATERMARK_BITS = 48
+WATERMARK_THRESHOLD = 44  # matching bits; chance false positives about 1e-9 (unmarked images score about 24)
+WATERMARK_MIN_AREA = 256 * 256  # invisible-watermark refuses smaller images
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+GENERATED = "trainedAlgorithmicMedia"
+COMPOSITE = "compositeWithTrainedAlgorithmicMedia"
+_lock = threading.Lock()
+
+
+def xmp_packet(source_type: str) -> str:
+    """The smallest valid XMP packet carrying IPTC's DigitalSourceType (exiftool -validate passes)."""
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" '
+        f'Iptc4xmpExt:DigitalSourceType="{IPTC}{source_type}"/></rdf:RDF></x:xmpmeta>'
+    )
+
+
+# ------------------------------------------------------------------------------------------ watermark --------
+
+
+def embed_watermark(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(image, marked): the studio's payload in the DWT-DCT-SVD domain (survives PNG and JPEG saves, not resizing
+    or cropping). Images under 256x256 pixels are returned unmarked."""
+    if rgb.shape[0] * rgb.shape[1] < WATERMARK_MIN_AREA:
+        return rgb, False
+    from imwatermark import WatermarkEncoder
+
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bytes", WATERMARK_PAYLOAD)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    return np.ascontiguousarray(encoder.encode(bgr, "dwtDctSvd")[..., ::-1]), True
+
+
+def read_watermark(rgb: np.ndarray) -> dict:
+    """{"present": bool, "matching_bits": n, "payload": str | None}."""
+    if rgb.shape[0] * rgb.shape[1] < WATERMARK_MIN_AREA:
+        return {"present": False, "matching_bits": None, "payload": None, "note": "too small to carry a watermark"}
+    from imwatermark import WatermarkDecoder
+
+    decoder = WatermarkDecoder("bytes", WATERMARK_BITS)
+    found = decoder.decode(np.ascontiguousarray(rgb[..., ::-1]), "dwtDctSvd")
+    bits = np.unpackbits(np.frombuffer(bytes(found), np.uint8))
+    expected = np.unpackbits(np.frombuffer(WATERMARK_PAYLOAD, np.uint8))
+    matching = int((bits == expected).sum())
+    present = matching >= WATERMARK_THRESHOLD
+    return {"present": present, "matching_bits": matching, "payload": WATERMARK_PAYLOAD.decode() if present else None}
+
+
+# ---------------------------------------------------------------------------------------------- C2PA ---------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    chain_pem: bytes  # signing certificate first, then its issuer(s)
+    key_pem: bytes
+    root_pem: bytes | None  # the local root CA (a trust anchor for Verify), None for operator certificates
+
+
+def _make_local_ca(folder: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Generative AI Studio local root"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Generative AI Studio"),
+        ]
+    )
+    leaf_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Generative AI Studio signer"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Generative AI Studio"),
+        ]
+    )
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(leaf_name)
+        .issuer_name(root_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+    key_pem = leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs.atomic_write(folder / "root.pem", pem(root))
+    outputs.atomic_write(folder / "chain.pem", pem(leaf) + pem(root))
+    outputs.atomic_write(folder / "signer.key", key_pem)
+    (folder / "signer.key").chmod(0o600)
+
+
+def credentials(cache_dir: Path, cert: Path | None = None, key: Path | None = None) -> Credentials:
+    if cert and key:
+        return Credentials(Path(cert).read_bytes(), Path(key).read_bytes(), None)
+    folder = Path(cache_dir) / "c2pa"
+    with _lock:
+        if not (folder / "signer.key").exists():
+            _make_local_ca(folder)
+    return Credentials(
+        (folder / "chain.pem").read_bytes(), (folder / "signer.key").read_bytes(), (folder / "root.pem").read_bytes()
+    )
+
+
+def sign(
+    data: bytes,
+    mime: str,
+    creds: Credentials,
+    *,
+    title: str,
+    source_type: str,
+    action: str,
+    recipe: dict | None = None,
+) -> bytes:
+    """`data` with a signed C2PA manifest: the action (c2pa.created / c2pa.edited), the digital source type, the
+    studio as the generator, and a digest of the recipe. Offline: no timestamp authority."""
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": outputs.STUDIO_NAME, "version": "0.1"}],
+        "title": title[:200],
+        "format": mime,
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": name,
+                            "digitalSourceType": IPTC + source_type,
+                            "softwareAgent": {"name": outputs.STUDIO_NAME},
+                        }
+                        for name in dict.fromkeys(["c2pa.created", action])  # C2PA: the first must be "created"
+                    ]
+                },
+            },
+            {"label": "org.generative-ai-studio.recipe", "data": {"summary": _recipe_summary(recipe or {})}},
+        ],
+    }
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, creds.chain_pem, creds.key_pem, None)
+    signer = c2pa.Signer.from_info(info)
+    context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+    builder = c2pa.Builder(manifest, context=context)
+    out = io.BytesIO()
+    builder.sign(signer, mime, io.BytesIO(data), out)
+    return out.getvalue()
+
+
+def _recipe_summary(recipe: dict) -> dict:
+    keys = (
+        "tab",
+        "model",
+        "revision",
+        "mode",
+        "prompt",
+        "seed",
+        "steps",
+        "guidance_scale",
+        "width",
+        "height",
+        "duration",
+        "engine",
+        "created",
+    )
+    return {k: (recipe[k][:500] if isinstance(recipe.get(k), str) else recipe[k]) for k in keys if k in recipe}
+
+
+def read_c2pa(data: bytes, mime: str, root_pem: bytes | None = None) -> dict:
+    """{"present", "state" (Valid / Trusted / Invalid), "actions", "generator", "errors"} in plain values."""
+    import c2pa
+
+    try:
+        context = None
+        if root_pem:
+            context = c2pa.Context.from_dict(
+                {"trust": {"user_anchors": root_pem.decode()}, "verify": {"verify_trust": True}}
+            )
+        reader = (
+            c2pa.Reader(mime, io.BytesIO(data), context=context) if context else c2pa.Reader(mime, io.BytesIO(data))
+        )
+        report = json.loads(reader.json())
+    except Exception as exc:  # ManifestNotFound and friends
+        name = type(exc).__name__
+        if "NotFound" in name or "not found" in str(exc).lower():
+            return {"present": False, "state": None}
+        return {"present": False, "state": "Unreadable", "errors": [str(exc)[:200]]}
+    active = report.get("manifests", {}).get(report.get("active_manifest", ""), {})
+    actions = []
+    for assertion in active.get("assertions", []):
+        if assertion.get("label", "").startswith("c2pa.actions"):
+            actions += assertion.get("data", {}).get("actions", [])
+    statuses = report.get("validation_status") or []
+    failures = [s.get("code", "") for s in statuses if "untrusted" not in s.get("code", "")]
+    state = report.get("validation_state") or ("Invalid" if failures else "Valid")
+    return {
+        "present": True,
+        "state": state,
+        "generator": [g.get("name") for g in active.get("claim_generator_info", [])],
+        "actions": [{"action": a.get("action"), "digitalSourceType": a.get("digitalSourceType")} for a in actions],
+        "issues": [s.get("code") for s in statuses],
+    }
+
+
+# ------------------------------------------------------------------------------------ the save path ---------
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_credentials(cache_dir: Path, cert: Path | None, key: Path | None) -> Credentials:
+    return credentials(cache_dir, cert, key)
+
+
+def studio_credentials(settings: Any) -> Credentials:
+    return _cached_credentials(Path(settings.cache_dir), settings.c2pa_cert, settings.c2pa_key)
+
+
+def finish_png(
+    image: Any,
+    recipe: dict,
+    settings: Any,
+    *,
+    source_type: str,
+    action: str,
+    title: str,
+    chunks: dict[str, str] | None = None,
+) -> bytes:
+    """PNG bytes of `image` carrying the watermark, XMP, the recipe (text chunks) and signed content credentials.
+    Records what was applied in recipe["provenance"] (so the recipe saved beside it says so too)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    marked, watermarked = embed_watermark(np.asarray(image.convert("RGB")))
+    recipe["provenance"] = {
+        "watermark": WATERMARK_PAYLOAD.decode() if watermarked else "skipped: under 256x256 pixels",
+        "digital_source_type": IPTC + source_type,
+        "content_credentials": "C2PA, " + action,
+    }
+    info = PngInfo()
+    for key, value in {**(chunks or {}), "studio_recipe": json.dumps(recipe, ensure_ascii=False, default=str)}.items():
+        info.add_itxt(key, value)
+    info.add_itxt("XML:com.adobe.xmp", xmp_packet(source_type), zip=False)
+    buffer = io.BytesIO()
+    Image.fromarray(marked).save(buffer, format="PNG", pnginfo=info)
+    return sign(
+        buffer.getvalue(),
+        "image/png",
+        studio_credentials(settings),
+        title=title,
+        source_type=source_type,
+        action=action,
+        recipe=recipe,
+    )
+
+
+def sign_file(path: Path, mime: str, settings: Any, *, source_type: str, action: str, recipe: dict) -> None:
+    """Add signed content credentials to a file already written (WAV, MP4), replacing it atomically."""
+    signed = sign(
+        Path(path).read_bytes(),
+        mime,
+        studio_credentials(settings),
+        title=Path(path).name,
+        source_type=source_type,
+        action=action,
+        recipe=recipe,
+    )
+    outputs.atomic_write(path, signed)

@@ -1,0 +1,94 @@
+"""Hardened defaults: file routes serve only the studio's own files, logins, upload limits, Verify over the API."""
+
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import free_port
+from faces_helpers import ASTRONAUT
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from core.settings import Settings
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "../../../../etc/passwd", "%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/proc/self/environ"],
+)
+def test_file_routes_refuse_paths_outside_the_studio(server, path):
+    assert status(f"{server['url']}gradio_api/file={path}") in (403, 404)
+
+
+def test_file_routes_refuse_a_models_files_and_serve_outputs(server, client, tiny_dir):
+    assert status(f"{server['url']}gradio_api/file={tiny_dir / 'qwen2' / 'config.json'}") in (403, 404)
+    outputs = server["settings"].output_dir.resolve()
+    escape = f"{outputs}/../../../../etc/passwd"
+    assert status(f"{server['url']}gradio_api/file={escape}") in (403, 404)
+    client.predict(prompt="served", seed=1, api_name="/generate_image")
+    saved = next(outputs.rglob("*.png"))
+    assert status(f"{server['url']}gradio_api/file={saved}") == 200
+
+
+def test_verify_over_the_api(client):
+    summary, report = client.predict(file=handle_file(str(ASTRONAUT)), api_name="/verify")
+    assert summary.startswith("**No sign that this file came from the studio**") and report["kind"] == "image"
+    _p, gallery, *_ = client.predict(prompt="verify me", width=256, height=256, seed=3, api_name="/generate_image")
+    made = gallery[0]["image"] if isinstance(gallery[0]["image"], str) else gallery[0]["image"]["path"]
+    summary, report = client.predict(file=handle_file(made), api_name="/verify")
+    assert report["watermark"]["present"] and report["content_credentials"]["state"] == "Trusted"
+    with pytest.raises(AppError, match="not a file the Verify tab can read"):
+        client.predict(file=handle_file(__file__), api_name="/verify")
+
+
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory, tiny_dir):
+    from core.app import build_app, launch
+
+    out = tmp_path_factory.mktemp("locked")
+    settings = Settings(
+        port=free_port(),
+        tiny=True,
+        output_dir=out / "outputs",
+        cache_dir=tiny_dir.parent,
+        offline=True,
+        device="cpu",
+        auth="teacher:s3cret,student:pw",
+        max_upload_mb=0.05,
+    )
+    demo = build_app(settings)
+    launch(demo, settings, block=False, warm=False, quiet=True)
+    yield f"http://127.0.0.1:{settings.port}/"
+    demo.close()
+
+
+def test_a_login_is_required_when_auth_is_set(locked_server):
+    with pytest.raises(Exception, match="(?i)login|auth|401|403|credentials"):
+        Client(locked_server, analytics_enabled=False, verbose=False).predict(prompt="hi", api_name="/generate_text")
+    client = Client(locked_server, auth=("teacher", "s3cret"), analytics_enabled=False, verbose=False)
+    assert isinstance(client.predict(prompt="hi", max_new_tokens=2, api_name="/generate_text"), str)
+
+
+def test_uploads_over_the_limit_are_refused(locked_server, tmp_path):
+    client = Client(locked_server, auth=("student", "pw"), analytics_enabled=False, verbose=False)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 200_000)
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(file=handle_file(str(big)), api_name="/verify")
+
+
+def test_bad_auth_setting_is_a_sentence():
+    from core.settings import from_env
+
+    with pytest.raises(ValueError, match="user:password pairs"):
+        from_env({"STUDIO_AUTH": "nopassword"})
+    with pytest.raises(ValueError, match="both STUDIO_C2PA_CERT and STUDIO_C2PA_KEY"):
+        from_env({"STUDIO_C2PA_CERT": "/x.pem"})
