@@ -10,6 +10,8 @@ from typing import Any
 from core.errors import UserError
 
 MAX_SEED = 2**32 - 1
+SEED_UNREADABLE = "The seed must be a whole number from 0 to 4294967295, or -1 for a random one."
+NUMBER_UNREADABLE = "The {} must be a number."
 IMAGE_UNREADABLE = "The input is not an image the studio can read (PNG, JPEG or WebP)."
 
 

@@ -86,6 +86,16 @@ def free_memory() -> None:
         torch.mps.empty_cache()
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's "can't allocate memory"."""
+    text = str(exc).lower()
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or (isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
+    )
+
+
 def total_memory_bytes(device: str) -> int:
     """RAM on CPU/MPS (unified memory), the GPU's VRAM on CUDA."""
     if device.startswith("cuda"):

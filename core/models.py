@@ -125,12 +125,19 @@ class ModelCache:
     def acquire(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int = 0) -> Iterator[Any]:
         """Yield the model for `key`, loading it with `loader()` if nobody has. It is not evicted while held."""
         entry = self._get_or_load(key, loader, estimate_bytes)
+        out_of_memory = False
         try:
             yield entry.value
+        except BaseException as exc:
+            out_of_memory = devices.is_out_of_memory(exc)
+            raise
         finally:
             with self._lock:
                 entry.users -= 1
                 entry.last_used = time.monotonic()
+            if out_of_memory:  # give back all we can so that the next request has room
+                unloaded, kept = self.unload()
+                log.warning("out of memory: unloaded %d idle model(s), %d in use elsewhere", unloaded, kept)
 
     def _get_or_load(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int) -> _Entry:
         with self._lock:

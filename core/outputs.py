@@ -12,16 +12,19 @@ import datetime as dt
 import functools
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import re
 import secrets
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("studio.outputs")
 STUDIO_NAME = "Generative AI Studio"
 AI_STATEMENT = "AI-generated content: made with a generative model in the Generative AI Studio."
 
@@ -59,10 +62,45 @@ def slug(text: str, limit: int = 40) -> str:
     return cleaned[:limit].strip("-") or "untitled"
 
 
+UNSAVED_DIR = Path(tempfile.gettempdir()) / "studio-unsaved"  # where results go when the output folder fails
+
+
+def warn(message: str) -> None:
+    """Tell the user (a yellow toast in the page when called from a request) and the log."""
+    log.warning(message)
+    gradio = sys.modules.get("gradio")
+    if gradio is not None:
+        gradio.Warning(message)
+
+
+def _writable(folder: Path) -> str | None:
+    """None if files can be written in `folder` (created if need be), else the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+        return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def new_output_path(output_dir: Path, tab: str, title: str, ext: str, now: dt.datetime | None = None) -> Path:
+    """A fresh path for a result. If the output folder cannot be written, a temporary folder stands in and the
+    user is warned: the result is still delivered, and nothing already saved is touched."""
     now = now or dt.datetime.now()
     name = f"{now:%H%M%S}-{slug(title)}-{secrets.token_hex(3)}.{ext.lstrip('.')}"
-    return Path(output_dir) / tab / f"{now:%Y-%m-%d}" / name
+    folder = Path(output_dir) / tab / f"{now:%Y-%m-%d}"
+    reason = _writable(folder)
+    if reason:
+        fallback = UNSAVED_DIR / tab / f"{now:%Y-%m-%d}"
+        fallback.mkdir(parents=True, exist_ok=True)
+        warn(
+            f"Could not save in {Path(output_dir)} ({reason}). This result is kept in a temporary folder "
+            "only: download it from the page to keep it."
+        )
+        folder = fallback
+    return folder / name
 
 
 @functools.lru_cache(maxsize=32)

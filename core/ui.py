@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import logging
@@ -14,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.device import is_out_of_memory
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -28,11 +30,15 @@ def _to_gradio_error(exc: BaseException) -> gr.Error:
         return exc
     if isinstance(exc, UserError):
         return gr.Error(str(exc), print_exception=False)
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+    if is_out_of_memory(exc):
         return gr.Error(
             "The studio ran out of memory for this request. Try a smaller size, fewer images or a "
             "shorter output, or unload other models in the Models panel.",
             print_exception=False,
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return gr.Error(
+            "The disk is full: the result could not be saved. Free some space and try again.", print_exception=False
         )
     log.exception("unexpected error", exc_info=exc)
     return gr.Error(
@@ -65,8 +71,10 @@ def user_errors(fn: Callable) -> Callable:
     return call
 
 
+@functools.cache
 def checked(component: type, sentence: str) -> type:
-    """A Gradio input component whose unreadable uploads give `sentence` instead of a processing error.
+    """A Gradio input component whose unreadable input (an upload that is not what it says, a word where a number
+    belongs) gives `sentence` instead of a processing error. "{label}" in it becomes the component's label.
 
     Uses Gradio's template mechanism (is_template): the browser renders the parent component as usual.
     """
@@ -80,10 +88,16 @@ def checked(component: type, sentence: str) -> type:
             except gr.Error:
                 raise
             except Exception:
-                raise gr.Error(sentence, print_exception=False) from None
+                label = str(self.label or "value").split(" (")[0].lower()
+                raise gr.Error(sentence.format(label=label), print_exception=False) from None
 
     Checked.__name__ = Checked.__qualname__ = f"Checked{component.__name__}"
     return Checked
+
+
+def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
+    """gr.Slider that answers "The <label> must be a number." to a word sent through the API."""
+    return checked(gr.Slider, "The {label} must be a number.")(minimum, maximum, **kwargs)
 
 
 class Stops:

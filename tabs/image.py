@@ -267,12 +267,18 @@ def generate_image(
         start = time.perf_counter()
         worker = threading.Thread(target=run, name="image-generate", daemon=True)
         worker.start()
-        last_yield = 0.0
+        last_yield, done = 0.0, 0
         try:
             while True:
-                kind_, value, preview = events.get()
+                try:
+                    kind_, value, preview = events.get(timeout=max(UPDATE_EVERY_S, 0.05))
+                except queue.Empty:  # a slow step: still report, so the page (and a Stop) is never kept waiting
+                    elapsed = last_yield = time.perf_counter() - start
+                    yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed)
+                    continue
                 elapsed = time.perf_counter() - start
                 if kind_ == "step":
+                    done = value
                     if progress:
                         progress(value / total, f"Step {value}/{total}")
                     if preview is not None or value == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
@@ -381,15 +387,17 @@ def build(ctx) -> None:
             )
             model_note = gr.Markdown(first.note)
             with gr.Row():
-                steps = gr.Slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps")
-                guidance = gr.Slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
+                steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps")
+                guidance = ui.slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
             with gr.Row():
-                width = gr.Slider(64, size_max, value=first.size, step=8, label="Width")
-                height = gr.Slider(64, size_max, value=first.size, step=8, label="Height")
+                width = ui.slider(64, size_max, value=first.size, step=8, label="Width")
+                height = ui.slider(64, size_max, value=first.size, step=8, label="Height")
             with gr.Row():
-                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, elem_id="image-seed")
+                seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(
+                    -1, label="Seed (-1 = random)", precision=0, elem_id="image-seed"
+                )
                 reuse = gr.Button("♻ Reuse last seed", size="sm")
-                count = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+                count = ui.slider(1, MAX_IMAGES, value=1, step=1, label="Images")
             with gr.Accordion("Image to image", open=False):
                 init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
                     label="Input image",
@@ -398,7 +406,7 @@ def build(ctx) -> None:
                     elem_id="image-init",
                     sources=["upload", "clipboard"],
                 )
-                strength = gr.Slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
+                strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
                 transform = gr.Button("Generate from image", elem_id="image-transform")
             with gr.Accordion("Restore settings from a PNG", open=False):
                 restore = gr.File(

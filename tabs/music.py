@@ -427,7 +427,7 @@ def build(ctx) -> None:
                 max_length=settings.max_prompt_chars,
                 placeholder="lo-fi hip hop with warm piano and soft vinyl crackle",
             )
-            duration = gr.Slider(1, MAX_SECONDS, value=d.duration, step=1, label="Duration (seconds)")
+            duration = ui.slider(1, MAX_SECONDS, value=d.duration, step=1, label="Duration (seconds)")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
@@ -435,13 +435,13 @@ def build(ctx) -> None:
                 choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
             )
             with gr.Accordion("Sampling", open=False):
-                top_k = gr.Slider(0, 500, value=d.top_k, step=1, label="Top-k (0 = off)")
-                top_p = gr.Slider(0, 1, value=d.top_p, step=0.01, label="Top-p (0 = off)")
-                temperature = gr.Slider(0.05, 2, value=d.temperature, step=0.05, label="Temperature")
-                guidance = gr.Slider(
+                top_k = ui.slider(0, 500, value=d.top_k, step=1, label="Top-k (0 = off)")
+                top_p = ui.slider(0, 1, value=d.top_p, step=0.01, label="Top-p (0 = off)")
+                temperature = ui.slider(0.05, 2, value=d.temperature, step=0.05, label="Temperature")
+                guidance = ui.slider(
                     0, 10, value=d.guidance_scale, step=0.5, label="Classifier-free guidance (1 = off)"
                 )
-                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+                seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(-1, label="Seed (-1 = random)", precision=0)
             melody = ui.checked(gr.Audio, MELODY_UNREADABLE)(
                 label="Melody to follow (melody models only, up to 30 s)",
                 sources=["upload", "microphone"],

@@ -3,6 +3,7 @@
 Reads top to bottom: model choices, the engine (`generate_text`, plain Python), then the UI (`build`).
 """
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -201,7 +202,7 @@ def generate_text(
                     (input_ids.shape[0],), stop.is_set() or halt.is_set(), dtype=torch.bool, device=input_ids.device
                 )
 
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=0.25)
         sampling = (
             dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
             if params.temperature > 0
@@ -233,7 +234,13 @@ def generate_text(
         worker = threading.Thread(target=run, name="text-generate", daemon=True)
         worker.start()
         try:
-            for piece in streamer:
+            while True:
+                try:
+                    piece = next(streamer)
+                except queue.Empty:  # a slow token (a long prompt being read): report anyway, never block a Stop
+                    piece = ""
+                except StopIteration:
+                    break
                 update.text += piece
                 update.tokens, update.seconds = counted[0], time.perf_counter() - start
                 yield update
@@ -289,16 +296,16 @@ def build(ctx) -> None:
             )
             system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2)
             with gr.Accordion("Sampling", open=False):
-                max_new_tokens = gr.Slider(
+                max_new_tokens = ui.slider(
                     1, settings.max_new_tokens, value=defaults.max_new_tokens, step=1, label="Max new tokens"
                 )
-                temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)")
-                top_p = gr.Slider(0.01, 1, value=defaults.top_p, step=0.01, label="Top-p")
-                top_k = gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)")
-                repetition_penalty = gr.Slider(
+                temperature = ui.slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)")
+                top_p = ui.slider(0.01, 1, value=defaults.top_p, step=0.01, label="Top-p")
+                top_k = ui.slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)")
+                repetition_penalty = ui.slider(
                     0.5, 2, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"
                 )
-                seed = gr.Number(-1, label="Seed (-1 = random)", precision=0)
+                seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(-1, label="Seed (-1 = random)", precision=0)
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
 
     pending = gr.State("")  # the message being answered

@@ -35,9 +35,10 @@ def test_progress_counts_every_step(shared_cache, settings, monkeypatch):
     monkeypatch.setattr(tabs.image, "PREVIEW_EVERY_S", 0)  # every step, for the test (normally twice a second)
     monkeypatch.setattr(tabs.image, "UPDATE_EVERY_S", 0)
     updates = run(shared_cache, settings, steps=8, seed=3)
-    steps = [u.step for u in updates if not u.done]
+    steps = [s for s in dict.fromkeys(u.step for u in updates if not u.done) if s]  # slow steps may repeat
     assert steps == list(range(1, 9)) and updates[-1].done
-    assert all(u.preview is not None for u in updates[:-2])  # the last step goes straight to the real image
+    # a preview at every step but the last, which goes straight to the real image
+    assert {u.step for u in updates if u.preview is not None} == set(range(1, 8))
     assert updates[0].preview.size == (32, 32)  # latent resolution of the tiny model (its VAE scales by 2)
     throttled = run(shared_cache, settings, steps=8, seed=3)
     monkeypatch.undo()

@@ -1,0 +1,184 @@
+"""Table-driven: bad input across every tab and the API. Each gets one clear sentence (asserted), no traceback,
+nothing saved, and the server keeps answering."""
+
+import struct
+import zlib
+
+import pytest
+from faces_helpers import ASTRONAUT, HOPPER, make_video
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+
+def huge_png(path, width=20000, height=20000):
+    """A valid PNG header that declares 20000x20000 pixels (a decompression bomb; the file itself is tiny)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "text.png").write_text("this is text, not a picture")
+    (d / "empty.png").write_bytes(b"")
+    good_png = ASTRONAUT.read_bytes()
+    (d / "truncated.jpg").write_bytes(good_png[: len(good_png) // 3])
+    from PIL import Image
+
+    Image.open(ASTRONAUT).save(d / "full.png")
+    (d / "truncated.png").write_bytes((d / "full.png").read_bytes()[:5000])
+    huge_png(d / "huge.png")
+    (d / "empty.wav").write_bytes(b"")
+    (d / "header-only.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    (d / "text.wav").write_text("not audio")
+    (d / "text.mp4").write_text("not a video")
+    (d / "empty.mp4").write_bytes(b"")
+    clip = make_video(d / "clip.mp4", frames=4)
+    (d / "truncated.mp4").write_bytes(clip.read_bytes()[:1500])
+    (d / "notes.txt").write_text("hello")
+    return d
+
+
+F = "FILE:"  # rows name their files with this prefix; the test turns them into uploads
+
+ROWS = [
+    # text
+    ("/generate_text", {"prompt": ""}, "message is empty"),
+    ("/generate_text", {"prompt": "   \n\t  "}, "message is empty"),
+    ("/generate_text", {"prompt": "\u200b\u200b\u2060"}, "message is empty"),
+    ("/generate_text", {"prompt": "x" * 100_000}, "limit is 4,000"),
+    ("/generate_text", {"prompt": "hi", "temperature": -1}, "temperature must be between 0 and 2"),
+    ("/generate_text", {"prompt": "hi", "temperature": 1e300}, "temperature must be between 0 and 2"),
+    ("/generate_text", {"prompt": "hi", "max_new_tokens": 0}, "max new tokens must be between"),
+    ("/generate_text", {"prompt": "hi", "max_new_tokens": 10**12}, "max new tokens must be between"),
+    ("/generate_text", {"prompt": "hi", "max_new_tokens": "many"}, "max new tokens must be a number"),
+    ("/generate_text", {"prompt": "hi", "top_k": 2.5}, "top-k must be a whole number"),
+    ("/generate_text", {"prompt": "hi", "top_p": 0}, "top-p must be between"),
+    ("/generate_text", {"prompt": "hi", "seed": -5}, "seed must be between 0"),
+    ("/generate_text", {"prompt": "hi", "seed": "lucky"}, "seed must be a number"),
+    ("/generate_text", {"prompt": "hi", "model": "../../etc/passwd"}, "not offered here"),
+    ("/generate_text", {"prompt": "hi", "model": "someone/remote-code"}, "not offered here"),
+    ("/generate_text", {"prompt": ["a", "list"]}, "message must be text"),
+    ("/generate_text", {"prompt": "hi", "system_prompt": "s" * 5000}, "system prompt is 5,000 characters"),
+    # image
+    ("/generate_image", {"prompt": ""}, "prompt is empty"),
+    ("/generate_image", {"prompt": "x" * 100_000}, "limit is 4,000"),
+    ("/generate_image", {"prompt": "a cat", "width": 100}, "not a multiple of 8"),
+    ("/generate_image", {"prompt": "a cat", "width": -64}, "less than minimum value 64"),
+    ("/generate_image", {"prompt": "a cat", "height": 20000}, "greater than maximum value"),
+    ("/generate_image", {"prompt": "a cat", "steps": 0}, "less than minimum value 1"),
+    ("/generate_image", {"prompt": "a cat", "seed": "lucky"}, "seed must be a whole number"),
+    ("/generate_image", {"prompt": "a cat", "steps": "many"}, "steps must be a number"),
+    ("/generate_music", {"prompt": "beat", "top_k": "all"}, "top-k must be a number"),
+    ("/generate_image", {"prompt": "a cat", "model": "../../secrets"}, "not in the list of choices"),
+    ("/image_to_image", {"image": F + "text.png", "prompt": "x"}, "not an image the studio can read"),
+    ("/image_to_image", {"image": F + "empty.png", "prompt": "x"}, "not an image the studio can read"),
+    ("/image_to_image", {"image": F + "truncated.png", "prompt": "x"}, "not an image the studio can read"),
+    ("/image_to_image", {"image": F + "truncated.jpg", "prompt": "x"}, "not an image the studio can read"),
+    ("/image_to_image", {"image": F + "huge.png", "prompt": "x"}, "not an image the studio can read"),
+    ("/image_to_image", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),
+    ("/restore_image_settings", {"file": F + "full.png"}, "carries no recipe"),
+    # music
+    ("/generate_music", {"prompt": ""}, "description is empty"),
+    ("/generate_music", {"prompt": "beat", "duration": 0}, "less than minimum value 1"),
+    ("/generate_music", {"prompt": "beat", "duration": 600}, "greater than maximum value 30"),
+    ("/generate_music", {"prompt": "beat", "seed": "x"}, "seed must be a whole number"),
+    (
+        "/generate_music",
+        {"prompt": "beat", "model": "tiny:musicgen-melody", "melody": F + "text.wav"},
+        "not an audio file the studio can read",
+    ),
+    (
+        "/generate_music",
+        {"prompt": "beat", "model": "tiny:musicgen-melody", "melody": F + "empty.wav"},
+        "not an audio file the studio can read",
+    ),
+    (
+        "/generate_music",
+        {"prompt": "beat", "model": "tiny:musicgen-melody", "melody": F + "header-only.wav"},
+        "not an audio file the studio can read",
+    ),
+    ("/generate_music", {"prompt": "beat", "melody": F + "full.png"}, "not an audio file the studio can read"),
+    # face swap
+    (
+        "/swap_face",
+        {"source_image": F + "hopper", "target_image": F + "astronaut", "consent": False},
+        "Tick the consent box",
+    ),
+    (
+        "/swap_face",
+        {"source_image": F + "text.png", "target_image": F + "astronaut", "consent": True},
+        "source image is not an image",
+    ),
+    (
+        "/swap_face",
+        {"source_image": F + "hopper", "target_image": F + "empty.png", "consent": True},
+        "target image is not an image",
+    ),
+    (
+        "/swap_face",
+        {"source_image": F + "hopper", "target_image": F + "huge.png", "consent": True},
+        "target image is not an image",
+    ),
+    (
+        "/swap_face",
+        {"source_image": F + "hopper", "target_image": F + "astronaut", "consent": True, "face_index": 7},
+        "no face 7 in the target",
+    ),
+    (
+        "/swap_face_video",
+        {"source_image": F + "hopper", "target_video": F + "text.mp4", "consent": True},
+        "not a video the studio can read",
+    ),
+    (
+        "/swap_face_video",
+        {"source_image": F + "hopper", "target_video": F + "empty.mp4", "consent": True},
+        "not a video the studio can read",
+    ),
+    (
+        "/swap_face_video",
+        {"source_image": F + "hopper", "target_video": F + "truncated.mp4", "consent": True},
+        "not a video the studio can read",
+    ),
+    ("/swap_face_video", {"source_image": F + "hopper", "target_video": F + "clip.mp4"}, "Tick the consent box"),
+    # verify
+    ("/verify", {"file": F + "notes.txt"}, "not a file the Verify tab can read"),
+    ("/verify", {"file": F + "empty.png"}, "not a file the Verify tab can read"),
+    ("/verify", {"file": F + "truncated.png"}, "could not be decoded"),
+]
+
+
+def resolve(value, files):
+    if isinstance(value, str) and value.startswith(F):
+        name = value[len(F) :]
+        path = {"hopper": HOPPER, "astronaut": ASTRONAUT}.get(name, files / name)
+        return handle_file(str(path))
+    return value
+
+
+def saved_files(server):
+    out = server["settings"].output_dir
+    return sorted(p for p in out.rglob("*") if p.is_file() and p.name != "audit.jsonl") if out.exists() else []
+
+
+def test_the_matrix_has_at_least_forty_rows():
+    assert len(ROWS) >= 40 and len({r[0] for r in ROWS}) >= 8
+
+
+@pytest.mark.parametrize(("api", "kwargs", "fragment"), ROWS, ids=[f"{r[0]}-{i}" for i, r in enumerate(ROWS)])
+def test_bad_input_gets_one_sentence(client, server, files, api, kwargs, fragment):
+    before = saved_files(server)
+    with pytest.raises(AppError) as err:
+        client.predict(**{k: resolve(v, files) for k, v in kwargs.items()}, api_name=api)
+    message = str(err.value)
+    assert fragment.lower() in message.lower(), message
+    assert "Traceback" not in message and 'File "' not in message and len(message) < 400
+    assert saved_files(server) == before
+    assert client.predict(api_name="/models")  # the server still answers
