@@ -28,6 +28,7 @@ def start_studio(env: dict[str, str], timeout: float = 120):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    proc.studio_port = port
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -95,6 +95,9 @@ class ModelCache:
         self.offline = offline
         self.tiny_dir = tiny_dir
         self._lock = threading.Lock()
+        # Loads of different models run one at a time: from_pretrained changes process-wide torch state while it
+        # builds a model (meta device, default dtype), and two at once corrupt each other ("meta tensor").
+        self._load_lock = threading.Lock()
         self._entries: dict[ModelKey, _Entry] = {}
         self.loads = 0  # models actually loaded since start (a cache hit adds nothing)
 
@@ -159,7 +162,8 @@ class ModelCache:
         start = time.perf_counter()
         try:
             self._make_room(estimate_bytes, keep=entry.key)
-            value = loader()
+            with self._load_lock:
+                value = loader()
             entry.value = value
             entry.nbytes = measure_bytes(value)
             entry.load_seconds = time.perf_counter() - start

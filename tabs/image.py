@@ -222,8 +222,9 @@ def generate_image(
         progress=progress,
         allow_patterns=download_patterns(half),
     ) as base:
-        import torch
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+        with import_lock:
+            import torch
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 
         # A pipeline of our own around the shared weights: the scheduler's state is per run.
         kind = AutoPipelineForImage2Image if img2img else AutoPipelineForText2Image

@@ -156,7 +156,9 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
     import numpy as np
     import torch
     from scipy.signal import resample_poly
-    from transformers.audio_utils import chroma_filter_bank
+
+    with import_lock:
+        from transformers.audio_utils import chroma_filter_bank
 
     target = spec["sampling_rate"]
     if rate != target:
@@ -297,8 +299,9 @@ def generate_music(
     )
     stop = stop or threading.Event()
     with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        with import_lock:
+            import torch
+            from transformers import StoppingCriteria, StoppingCriteriaList
 
         lm, k = loaded.model, loaded.num_codebooks
         if clip is not None and loaded.chroma is None:

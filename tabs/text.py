@@ -183,8 +183,9 @@ def generate_text(
     stop = stop or threading.Event()
 
     with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress) as loaded:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        with import_lock:
+            import torch
+            from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         tokenizer, lm = loaded.tokenizer, loaded.model
         messages = build_messages(system_prompt, history, prompt)
