@@ -1,6 +1,7 @@
 """Generative AI Studio: images, text, music and face swaps in one Gradio app.
 
     python studio.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps] [--offline] [--tiny]
+    python studio.py generate {image,text,music,faceswap} --prompt ... [options]   (no server; --help lists them)
 
 Every flag can also be set with an environment variable (STUDIO_HOST, STUDIO_PORT, ...); flags win.
 Only this file parses flags. Heavy libraries (torch, diffusers, transformers) load on first use, so the UI
@@ -42,6 +43,13 @@ def prepare_environment(offline: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        prepare_environment(offline="--offline" in argv or os.environ.get("STUDIO_OFFLINE", "") in ("1", "true"))
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from core.cli import run
+
+        return run(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core.settings import from_env

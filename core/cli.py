@@ -1,0 +1,168 @@
+"""`python studio.py generate {image,text,music,faceswap} ...`: the same engines as the UI, with no server.
+
+Prints the path of each saved output (its recipe is beside it, and inside it). A refused request prints one
+sentence on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="studio.py generate", description="Generate without the web UI; prints the paths of the saved outputs."
+    )
+    sub = p.add_subparsers(dest="tab", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--model", help="a model from the tab's list (or any, with STUDIO_ALLOW_CUSTOM_MODELS=1)")
+        q.add_argument("--seed", type=int, default=-1, help="-1 = random (default); the seed used is printed")
+        q.add_argument("--output-dir", type=Path, help="where to save (env STUDIO_OUTPUT_DIR, default outputs/)")
+        q.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="env STUDIO_DEVICE")
+        q.add_argument("--offline", action="store_true", default=None, help="never contact the Hugging Face Hub")
+        q.add_argument("--tiny", action="store_true", default=None, help="tiny random-weight models (noise)")
+
+    image = sub.add_parser("image", help="text-to-image, or image-to-image with --init-image")
+    image.add_argument("--prompt", required=True)
+    image.add_argument("--negative-prompt", default="")
+    image.add_argument("--steps", type=int, help="default: the model's own")
+    image.add_argument("--guidance", type=float, help="CFG scale; default: the model's own")
+    image.add_argument("--width", type=int)
+    image.add_argument("--height", type=int)
+    image.add_argument("--num-images", type=int, default=1)
+    image.add_argument("--init-image", help="an image to start from (image-to-image)")
+    image.add_argument("--strength", type=float, default=0.5)
+    common(image)
+
+    text = sub.add_parser("text", help="one answer from the chat model")
+    text.add_argument("--prompt", required=True)
+    text.add_argument("--system-prompt")
+    text.add_argument("--max-new-tokens", type=int, default=256)
+    text.add_argument("--temperature", type=float, default=0.7)
+    text.add_argument("--top-p", type=float, default=0.9)
+    text.add_argument("--top-k", type=int, default=50)
+    text.add_argument("--repetition-penalty", type=float, default=1.1)
+    common(text)
+
+    music = sub.add_parser("music", help="text-to-music with MusicGen")
+    music.add_argument("--prompt", required=True, help="a description of the music")
+    music.add_argument("--duration", type=float, default=8.0)
+    music.add_argument("--top-k", type=int, default=250)
+    music.add_argument("--top-p", type=float, default=0.0)
+    music.add_argument("--temperature", type=float, default=1.0)
+    music.add_argument("--guidance", type=float, default=3.0)
+    music.add_argument("--melody", help="an audio clip to follow (melody models)")
+    common(music)
+
+    swap = sub.add_parser("faceswap", help="put the face of --source on the face(s) of --target")
+    swap.add_argument("--source", required=True, help="image with the face to use")
+    swap.add_argument("--target", required=True, help="image (or .mp4/.mov/.webm video) to put it on")
+    swap.add_argument(
+        "--consent",
+        action="store_true",
+        help="I have the consent of the people shown, or the right to use these images (required)",
+    )
+    swap.add_argument("--face-index", type=int, default=-1, help="-1 = all faces; else the face's number")
+    swap.add_argument("--engine", choices=["auto", "classic", "neural"], default="auto")
+    swap.add_argument("--prompt", help=argparse.SUPPRESS)
+    common(swap)
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from core.app import make_cache
+    from core.errors import UserError
+    from core.settings import from_env
+
+    try:
+        settings = from_env(output_dir=args.output_dir, device=args.device, offline=args.offline, tiny=args.tiny)
+    except ValueError as exc:
+        print(f"studio.py: {exc}", file=sys.stderr)
+        return 2
+    cache = make_cache(settings)
+    try:
+        for line in _generate(args, settings, cache):
+            print(line, flush=True)
+    except UserError as exc:
+        print(f"studio.py: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _generate(args: argparse.Namespace, settings, cache):
+    """The saved paths, one by one (then a line with the seed where there is one)."""
+    if args.tab == "image":
+        from tabs.image import ImageParams, generate_image, model_choices, model_defaults
+
+        d = model_defaults(args.model or model_choices(settings)[0])
+        params = ImageParams(
+            args.prompt,
+            args.negative_prompt,
+            args.steps or d.steps,
+            d.guidance if args.guidance is None else args.guidance,
+            args.width or d.size,
+            args.height or d.size,
+            args.seed,
+            args.num_images,
+            args.strength,
+        )
+        final = list(generate_image(cache, settings, params, model=args.model, init_image=args.init_image))[-1]
+        yield from (str(p) for p in final.images)
+        yield f"seed {final.seed}"
+    elif args.tab == "text":
+        from tabs.text import DEFAULT_SYSTEM_PROMPT, TextParams, generate_text
+
+        params = TextParams(
+            args.max_new_tokens, args.temperature, args.top_p, args.top_k, args.repetition_penalty, args.seed
+        )
+        final = list(
+            generate_text(
+                cache,
+                settings,
+                args.prompt,
+                params=params,
+                model=args.model,
+                system_prompt=DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt,
+            )
+        )[-1]
+        yield str(final.saved)
+        yield f"seed {final.seed}"
+    elif args.tab == "music":
+        from tabs.music import MusicParams, generate_music
+
+        params = MusicParams(
+            args.prompt, args.duration, args.top_k, args.top_p, args.temperature, args.guidance, args.seed
+        )
+        final = list(generate_music(cache, settings, params, model=args.model, melody=args.melody))[-1]
+        yield str(final.path)
+        yield f"seed {final.seed}"
+    else:
+        from tabs.faceswap import swap_face_image, swap_face_video
+
+        if Path(args.target).suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
+            final = list(
+                swap_face_video(
+                    cache,
+                    settings,
+                    args.source,
+                    args.target,
+                    consent=args.consent or None,
+                    face_index=args.face_index,
+                    engine=args.engine,
+                )
+            )[-1].result
+        else:
+            final = swap_face_image(
+                cache,
+                settings,
+                args.source,
+                args.target,
+                consent=args.consent or None,
+                face_index=args.face_index,
+                engine=args.engine,
+            )
+        yield str(final.path)

@@ -1,0 +1,82 @@
+"""`python studio.py generate ...`: the same engines as the UI without a server, the same results as the API."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, tiny_dir, out):
+    env = {**os.environ, "STUDIO_CACHE_DIR": str(tiny_dir.parent)}
+    return subprocess.run(
+        [sys.executable, "studio.py", "generate", *args, "--tiny", "--output-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_image_matches_the_api(client, tiny_dir, tmp_path):
+    done = cli("image", "--prompt", "a quiet harbour", "--seed", "5", tiny_dir=tiny_dir, out=tmp_path)
+    assert done.returncode == 0, done.stderr
+    path, seed = done.stdout.strip().splitlines()[-2:]
+    assert seed == "seed 5" and Path(path).exists() and Path(path).with_suffix(".json").exists()
+    _p, gallery, *_ = client.predict(prompt="a quiet harbour", seed=5, api_name="/generate_image")
+    api_file = gallery[0]["image"] if isinstance(gallery[0]["image"], str) else gallery[0]["image"]["path"]
+    assert (np.asarray(Image.open(path)) == np.asarray(Image.open(api_file))).all()
+
+
+def test_cli_text_matches_the_api(client, tiny_dir, tmp_path):
+    done = cli(
+        "text", "--prompt", "Hello there", "--seed", "9", "--max-new-tokens", "12", tiny_dir=tiny_dir, out=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    transcript = Path(done.stdout.strip().splitlines()[-2])
+    answer = json.loads(transcript.with_suffix(".json").read_text())["answer"]
+    assert answer == client.predict(prompt="Hello there", seed=9, max_new_tokens=12, api_name="/generate_text")
+
+
+def test_cli_music_and_refusals(tiny_dir, tmp_path):
+    done = cli("music", "--prompt", "calm piano", "--duration", "1", "--seed", "2", tiny_dir=tiny_dir, out=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-2].endswith(".wav")
+    refused = cli(
+        "faceswap",
+        "--source",
+        "assets/faces/grace_hopper.jpg",
+        "--target",
+        "assets/faces/astronaut.jpg",
+        tiny_dir=tiny_dir,
+        out=tmp_path,
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("studio.py: Tick the consent box")
+    assert "Traceback" not in refused.stderr
+    swapped = cli(
+        "faceswap",
+        "--source",
+        "assets/faces/grace_hopper.jpg",
+        "--target",
+        "assets/faces/astronaut.jpg",
+        "--consent",
+        tiny_dir=tiny_dir,
+        out=tmp_path,
+    )
+    assert swapped.returncode == 0 and swapped.stdout.strip().endswith(".png")
+
+
+def test_cli_help_lists_the_options():
+    done = subprocess.run(
+        [sys.executable, "studio.py", "generate", "image", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--negative-prompt" in done.stdout and "--init-image" in done.stdout
