@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import ui
+from core import handoffs, ui
 from core.device import import_lock
 from core.models import ModelCache
 from core.settings import Settings, auth_pairs
@@ -60,15 +60,25 @@ def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
         if banner:
             gr.Markdown(banner, elem_id="studio-banner")
         ctx = ui.Context(settings=settings, cache=cache, stops=ui.Stops(), history=gr.State([]))
-        with gr.Tabs():
+        stored = gr.BrowserState([], storage_key="studio-history")  # the history survives a page reload
+        with gr.Tabs() as ctx.tabs:
             for title, module in TABS:
                 with gr.Tab(title, id=module.__name__.split(".")[-1]):
                     module.build(ctx)
         with gr.Row():
             with gr.Column():
-                ui.build_history_panel(ctx.history)
+                history_table, history_files = ui.build_history_panel(ctx.history)
             with gr.Column():
                 ui.build_model_panel(cache)
+        handoffs.wire(ctx)
+        demo.load(
+            lambda kept: (kept or [], *ui.history_views(kept)),
+            stored,
+            [ctx.history, history_table, history_files],
+            api_visibility="private",
+            queue=False,
+        )
+        ctx.history.change(lambda h: h, ctx.history, stored, api_visibility="private", queue=False)
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     demo.studio_cache = cache  # for tests and benchmarks that look at loads
     return demo

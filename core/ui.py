@@ -5,11 +5,13 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,9 @@ class Context:
     settings: Settings
     cache: ModelCache
     stops: Stops
-    history: gr.State  # list of history entries (dicts), newest first, per browser session
+    history: gr.State  # list of history entries (dicts), newest first, kept in the browser across reloads
+    tabs: gr.Tabs | None = None  # to switch tabs in hand-offs
+    shared: dict[str, Any] = field(default_factory=dict)  # components tabs offer to each other, by name
 
 
 def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
@@ -161,13 +165,37 @@ def history_views(history: list[dict] | None) -> tuple[list[list[str]], list[str
     return rows, files
 
 
+def history_zip(history: list[dict] | None) -> str:
+    """Every file in the history (outputs and their recipes) in one zip, for download."""
+    import tempfile
+    import zipfile
+
+    files = [Path(f) for h in history or [] for f in h["files"] if Path(f).exists()]
+    if not files:
+        raise gr.Error("The history is empty: make something first.")
+    fd, name = tempfile.mkstemp(prefix="studio-history-", suffix=".zip")
+    os.close(fd)
+    with zipfile.ZipFile(name, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in dict.fromkeys(files):
+            z.write(f, arcname=f"{f.parent.parent.name}/{f.name}")
+        z.writestr("history.json", json.dumps(history, indent=2))
+    return name
+
+
 def build_history_panel(history: gr.State) -> None:
-    with gr.Accordion("History (this browser session, newest first)", open=False, elem_id="history-panel"):
+    with gr.Accordion("History (kept in this browser, newest first)", open=False, elem_id="history-panel"):
         table = gr.Dataframe(
             headers=["Time", "Tab", "What"], value=[], interactive=False, wrap=True, elem_id="history-table"
         )
         files = gr.Files(label="Saved files (each with its recipe)", elem_id="history-files")
+        with gr.Row():
+            download = gr.Button("Download all as a zip", size="sm", elem_id="history-zip")
+            clear = gr.Button("Clear history", size="sm")
+        zipped = gr.File(label="History zip", visible=True, elem_id="history-zip-file")
     history.change(history_views, history, [table, files], api_visibility="private", queue=False)
+    download.click(user_errors(history_zip), history, zipped, api_visibility="private")
+    clear.click(lambda: [], None, history, api_visibility="private", queue=False)
+    return table, files
 
 
 def build_model_panel(cache: ModelCache) -> None:

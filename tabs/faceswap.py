@@ -422,6 +422,7 @@ def build(ctx) -> None:
                         sources=["upload", "clipboard"],
                     )
                     swap = gr.Button("Swap", variant="primary", elem_id="faceswap-swap")
+                    ctx.shared["faceswap_target"] = target
                 with gr.Tab("Video"):
                     video = ui.checked(gr.Video, UNREADABLE_VIDEO)(
                         label=f"Target video (up to {settings.max_video_seconds:g} s)",

@@ -41,6 +41,12 @@ CURATED = {
 TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
 OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
 MAX_STEPS = 100
+PRESETS = ("Fast", "Balanced", "Quality")
+EXAMPLES = [
+    "a watercolor fox in a snowy forest, soft morning light",
+    "a cozy reading nook with plants and warm lamps, isometric illustration",
+    "a lighthouse on a cliff at dusk, dramatic clouds, oil painting",
+]
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
@@ -50,6 +56,19 @@ def model_defaults(model_id: str) -> ModelDefaults:
     if model_id == TINY_IMAGE_MODEL:
         return TINY_DEFAULTS
     return CURATED.get(model_id, OTHER_DEFAULTS)
+
+
+def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, int, str]:
+    """(steps, guidance, size, what it trades) of a preset for a model, from the model's own defaults."""
+    d = model_defaults(model_id)
+    size = min(d.size, size_max)
+    if name == "Fast":
+        small = max(64, size * 3 // 4 // 8 * 8)
+        return max(1, d.steps // 2), d.guidance, small, f"Fast: {max(1, d.steps // 2)} step(s) at {small} px, rougher."
+    if name == "Quality":
+        steps = min(MAX_STEPS, 4 if d.steps <= 2 else d.steps * 2)
+        return steps, d.guidance, size, f"Quality: {steps} steps at {size} px, slower, finer detail."
+    return d.steps, d.guidance, size, f"Balanced: the model's own defaults ({d.steps} step(s), {size} px)."
 
 
 def model_choices(settings: Settings) -> list[str]:
@@ -382,13 +401,20 @@ def build(ctx) -> None:
             )
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
+                ctx.shared["image_expand"] = gr.Button("✨ Expand prompt", elem_id="image-expand")
                 stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
             model = gr.Dropdown(
                 choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
             )
             model_note = gr.Markdown(first.note)
+            preset = gr.Radio(
+                list(PRESETS),
+                label="Preset",
+                elem_id="image-preset",
+                info="Fast: fewer steps, smaller. Quality: more steps. Balanced: the model's own.",
+            )
             with gr.Row():
-                steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps")
+                steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps", elem_id="image-steps")
                 guidance = ui.slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
             with gr.Row():
                 width = ui.slider(64, size_max, value=first.size, step=8, label="Width")
@@ -426,10 +452,29 @@ def build(ctx) -> None:
                 elem_id="image-gallery",
                 interactive=False,
             )
-            use_result = gr.Button("Use selected result for image to image", size="sm", elem_id="image-use-result")
+            with gr.Row():
+                use_result = gr.Button("Use for image to image", size="sm", elem_id="image-use-result")
+                ctx.shared["image_to_music"] = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
+                ctx.shared["image_to_faceswap"] = gr.Button(
+                    "🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap"
+                )
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="image-seed-used")
             recipe_view = gr.JSON(label="Recipe", open=False)
     selected = gr.State(None)
+    gr.Examples(EXAMPLES, prompt, label="Try")
+    ctx.shared.update(image_prompt=prompt, image_gallery=gallery, image_selected=selected)
+
+    def apply_preset(name: str, model_id: str):
+        steps_value, guidance_value, size_value, note = preset_values(name, model_id, size_max)
+        return steps_value, guidance_value, size_value, size_value, note
+
+    preset.input(
+        apply_preset,
+        [preset, model],
+        [steps, guidance, width, height, model_note],
+        api_visibility="private",
+        queue=False,
+    )
 
     def run(params: ImageParams, model_id, image, history, request, progress):
         stop_event = ctx.stops.start(ui.session_of(request), "image")

@@ -27,6 +27,16 @@ CURATED = (
 )
 TINY = ("tiny:musicgen", "tiny:musicgen-melody")
 MAX_SECONDS = 30
+PRESETS = {
+    "Sketch": (4, "Sketch: 4 s, to hear an idea quickly."),
+    "Balanced": (8, "Balanced: 8 s, the default."),
+    "Full": (20, "Full: 20 s; on a CPU this takes several times longer than it plays."),
+}
+EXAMPLES = [
+    "lo-fi hip hop with warm piano and soft vinyl crackle",
+    "upbeat 80s synth-pop with punchy drums and a catchy bass line",
+    "calm ambient pads with distant bells, slow tempo",
+]
 MAX_MELODY_SECONDS = 30
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MELODY_UNREADABLE = "The melody is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
@@ -430,7 +440,23 @@ def build(ctx) -> None:
                 max_length=settings.max_prompt_chars,
                 placeholder="lo-fi hip hop with warm piano and soft vinyl crackle",
             )
+            ctx.shared["music_prompt"] = prompt
+            ctx.shared["music_expand"] = gr.Button("✨ Expand description", size="sm", elem_id="music-expand")
             duration = ui.slider(1, MAX_SECONDS, value=d.duration, step=1, label="Duration (seconds)")
+            preset = gr.Radio(
+                list(PRESETS),
+                label="Preset",
+                elem_id="music-preset",
+                info="Sketch: short and quick. Full: long, several times slower.",
+            )
+            preset_note = gr.Markdown()
+            preset.input(
+                lambda name: (PRESETS[name][0], PRESETS[name][1]),
+                preset,
+                [duration, preset_note],
+                api_visibility="private",
+                queue=False,
+            )
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
@@ -487,6 +513,7 @@ def build(ctx) -> None:
         finally:
             ctx.stops.done(ui.session_of(request), "music", stop_event)
 
+    gr.Examples(EXAMPLES, prompt, label="Try")
     inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]
     outs = [audio, picture, status, seed_used, recipe_view, ctx.history]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])

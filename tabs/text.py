@@ -24,6 +24,16 @@ CURATED = (
     "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
 )
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+PRESETS = {
+    "Fast": {"max_new_tokens": 96, "temperature": 0.7, "note": "Short answers: quick on any CPU, may stop early."},
+    "Balanced": {"max_new_tokens": 256, "temperature": 0.7, "note": "The defaults: a paragraph or two."},
+    "Thorough": {"max_new_tokens": 1024, "temperature": 0.5, "note": "Long, steadier answers: slower."},
+}
+EXAMPLES = [
+    "Explain how a diffusion model turns noise into a picture, in three sentences.",
+    "Write a haiku about a lighthouse in fog.",
+    "Give me three ideas for a short film about friendship and robots.",
+]
 
 
 def model_choices(settings: Settings) -> list[str]:
@@ -286,7 +296,9 @@ def build(ctx) -> None:
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
                 clear = gr.Button("Clear", elem_id="text-clear")
+                ctx.shared["text_to_image"] = gr.Button("🖼️ Use as image prompt", elem_id="text-to-image")
             stats = gr.Markdown(elem_id="text-stats")
+            gr.Examples(EXAMPLES, message, label="Try")
         with gr.Column(scale=2):
             model = gr.Dropdown(
                 choices,
@@ -296,6 +308,10 @@ def build(ctx) -> None:
                 info="A hub id or local folder." if settings.allow_custom_models else None,
             )
             system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2)
+            preset = gr.Radio(
+                list(PRESETS), label="Preset", info="Fill the settings in one click", elem_id="text-preset"
+            )
+            preset_note = gr.Markdown()
             with gr.Accordion("Sampling", open=False):
                 max_new_tokens = ui.slider(
                     1, settings.max_new_tokens, value=defaults.max_new_tokens, step=1, label="Max new tokens"
@@ -310,6 +326,15 @@ def build(ctx) -> None:
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
 
     pending = gr.State("")  # the message being answered
+    ctx.shared["text_chat"] = chatbot
+
+    def apply_preset(name: str):
+        p = PRESETS[name]
+        return p["max_new_tokens"], p["temperature"], p["note"]
+
+    preset.input(
+        apply_preset, preset, [max_new_tokens, temperature, preset_note], api_visibility="private", queue=False
+    )
 
     @ui.user_errors
     def take_message(text: str, chat: list) -> tuple[str, list, str]:

@@ -1,0 +1,86 @@
+"""For creators: hand-offs between tabs, presets, examples, a history that survives reloads and zips up."""
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from core.ui import history_entry, history_zip
+
+
+def chat_once(page: Page, text: str) -> None:
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-message textarea").fill(text)
+    page.locator("#text-message textarea").press("Enter")
+    expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+
+
+def test_text_answer_becomes_the_image_prompt(page: Page, server):
+    page.goto(server["url"])
+    chat_once(page, "Describe a castle")
+    answer = page.locator("#text-chat .bot").last.inner_text().strip()
+    page.locator("#text-to-image").click()
+    expect(page.get_by_role("tab", name="Image", selected=True)).to_be_visible()
+    prompt = page.locator("#image-prompt textarea")
+    expect(prompt).not_to_have_value("")
+    letters = lambda t: re.sub(r"[\W_]", "", t)  # noqa: E731 - the chat renders markdown, the prompt is raw
+    assert letters(prompt.input_value()) == letters(answer)
+
+
+def test_image_hands_off_to_music_and_face_swap(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a stormy sea at night")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    page.locator("#image-to-music").click()
+    expect(page.get_by_role("tab", name="Music", selected=True)).to_be_visible()
+    expect(page.locator("#music-prompt textarea")).to_have_value("A soundtrack for this scene: a stormy sea at night")
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-to-faceswap").click()
+    expect(page.get_by_role("tab", name="Face swap", selected=True)).to_be_visible()
+    expect(page.locator("#faceswap-target img")).to_be_visible(timeout=10_000)
+
+
+def test_presets_fill_the_form(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    steps = page.locator("#image-steps input[type=number]")
+    page.locator("#image-preset").get_by_test_id("Quality-radio-label").click()
+    expect(steps).to_have_value("4")
+    page.locator("#image-preset").get_by_test_id("Fast-radio-label").click()
+    expect(steps).to_have_value("1")
+    page.get_by_role("tab", name="Music").click()
+    page.locator("#music-preset").get_by_test_id("Sketch-radio-label").click()
+    expect(page.get_by_text("Sketch: 4 s")).to_be_visible()
+
+
+def test_history_survives_a_reload(page: Page, server):
+    page.goto(server["url"])
+    chat_once(page, "Remember me after a reload")
+    page.reload()
+    page.locator("#history-panel").get_by_text("History").click()
+    expect(page.locator("#history-table")).to_contain_text("Remember me after a reload", timeout=10_000)
+
+
+def test_history_zip_has_every_file_and_recipe(tmp_path):
+    made = []
+    for i in range(2):
+        out = tmp_path / "image" / "2026-01-01" / f"img{i}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"png")
+        out.with_suffix(".json").write_text("{}")
+        made.append(history_entry("Image", f"picture {i}", [out, out.with_suffix(".json")]))
+    with zipfile.ZipFile(history_zip(made)) as z:
+        names = set(z.namelist())
+        assert {"image/img0.png", "image/img0.json", "image/img1.png", "image/img1.json", "history.json"} <= names
+        assert json.loads(z.read("history.json"))[1]["summary"] == "picture 1"
+
+
+def test_expand_prompt_asks_the_text_model(client, server):
+    expanded = client.predict(text="a fox", api_name="/expand_image_prompt")
+    assert isinstance(expanded, str) and expanded.strip()
+    assert any(m["kind"] == "text" for m in server["cache"].snapshot())
+    assert Path(server["settings"].output_dir).exists()
