@@ -41,6 +41,8 @@ def _banner(settings: Settings) -> str:
             "**Tiny mode:** every tab uses a tiny model with random weights, built on this machine. "
             "Everything works, but **the outputs are noise**. Restart without `--tiny` for real models."
         )
+    if settings.classroom:
+        notes.append("**Classroom mode:** simple controls, short jobs, and a *How it works* panel open on every tab.")
     if settings.offline:
         notes.append("**Offline:** models load only from local folders or the local Hugging Face cache.")
     return "\n\n".join(notes)

@@ -49,6 +49,8 @@ class Settings:
     faceswap_model_dir: Path | None = None  # folder with inswapper_128.onnx + w600k_r50.onnx (the neural engine)
     faceswap_label: bool = True  # stamp a visible "AI-generated" label on face swaps (turn off for private use)
     max_video_seconds: float = 20.0  # longest target video the face swap accepts
+    max_music_seconds: float = 30.0  # longest music the Music tab makes (MusicGen's own limit is 30 s)
+    classroom: bool = False  # simplified controls, safe limits, "How it works" panels open, consent shown large
     c2pa_cert: Path | None = None  # PEM chain that signs content credentials (default: a local CA made on first run)
     c2pa_key: Path | None = None  # PEM private key for c2pa_cert
     auth: str | None = None  # "user:password,user2:password2": require a login (classrooms, shared machines)
@@ -113,7 +115,21 @@ def from_env(environ: dict[str, str] | None = None, **overrides) -> Settings:
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     validate(settings)
-    return settings
+    return classroom_limits(settings)
+
+
+def classroom_limits(s: Settings) -> Settings:
+    """Classroom mode keeps every job short, so that a room of 30 shares one machine well."""
+    if not s.classroom:
+        return s
+    return s.replace(
+        max_new_tokens=min(s.max_new_tokens, 256),
+        max_image_size=min(s.max_image_size, 512),
+        max_music_seconds=min(s.max_music_seconds, 10),
+        max_video_seconds=min(s.max_video_seconds, 10),
+        max_prompt_chars=min(s.max_prompt_chars, 1000),
+        allow_custom_models=False,
+    )
 
 
 def validate(s: Settings) -> None:
@@ -123,6 +139,8 @@ def validate(s: Settings) -> None:
         raise ValueError(f"STUDIO_PORT must be between 1 and 65535, not {s.port}.")
     if s.memory_budget_gb is not None and s.memory_budget_gb <= 0:
         raise ValueError("STUDIO_MEMORY_BUDGET_GB must be a positive number of gigabytes.")
+    if not 1 <= s.max_music_seconds <= 30:
+        raise ValueError("STUDIO_MAX_MUSIC_SECONDS must be between 1 and 30 (MusicGen's limit).")
     if s.max_image_size < 64 or s.max_image_size % 8:
         raise ValueError("STUDIO_MAX_IMAGE_SIZE must be a multiple of 8, at least 64.")
     if (s.c2pa_cert is None) != (s.c2pa_key is None):

@@ -37,6 +37,7 @@ class SwapResult:
     summary: dict  # faces found, faces swapped, engine, notes
     recipe: dict
     image: Any = None  # the result as a PIL image (images only)
+    mesh: Any = None  # the face mesh and its triangles on source, target and result (How it works)
 
 
 @dataclass
@@ -199,6 +200,28 @@ def _recipe(kind: str, engine: str, hashes: dict, face_index: int, summary: dict
     )
 
 
+def mesh_picture(panels: list[tuple[np.ndarray, list]], height: int = 320) -> Any:
+    """Side by side: each image with its faces' 468-point mesh and Delaunay triangles drawn on it."""
+    from PIL import Image, ImageDraw
+
+    drawn = []
+    for image, found in panels:
+        im = Image.fromarray(image)
+        draw = ImageDraw.Draw(im)
+        for face in found:
+            pts = face.mesh
+            for tri in faces._triangles(pts):
+                draw.polygon([tuple(pts[i]) for i in tri], outline=(34, 211, 238))
+        scale = height / im.height
+        drawn.append(im.resize((max(1, round(im.width * scale)), height)))
+    out = Image.new("RGB", (sum(d.width for d in drawn) + 8 * (len(drawn) - 1), height), "white")
+    x = 0
+    for d in drawn:
+        out.paste(d, (x, 0))
+        x += d.width + 8
+    return out
+
+
 def preview_faces(target: Any) -> tuple[Any, int]:
     """The target with its faces boxed and numbered (what face_index refers to), and how many there are."""
     from PIL import Image, ImageDraw, ImageFont
@@ -270,7 +293,9 @@ def swap_face_image(
             "output": path.name,
         },
     )
-    return SwapResult(path=path, summary=summary, recipe=recipe, image=image)
+    after = faces.detect_faces(result)
+    mesh = mesh_picture([(source_img, [swapper.source_face]), (target_img, found), (result, after)])
+    return SwapResult(path=path, summary=summary, recipe=recipe, image=image, mesh=mesh)
 
 
 def swap_face_video(
@@ -404,10 +429,14 @@ def build(ctx) -> None:
     assets = Path(__file__).resolve().parent.parent / "assets" / "faces"
     engines = ["auto", "classic"] + (["neural"] if faces.neural_available(settings.faceswap_model_dir) else [])
 
-    gr.Markdown(
-        f"**Consent first.** Swap only faces you have the right to use. {CONSENT_TEXT.split(',')[0]}… is "
-        "required for every swap, and each swap is recorded in a local audit log (no images)."
+    consent_note = (
+        f"Swap only faces you have the right to use. Every swap needs the box ticked: “{CONSENT_TEXT}” "
+        "Each swap is recorded in a local audit log (no images)."
     )
+    if settings.classroom:
+        gr.Markdown(f"## ✋ Consent first\n### {consent_note}", elem_id="faceswap-consent-note")
+    else:
+        gr.Markdown(f"**Consent first.** {consent_note}", elem_id="faceswap-consent-note")
     with gr.Row():
         with gr.Column():
             source = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"))(
@@ -435,7 +464,7 @@ def build(ctx) -> None:
             consent = gr.Checkbox(False, label=CONSENT_TEXT, elem_id="faceswap-consent")
             with gr.Row():
                 face_index = gr.Number(-1, label="Face to swap (-1 = all; numbers on the preview)", precision=0)
-                engine = gr.Radio(engines, value="auto", label="Engine")
+                engine = gr.Radio(engines, value="auto", label="Engine", visible=not settings.classroom)
             gr.Examples(
                 [[str(assets / "grace_hopper.jpg"), str(assets / "astronaut.jpg")]],
                 [source, target],
@@ -451,6 +480,18 @@ def build(ctx) -> None:
             result_video = gr.Video(label="Result video", interactive=False, elem_id="faceswap-result-video")
             summary_box = gr.Markdown(elem_id="faceswap-summary")
             summary_json = gr.JSON(label="Summary", open=False)
+
+    with gr.Accordion("How it works: the face mesh", open=settings.classroom, elem_id="faceswap-how"):
+        gr.Markdown(
+            "The studio finds 468 points on each face and joins them into triangles. Each triangle of the "
+            "source face is stretched onto the matching triangle of the target face, then the colours are "
+            "matched and the edges blended. Source, target, and the result (found again):"
+        )
+        mesh = gr.Image(
+            label="Mesh and triangles: source, target, result", interactive=False, elem_id="faceswap-how-mesh"
+        )
+    how = gr.State(None)
+    how.change(lambda picture: picture, how, mesh, api_visibility="private", queue=False)
 
     @ui.user_errors
     def find(target_path):
@@ -476,13 +517,13 @@ def build(ctx) -> None:
             f"Swapped {r.summary['faces_swapped']} of {r.summary['faces_found']} face(s) with the "
             f"**{r.summary['engine']}** engine. " + " ".join(r.summary["notes"])
         )
-        return str(r.path), text, r.summary, ui.history_add(history, entry)
+        return str(r.path), text, r.summary, ui.history_add(history, entry), r.mesh
 
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="faceswap")
     swap.click(
         swap_face,
         [source, target, consent, face_index, engine, ctx.history],
-        [result, summary_box, summary_json, ctx.history],
+        [result, summary_box, summary_json, ctx.history, how],
         api_name="swap_face",
         **common,
     )

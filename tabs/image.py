@@ -47,6 +47,7 @@ EXAMPLES = [
     "a cozy reading nook with plants and warm lamps, isometric illustration",
     "a lighthouse on a cliff at dusk, dramatic clouds, oil painting",
 ]
+FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
@@ -109,6 +110,7 @@ class ImageUpdate:
     images: list[Path] = field(default_factory=list)  # saved PNGs, once done
     recipe: dict | None = None
     done: bool = False
+    filmstrip: list = field(default_factory=list)  # once done: the first image at each step (How it works)
 
     @property
     def eta(self) -> float:
@@ -253,11 +255,15 @@ def generate_image(
         events: queue.Queue = queue.Queue()
         halt = threading.Event()
         last_preview = [time.perf_counter()]
+        film: list = []  # the denoising, step by step, for "How it works" (at most FILM_FRAMES frames)
+        film_every = max(1, -(-total // FILM_FRAMES))
 
         def on_step(_pipe, i, _t, kwargs):
             if stop.is_set() or halt.is_set():
                 raise _Stopped
             done, now, preview = i + 1, time.perf_counter(), None
+            if done % film_every == 0 and done < total:
+                film.append(latent_preview(kwargs["latents"]))
             if done < total and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
                 preview, last_preview[0] = latent_preview(kwargs["latents"]), now
             events.put(("step", done, preview))
@@ -324,6 +330,7 @@ def generate_image(
             images=paths,
             recipe=recipe,
             done=True,
+            filmstrip=film + [images[0]],
         )
 
 
@@ -404,7 +411,11 @@ def build(ctx) -> None:
                 ctx.shared["image_expand"] = gr.Button("✨ Expand prompt", elem_id="image-expand")
                 stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
             model = gr.Dropdown(
-                choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
+                visible=not settings.classroom,
+                choices=choices,
+                value=choices[0],
+                label="Model",
+                allow_custom_value=settings.allow_custom_models,
             )
             model_note = gr.Markdown(first.note)
             preset = gr.Radio(
@@ -435,7 +446,7 @@ def build(ctx) -> None:
                 )
                 strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
                 transform = gr.Button("Generate from image", elem_id="image-transform")
-            with gr.Accordion("Restore settings from a PNG", open=False):
+            with gr.Accordion("Restore settings from a PNG", open=False, visible=not settings.classroom):
                 restore = gr.File(
                     label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
                 )
@@ -490,6 +501,7 @@ def build(ctx) -> None:
                         u.seed,
                         gr.skip(),
                         gr.skip(),
+                        gr.skip(),
                     )
                 else:
                     files = [f for p in u.images for f in (p, outputs.recipe_path(p))]
@@ -501,6 +513,7 @@ def build(ctx) -> None:
                         u.seed,
                         u.recipe,
                         ui.history_add(history, entry),
+                        u.filmstrip,
                     )
         finally:
             ctx.stops.done(ui.session_of(request), "image", stop_event)
@@ -543,7 +556,18 @@ def build(ctx) -> None:
         params = ImageParams(prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength)
         yield from run(params, model, image, history, request, progress)
 
-    outs = [preview, gallery, status, seed_used, recipe_view, ctx.history]
+    with gr.Accordion("How it works: from noise to picture", open=settings.classroom, elem_id="image-how"):
+        gr.Markdown(
+            "The model starts from random noise and removes a little of it at every step, guided by the "
+            "prompt. These frames are the picture after each step (a quick preview of the model's "
+            "internal 'latent' image), ending with the final result."
+        )
+        film = gr.Gallery(
+            label="Denoising, step by step", columns=8, height=200, object_fit="contain", elem_id="image-how-film"
+        )
+    how = gr.State(None)
+    how.change(lambda frames: frames or [], how, film, api_visibility="private", queue=False)
+    outs = [preview, gallery, status, seed_used, recipe_view, ctx.history, how]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview])
     for trigger in (generate.click, prompt.submit):
         trigger(

@@ -26,7 +26,6 @@ CURATED = (
     "facebook/musicgen-melody",  # 1.5B: also follows a melody clip (its chroma)
 )
 TINY = ("tiny:musicgen", "tiny:musicgen-melody")
-MAX_SECONDS = 30
 PRESETS = {
     "Sketch": (4, "Sketch: 4 s, to hear an idea quickly."),
     "Balanced": (8, "Balanced: 8 s, the default."),
@@ -73,6 +72,8 @@ class MusicUpdate:
     waveform: Any = None  # a PIL picture of the result, once done
     recipe: dict | None = None
     done: bool = False
+    spectrogram: Any = None  # once done: a picture of the result's spectrogram (How it works)
+    steps_per_second: float = 0.0  # once done: the model's token steps (all codebooks at once) per second
 
     @property
     def eta(self) -> float:
@@ -203,7 +204,7 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
 def check_params(settings: Settings, p: MusicParams) -> MusicParams:
     return MusicParams(
         prompt=checks.check_text(p.prompt, "description", settings.max_prompt_chars),
-        duration=float(checks.check_number(p.duration, "duration in seconds", 1, MAX_SECONDS)),
+        duration=float(checks.check_number(p.duration, "duration in seconds", 1, settings.max_music_seconds)),
         top_k=int(checks.check_number(p.top_k, "top-k", 0, 2048, integer=True)),
         top_p=float(checks.check_number(p.top_p, "top-p", 0, 1)),
         temperature=float(checks.check_number(p.temperature, "temperature", 0.05, 4)),
@@ -233,6 +234,19 @@ def waveform_picture(audio: Any, width: int = 800, height: int = 160) -> Any:
             draw.line([(x * step, top), (x * step, bottom)], fill=(79, 70, 229))
     draw.line([(0, mid), (width, mid)], fill=(200, 200, 210))
     return image
+
+
+def spectrogram_picture(audio: Any, rate: int, width: int = 800, height: int = 240) -> Any:
+    """A PIL picture of the log-magnitude spectrogram (time left to right, low pitches at the bottom)."""
+    import numpy as np
+    from PIL import Image
+    from scipy.signal import stft
+
+    _, _, z = stft(np.asarray(audio, np.float32), fs=rate, nperseg=1024, noverlap=768)
+    db = 20 * np.log10(np.abs(z) + 1e-6)
+    db = np.clip((db - db.max() + 80) / 80, 0, 1)[::-1]  # the top 80 dB, high frequencies on top
+    rgb = np.stack([db**0.5, db**1.5, 0.35 + 0.65 * db], -1)  # dark blue to light yellow
+    return Image.fromarray((rgb * 255).astype(np.uint8)).resize((width, height))
 
 
 def peak_normalise(audio: Any) -> Any:
@@ -414,6 +428,8 @@ def generate_music(
             waveform=waveform_picture(audio),
             recipe=recipe,
             done=True,
+            spectrogram=spectrogram_picture(audio, loaded.sampling_rate),
+            steps_per_second=state["step"] / max(time.perf_counter() - start, 1e-9),
         )
 
 
@@ -442,7 +458,13 @@ def build(ctx) -> None:
             )
             ctx.shared["music_prompt"] = prompt
             ctx.shared["music_expand"] = gr.Button("✨ Expand description", size="sm", elem_id="music-expand")
-            duration = ui.slider(1, MAX_SECONDS, value=d.duration, step=1, label="Duration (seconds)")
+            duration = ui.slider(
+                1,
+                settings.max_music_seconds,
+                value=min(d.duration, settings.max_music_seconds),
+                step=1,
+                label="Duration (seconds)",
+            )
             preset = gr.Radio(
                 list(PRESETS),
                 label="Preset",
@@ -461,9 +483,13 @@ def build(ctx) -> None:
                 generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
             model = gr.Dropdown(
-                choices, value=choices[0], label="Model", allow_custom_value=settings.allow_custom_models
+                visible=not settings.classroom,
+                choices=choices,
+                value=choices[0],
+                label="Model",
+                allow_custom_value=settings.allow_custom_models,
             )
-            with gr.Accordion("Sampling", open=False):
+            with gr.Accordion("Sampling", open=False, visible=not settings.classroom):
                 top_k = ui.slider(0, 500, value=d.top_k, step=1, label="Top-k (0 = off)")
                 top_p = ui.slider(0, 1, value=d.top_p, step=0.01, label="Top-p (0 = off)")
                 temperature = ui.slider(0.05, 2, value=d.temperature, step=0.05, label="Temperature")
@@ -506,16 +532,46 @@ def build(ctx) -> None:
                 cache, settings, params, model=model, melody=melody, stop=stop_event, progress=progress
             ):
                 if not u.done:
-                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip()
+                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip(), gr.skip()
                 else:
                     entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
-                    yield str(u.path), u.waveform, u.status(), u.seed, u.recipe, ui.history_add(history, entry)
+                    how_it_went = (u.spectrogram, u.steps_per_second, u.seconds_total)
+                    yield (
+                        str(u.path),
+                        u.waveform,
+                        u.status(),
+                        u.seed,
+                        u.recipe,
+                        ui.history_add(history, entry),
+                        how_it_went,
+                    )
         finally:
             ctx.stops.done(ui.session_of(request), "music", stop_event)
 
     gr.Examples(EXAMPLES, prompt, label="Try")
     inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]
-    outs = [audio, picture, status, seed_used, recipe_view, ctx.history]
+    with gr.Accordion("How it works: sound as tokens", open=settings.classroom, elem_id="music-how"):
+        gr.Markdown(
+            "MusicGen writes music as a stream of tokens (4 parallel codebooks, 50 steps per second of "
+            "sound) that a neural codec (EnCodec) turns back into a waveform. The spectrogram shows the "
+            "result: time left to right, pitch bottom to top, loudness as brightness."
+        )
+        spectrogram = gr.Image(label="Spectrogram", interactive=False, elem_id="music-how-spectrogram")
+        speed = gr.Markdown(elem_id="music-how-speed")
+    how = gr.State(None)
+
+    def show_how(value):
+        if not value:
+            return None, ""
+        picture, steps_per_second, seconds = value
+        return picture, (
+            f"The model produced **{steps_per_second:.0f} token steps per second** here "
+            f"({steps_per_second * 4:.0f} tokens/s over 4 codebooks); {seconds:g} s of music needs "
+            f"{seconds * 50:.0f} steps."
+        )
+
+    how.change(show_how, how, [spectrogram, speed], api_visibility="private", queue=False)
+    outs = [audio, picture, status, seed_used, recipe_view, ctx.history, how]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
     generate.click(generate_music_ui, inputs, outs, api_name="generate_music", **common)
     prompt.submit(generate_music_ui, inputs, outs, api_name=False, **common)

@@ -24,6 +24,7 @@ CURATED = (
     "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
 )
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+HOW_STEPS = 200  # steps shown in "How it works"
 PRESETS = {
     "Fast": {"max_new_tokens": 96, "temperature": 0.7, "note": "Short answers: quick on any CPU, may stop early."},
     "Balanced": {"max_new_tokens": 256, "temperature": 0.7, "note": "The defaults: a paragraph or two."},
@@ -60,6 +61,7 @@ class TextUpdate:
     done: bool = False
     stopped: bool = False
     saved: Path | None = None  # transcript (with a .json recipe beside it), once done
+    candidates: list | None = None  # once done: per step, the chosen token and the model's top 5 (How it works)
 
     @property
     def tokens_per_second(self) -> float:
@@ -205,10 +207,20 @@ def generate_text(
         prompt_len = inputs["input_ids"].shape[1]
         counted = [0]
         halt = threading.Event()  # set when the consumer goes away (Stop, disconnect) or finishes
+        chosen: list[int] = []  # the token picked at each step
+        top5: list[list[tuple[int, float]]] = []  # the model's 5 likeliest next tokens at each step, from its logits
+
+        def capture(module, inputs, output):  # on the output layer: raw logits, before any sampling setting
+            if threading.current_thread() is worker and len(top5) < HOW_STEPS:
+                probs = torch.softmax(output[0, -1].float(), -1)
+                top = torch.topk(probs, 5)
+                top5.append(list(zip(top.indices.tolist(), top.values.tolist(), strict=True)))
 
         class Interrupt(StoppingCriteria):  # checked after every token: Stop takes effect at once
             def __call__(self, input_ids, scores, **kwargs):
                 counted[0] = input_ids.shape[1] - prompt_len
+                if len(chosen) < HOW_STEPS:
+                    chosen.append(int(input_ids[0, -1]))
                 return torch.full(
                     (input_ids.shape[0],), stop.is_set() or halt.is_set(), dtype=torch.bool, device=input_ids.device
                 )
@@ -243,6 +255,7 @@ def generate_text(
         start = time.perf_counter()
         update = TextUpdate(text="", seed=params.seed)
         worker = threading.Thread(target=run, name="text-generate", daemon=True)
+        hook = lm.get_output_embeddings().register_forward_hook(capture)
         worker.start()
         try:
             while True:
@@ -258,11 +271,20 @@ def generate_text(
         finally:
             halt.set()  # the worker ends at its next token
             worker.join()
+            hook.remove()
         if failure:
             raise failure[0]
         update.tokens, update.seconds = counted[0], time.perf_counter() - start
         update.stopped = stop.is_set()
         update.done = True
+        update.candidates = [
+            {
+                "step": i + 1,
+                "chosen": tokenizer.decode([c]),
+                "top": [(tokenizer.decode([t]), round(p, 4)) for t, p in options],
+            }
+            for i, (c, options) in enumerate(zip(chosen, top5, strict=False))
+        ]
         if update.text or not update.stopped:
             update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
         yield update
@@ -301,7 +323,8 @@ def build(ctx) -> None:
             gr.Examples(EXAMPLES, message, label="Try")
         with gr.Column(scale=2):
             model = gr.Dropdown(
-                choices,
+                visible=not settings.classroom,
+                choices=choices,
                 value=choices[0],
                 label="Model",
                 allow_custom_value=settings.allow_custom_models,
@@ -312,7 +335,7 @@ def build(ctx) -> None:
                 list(PRESETS), label="Preset", info="Fill the settings in one click", elem_id="text-preset"
             )
             preset_note = gr.Markdown()
-            with gr.Accordion("Sampling", open=False):
+            with gr.Accordion("Sampling", open=False, visible=not settings.classroom):
                 max_new_tokens = ui.slider(
                     1, settings.max_new_tokens, value=defaults.max_new_tokens, step=1, label="Max new tokens"
                 )
@@ -374,12 +397,12 @@ def build(ctx) -> None:
             ):
                 answer = chat + [{"role": "assistant", "content": update.text}]
                 if not update.done:
-                    yield answer, update.stats(), update.seed, gr.skip()
+                    yield answer, update.stats(), update.seed, gr.skip(), gr.skip()
                 else:
                     entry = ui.history_entry(
                         "Text", f"{text[:80]} → {update.text[:80]}", [update.saved] if update.saved else []
                     )
-                    yield answer, update.stats(), update.seed, ui.history_add(history, entry)
+                    yield answer, update.stats(), update.seed, ui.history_add(history, entry), update.candidates
         finally:
             ctx.stops.done(ui.session_of(request), "text", stop_event)
 
@@ -396,7 +419,25 @@ def build(ctx) -> None:
         seed,
         ctx.history,
     ]
-    chat_outputs = [chatbot, stats, seed_used, ctx.history]
+    with gr.Accordion("How it works: the model's next-token choices", open=settings.classroom, elem_id="text-how"):
+        gr.Markdown(
+            "At each step the model scores every token it knows; these are its five likeliest next "
+            "tokens and their probabilities (from its raw scores), and the one that was picked."
+        )
+        how_table = gr.Dataframe(
+            headers=["Step", "Picked", "1st", "2nd", "3rd", "4th", "5th"],
+            value=[],
+            interactive=False,
+            elem_id="text-how-table",
+        )
+    how = gr.State(None)
+
+    def show_how(candidates):
+        rows = [[c["step"], repr(c["chosen"])] + [f"{t!r} {p:.1%}" for t, p in c["top"]] for c in candidates or []]
+        return rows
+
+    how.change(show_how, how, how_table, api_visibility="private", queue=False)
+    chat_outputs = [chatbot, stats, seed_used, ctx.history, how]
     events = []
     for trigger in (message.submit, send.click):
         taken = trigger(
