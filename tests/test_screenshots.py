@@ -1,0 +1,52 @@
+"""Screenshots of every tab in a real Chromium, after a real generation. The README's pictures come from here:
+SCREENSHOT_DIR=docs/screenshots python -m pytest tests/test_screenshots.py"""
+
+import os
+import re
+from pathlib import Path
+
+from faces_helpers import ASTRONAUT, HOPPER
+from playwright.sync_api import Page, expect
+
+
+def test_screenshot_every_tab(page: Page, server, tmp_path):
+    folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(server["url"])
+
+    def shot(name: str) -> None:
+        path = folder / f"{name}.png"
+        page.mouse.wheel(0, -10_000)
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a lighthouse at dusk, oil painting")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done", timeout=30_000)
+    shot("image")
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-message textarea").fill("Explain a diffusion model in one sentence.")
+    page.locator("#text-message textarea").press("Enter")
+    expect(page.locator("#text-stats")).to_contain_text(re.compile("Done"), timeout=30_000)
+    shot("text")
+    page.get_by_role("tab", name="Music").click()
+    page.locator("#music-prompt textarea").fill("lo-fi hip hop with warm piano")
+    page.locator("#music-generate").click()
+    expect(page.locator("#music-status")).to_contain_text("Done", timeout=60_000)
+    shot("music")
+    page.get_by_role("tab", name="Face swap").click()
+    page.locator("#faceswap-source input[type=file]").set_input_files(str(HOPPER))
+    page.locator("#faceswap-target input[type=file]").set_input_files(str(ASTRONAUT))
+    page.locator("#faceswap-consent input[type=checkbox]").check()
+    page.locator("#faceswap-swap").click()
+    expect(page.locator("#faceswap-summary")).to_contain_text("Swapped", timeout=30_000)
+    shot("faceswap")
+    page.get_by_role("tab", name="GAN lab").click()
+    page.locator("#gan-train").click()
+    expect(page.locator("#gan-status")).to_contain_text("Epoch 3", timeout=60_000)
+    page.locator("#gan-stop").click()
+    shot("gan")
+    page.get_by_role("tab", name="Verify").click()
+    shot("verify")
