@@ -170,3 +170,9 @@ def unloadable(model_id: str, folder: Path, setting: str, exc: BaseException) ->
         f"The model '{model_id}' could not be loaded ({first_line}). Its files may be incomplete or corrupt: "
         f"download it again, or check {setting}."
     )
+
+
+def revision_of(folder: str | Path) -> str | None:
+    """The Hub commit of a model folder in the Hugging Face cache (…/snapshots/<commit>), else None."""
+    folder = Path(str(folder))
+    return folder.name if folder.parent.name == "snapshots" else None

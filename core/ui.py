@@ -129,6 +129,15 @@ class Stops:
                 del self._events[(session, tab)]
 
 
+def wire_stop(ctx: Context, button: gr.Button, tab: str, status: Any, stopping: str = "Stopping…") -> None:
+    """Stop ends this browser session's job on `tab` (never anyone else's) and says so in `status`."""
+
+    def stop(request: gr.Request) -> str:
+        return stopping if ctx.stops.stop(session_of(request), tab) else "Nothing is running."
+
+    button.click(stop, None, status, api_visibility="private", queue=False)
+
+
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 

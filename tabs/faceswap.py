@@ -572,7 +572,4 @@ def build(ctx) -> None:
         **common,
     )
 
-    def stop_swap(request: gr.Request) -> str:
-        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "faceswap") else "Nothing is running."
-
-    stop.click(stop_swap, None, summary_box, api_visibility="private", queue=False)
+    ui.wire_stop(ctx, stop, "faceswap", summary_box)

@@ -333,14 +333,7 @@ def build(ctx) -> None:
         show_progress_on=[status],
     )
 
-    def stop_gan(request: gr.Request) -> str:
-        return (
-            "Paused: Train / Resume carries on."
-            if ctx.stops.stop(ui.session_of(request), "gan")
-            else "Nothing is training."
-        )
-
-    stop.click(stop_gan, None, status, api_visibility="private", queue=False)
+    ui.wire_stop(ctx, stop, "gan", status, stopping="Paused: Train / Resume carries on.")
 
     def reset_ui(seed, request: gr.Request):
         lab_for(request, int(seed or 0), fresh=True)

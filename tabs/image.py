@@ -335,8 +335,7 @@ def generate_image(
 
 
 def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, img2img: bool, cache: ModelCache) -> dict:
-    source = Path(str(base.config.get("_name_or_path", "")))
-    revision = source.name if source.parent.name == "snapshots" else None  # the Hub commit of a cached download
+    revision = hub.revision_of(base.config.get("_name_or_path", ""))
     scheduler = type(pipe.scheduler).__name__
     return outputs.base_recipe(
         "image",
@@ -585,10 +584,7 @@ def build(ctx) -> None:
         **common,
     )
 
-    def stop_image(request: gr.Request) -> str:
-        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "image") else "Nothing is running."
-
-    stop.click(stop_image, None, status, api_visibility="private", queue=False)
+    ui.wire_stop(ctx, stop, "image", status)
 
     def apply_defaults(model_id: str):
         d = model_defaults(model_id)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, outputs, provenance
+from core import checks, hub, outputs, provenance
 from core.device import import_lock
 from core.errors import UserError
 from core.models import ModelCache
@@ -405,11 +405,10 @@ def generate_music(
             raise state["error"]
         audio = state["audio"]
         audio = peak_normalise(audio[: frames * loaded.sampling_rate // round(loaded.frame_rate)])
-        source = Path(str(getattr(lm.config, "_name_or_path", "")))
         recipe = outputs.base_recipe(
             "music",
             model_id,
-            revision=source.name if source.parent.name == "snapshots" else None,
+            revision=hub.revision_of(getattr(lm.config, "_name_or_path", "")),
             sampling_rate=loaded.sampling_rate,
             samples=int(audio.shape[0]),
             device=cache.device,
@@ -576,7 +575,4 @@ def build(ctx) -> None:
     generate.click(generate_music_ui, inputs, outs, api_name="generate_music", **common)
     prompt.submit(generate_music_ui, inputs, outs, api_name=False, **common)
 
-    def stop_music(request: gr.Request) -> str:
-        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "music") else "Nothing is running."
-
-    stop.click(stop_music, None, status, api_visibility="private", queue=False)
+    ui.wire_stop(ctx, stop, "music", status)

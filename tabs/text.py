@@ -454,10 +454,7 @@ def build(ctx) -> None:
             )
         )
 
-    def stop_text(request: gr.Request) -> str:
-        return "Stopping…" if ctx.stops.stop(ui.session_of(request), "text") else "Nothing is running."
-
-    stop.click(stop_text, None, stats, api_visibility="private", queue=False)
+    ui.wire_stop(ctx, stop, "text", stats)
     clear.click(lambda: ([], "", ""), None, [chatbot, stats, pending], api_visibility="private", queue=False)
 
     @ui.user_errors
