@@ -530,7 +530,7 @@ def build(ctx) -> None:
         model,
         history,
         request: gr.Request,
-        progress=gr.Progress(),
+        progress=gr.Progress(track_tqdm=True),
     ):
         params = ImageParams(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images)
         yield from run(params, model, None, history, request, progress)
@@ -548,7 +548,7 @@ def build(ctx) -> None:
         model,
         history,
         request: gr.Request,
-        progress=gr.Progress(),
+        progress=gr.Progress(track_tqdm=True),
     ):
         if not image:
             raise UserError("Add an input image for image-to-image (upload one, or use a result).")
