@@ -312,3 +312,87 @@ def sign_file(path: Path, mime: str, settings: Any, *, source_type: str, action:
         recipe=recipe,
     )
     outputs.atomic_write(path, signed)
+
+
+# ------------------------------------------------------------------------------------- audio (AudioSeal) ----
+
+AUDIOSEAL_FILES = ("generator_base.pth", "detector_base.pth")  # from facebook/audioseal, put there by the operator
+AUDIOSEAL_RATE = 16000
+AUDIOSEAL_PAYLOAD = b"GA"  # 16 bits
+
+
+def audioseal_present(folder: Path | None) -> bool:
+    return bool(folder) and all((Path(folder) / name).is_file() for name in AUDIOSEAL_FILES)
+
+
+def _audioseal_model(card: str, path: Path, detector: bool) -> Any:
+    """An AudioSeal model built from the card bundled with the package and the operator's checkpoint, loaded
+    with torch.load(weights_only=True): tensors and plain data only, never arbitrary pickled code."""
+    from core.device import import_lock
+
+    with import_lock:
+        import torch
+        from audioseal.builder import AudioSealDetectorConfig, AudioSealWMConfig, create_detector, create_generator
+        from audioseal.loader import AudioSeal, convert_state_dict_for_scriptable_model, load_local_model_config
+        from omegaconf import DictConfig, OmegaConf
+
+    torch.serialization.add_safe_globals([DictConfig])
+    config = OmegaConf.to_container(load_local_model_config(card))
+    config.pop("checkpoint", None)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "xp.cfg" in checkpoint:
+        config = {**OmegaConf.to_container(OmegaConf.create(checkpoint["xp.cfg"])), **config}
+    state = checkpoint["best_state"]["model"] if "best_state" in checkpoint else checkpoint.get("model", checkpoint)
+    kind = AudioSealDetectorConfig if detector else AudioSealWMConfig
+    model = (create_detector if detector else create_generator)(AudioSeal.parse_config(config, kind, nbits=16))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:  # checkpoints trained before audioseal's TorchScript update use older names
+        model.load_state_dict(convert_state_dict_for_scriptable_model(state))
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=2)
+def audioseal_models(folder: str) -> tuple[Any, Any]:
+    """(generator, detector), loaded once per folder (the first call also warms them up: tens of seconds on a CPU)."""
+    return (
+        _audioseal_model("audioseal_wm_16bits", Path(folder) / AUDIOSEAL_FILES[0], detector=False),
+        _audioseal_model("audioseal_detector_16bits", Path(folder) / AUDIOSEAL_FILES[1], detector=True),
+    )
+
+
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    import math
+
+    from scipy.signal import resample_poly
+
+    if rate == target:
+        return audio.astype(np.float32)
+    g = math.gcd(rate, target)
+    return resample_poly(audio, target // g, rate // g).astype(np.float32)
+
+
+def audioseal_mark(audio: np.ndarray, rate: int, folder: Path) -> np.ndarray:
+    """`audio` (samples,) with AudioSeal's watermark and the studio's 16-bit payload, at its own rate."""
+    import torch
+
+    generator, _ = audioseal_models(str(folder))
+    low = _resample(audio, rate, AUDIOSEAL_RATE)
+    bits = torch.tensor(np.unpackbits(np.frombuffer(AUDIOSEAL_PAYLOAD, np.uint8)), dtype=torch.int32)[None]
+    with torch.inference_mode():
+        mark = generator.get_watermark(torch.from_numpy(low)[None, None], AUDIOSEAL_RATE, message=bits)
+    back = _resample(mark[0, 0].numpy(), AUDIOSEAL_RATE, rate)[: len(audio)]
+    return audio + np.pad(back, (0, len(audio) - len(back)))
+
+
+def audioseal_detect(audio: np.ndarray, rate: int, folder: Path) -> dict:
+    """{"present", "score" (0..1), "payload"} from AudioSeal's detector."""
+    import torch
+
+    _, detector = audioseal_models(str(folder))
+    low = _resample(audio, rate, AUDIOSEAL_RATE)
+    with torch.inference_mode():
+        score, message = detector.detect_watermark(torch.from_numpy(low)[None, None], AUDIOSEAL_RATE)
+    score = float(score)
+    payload = bytes(np.packbits(message[0].int().numpy().astype(np.uint8)))
+    return {"present": score >= 0.5, "score": round(score, 3), "payload": payload.decode("latin-1")}

@@ -53,6 +53,9 @@ class Settings:
     classroom: bool = False  # simplified controls, safe limits, "How it works" panels open, consent shown large
     c2pa_cert: Path | None = None  # PEM chain that signs content credentials (default: a local CA made on first run)
     c2pa_key: Path | None = None  # PEM private key for c2pa_cert
+    audioseal_dir: Path | None = (
+        None  # folder with AudioSeal's generator_base.pth + detector_base.pth (audio watermark)
+    )
     auth: str | None = None  # "user:password,user2:password2": require a login (classrooms, shared machines)
     max_upload_mb: float = 50.0  # largest file a user may upload, in megabytes
     concurrency: int = 1  # jobs of one tab that run at the same time

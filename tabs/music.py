@@ -258,8 +258,13 @@ def peak_normalise(audio: Any) -> Any:
 
 
 def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) -> Path:
-    """16-bit PCM WAV with the recipe in its RIFF INFO tags (and in full in the JSON beside it)."""
+    """16-bit PCM WAV with the recipe in its RIFF INFO tags (and in full in the JSON beside it), AudioSeal's
+    watermark when the operator has provided its weights, and signed content credentials."""
     import soundfile as sf
+
+    marked = provenance.audioseal_present(settings.audioseal_dir)
+    if marked:
+        audio = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, settings.audioseal_dir))
 
     path = outputs.new_output_path(settings.output_dir, "music", recipe["prompt"], "wav")
     compact = {
@@ -288,7 +293,7 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
         recipe["provenance"] = {
             "digital_source_type": provenance.IPTC + provenance.GENERATED,
             "content_credentials": "C2PA, c2pa.created",
-            "watermark": "none (see README)",
+            "watermark": "AudioSeal, payload GA" if marked else "none (STUDIO_AUDIOSEAL_DIR is not set)",
         }
         signed = provenance.sign(
             tmp.read_bytes(),

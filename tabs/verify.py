@@ -99,6 +99,11 @@ def verify_file(path: Any, settings: Settings) -> dict:
             facts |= _image_facts(path)
         elif kind_name == "audio":
             facts |= _audio_facts(path)
+            if provenance.audioseal_present(settings.audioseal_dir):
+                import soundfile as sf
+
+                audio, rate = sf.read(path, dtype="float32", always_2d=True)
+                facts["watermark"] = provenance.audioseal_detect(audio.mean(1), rate, settings.audioseal_dir)
     except Exception:
         raise UserError(f"The file says it is {mime} but could not be decoded; it may be damaged.") from None
     root = Path(settings.cache_dir) / "c2pa" / "root.pem"
@@ -117,7 +122,12 @@ def verify_file(path: Any, settings: Settings) -> dict:
 def summarise(f: dict) -> str:
     lines = []
     wm, cred, recipe = f.get("watermark"), f["content_credentials"], f.get("recipe")
-    if wm and wm.get("present"):
+    if wm and "score" in wm:  # AudioSeal, for audio
+        lines.append(
+            f"{'✅' if wm['present'] else '❌'} AudioSeal watermark: detection score {wm['score']:.2f} "
+            f"(0.5 or more means present)."
+        )
+    elif wm and wm.get("present"):
         lines.append(
             f"✅ The studio's invisible watermark is present (payload “{wm['payload']}”, "
             f"{wm['matching_bits']}/48 bits match)."
