@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance
-from core.device import import_lock
+from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
 from core.png_recipes import SAMPLER_NAMES, a1111_parameters, read_recipe
@@ -214,6 +214,7 @@ class _Stopped(Exception):
     """Raised from the step callback to end a run at the next step."""
 
 
+@gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
 def generate_image(
     cache: ModelCache,
     settings: Settings,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance
-from core.device import import_lock
+from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -309,6 +309,7 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
     return path
 
 
+@gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
 def generate_music(
     cache: ModelCache,
     settings: Settings,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, outputs
-from core.device import import_lock
+from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -173,6 +173,7 @@ def _save_transcript(
     return path
 
 
+@gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
 def generate_text(
     cache: ModelCache,
     settings: Settings,
