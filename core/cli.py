@@ -143,26 +143,9 @@ def _generate(args: argparse.Namespace, settings, cache):
     else:
         from tabs.faceswap import swap_face_image, swap_face_video
 
+        options = dict(consent=args.consent or None, face_index=args.face_index, engine=args.engine)
         if Path(args.target).suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
-            final = list(
-                swap_face_video(
-                    cache,
-                    settings,
-                    args.source,
-                    args.target,
-                    consent=args.consent or None,
-                    face_index=args.face_index,
-                    engine=args.engine,
-                )
-            )[-1].result
+            final = list(swap_face_video(cache, settings, args.source, args.target, **options))[-1].result
         else:
-            final = swap_face_image(
-                cache,
-                settings,
-                args.source,
-                args.target,
-                consent=args.consent or None,
-                face_index=args.face_index,
-                engine=args.engine,
-            )
+            final = swap_face_image(cache, settings, args.source, args.target, **options)
         yield str(final.path)

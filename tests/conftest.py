@@ -4,6 +4,7 @@ The environment is set before gradio, gradio_client or huggingface_hub are impor
 machine: no analytics, no telemetry, no Hub (HF_HOME points at an empty folder).
 """
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -79,27 +80,38 @@ def shared_cache():
     return ModelCache(device="cpu", offline=True, tiny_dir=_SESSION_TMP / "tiny")
 
 
-@pytest.fixture(scope="session")
-def server(tiny_text, tiny_image, tiny_music, tiny_dir):
-    """One studio server for the API and browser tests, on a free port, in --tiny mode: the tiny models this
-    session built are found through the same cache folder that --tiny uses."""
+@contextlib.contextmanager
+def running_studio(tiny_dir: Path, output_dir: Path, warm: bool = False, **overrides):
+    """A real studio server on a free port in --tiny mode (finding the tiny models this session built through the
+    cache folder --tiny uses); yields (url, demo, settings) and closes it afterwards."""
     from core.app import build_app, launch
+    from core.settings import classroom_limits
 
-    settings = Settings(
-        host="127.0.0.1",
-        port=free_port(),
-        tiny=True,
-        output_dir=_SESSION_TMP / "server-outputs",
-        cache_dir=tiny_dir.parent,
-        offline=True,
-        device="cpu",
-        concurrency=2,
+    settings = classroom_limits(
+        Settings(
+            host="127.0.0.1",
+            port=free_port(),
+            tiny=True,
+            output_dir=output_dir,
+            cache_dir=tiny_dir.parent,
+            offline=True,
+            device="cpu",
+            **overrides,
+        )
     )
     demo = build_app(settings)
-    launch(demo, settings, block=False, quiet=True)
-    url = f"http://127.0.0.1:{settings.port}/"
-    yield {"url": url, "demo": demo, "settings": settings, "cache": demo.studio_cache}
-    demo.close()
+    launch(demo, settings, block=False, warm=warm, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", demo, settings
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_text, tiny_image, tiny_music, tiny_dir):
+    """One studio server for the API and browser tests."""
+    with running_studio(tiny_dir, _SESSION_TMP / "server-outputs", warm=True, concurrency=2) as (url, demo, s):
+        yield {"url": url, "demo": demo, "settings": s, "cache": demo.studio_cache}
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from conftest import free_port
+from conftest import running_studio
 from faces_helpers import ASTRONAUT, HOPPER
 from playwright.sync_api import Page, expect
 
-from core.settings import Settings, from_env
+from core.settings import from_env
 from tabs.faceswap import swap_face_image
 from tabs.image import ImageParams, generate_image
 from tabs.music import MusicParams, generate_music
@@ -63,25 +63,8 @@ def test_classroom_limits():
 
 @pytest.fixture(scope="module")
 def classroom_server(tmp_path_factory, tiny_dir):
-    from core.app import build_app, launch
-
-    settings = from_env(
-        {},
-        port=free_port(),
-        tiny=True,
-        output_dir=tmp_path_factory.mktemp("class") / "out",
-        cache_dir=tiny_dir.parent,
-        offline=True,
-        device="cpu",
-    )
-    settings = Settings(**{**settings.__dict__, "classroom": True})
-    from core.settings import classroom_limits
-
-    settings = classroom_limits(settings)
-    demo = build_app(settings)
-    launch(demo, settings, block=False, warm=False, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/"
-    demo.close()
+    with running_studio(tiny_dir, tmp_path_factory.mktemp("class") / "out", classroom=True) as (url, _, _):
+        yield url
 
 
 def test_classroom_mode_hides_and_opens_what_it_should(page: Page, classroom_server):

@@ -117,25 +117,9 @@ def test_memory_stays_bounded_when_two_models_alternate(tiny_text, tmp_path):
 
 
 def test_a_full_queue_says_busy(tiny_dir, tmp_path):
-    from conftest import free_port
+    from conftest import running_studio
 
-    from core.app import build_app, launch
-    from core.settings import Settings
-
-    settings = Settings(
-        port=free_port(),
-        tiny=True,
-        output_dir=tmp_path / "out",
-        cache_dir=tiny_dir.parent,
-        offline=True,
-        device="cpu",
-        concurrency=1,
-        max_queue=1,
-    )
-    demo = build_app(settings)
-    launch(demo, settings, block=False, warm=False, quiet=True)
-    try:
-        url = f"http://127.0.0.1:{settings.port}/"
+    with running_studio(tiny_dir, tmp_path / "out", concurrency=1, max_queue=1) as (url, _, _):
         clients = [Client(url, analytics_enabled=False, verbose=False) for _ in range(4)]
         jobs = [c.submit(prompt="busy", max_new_tokens=400, seed=1, api_name="/generate_text") for c in clients]
         errors = []
@@ -146,8 +130,6 @@ def test_a_full_queue_says_busy(tiny_dir, tmp_path):
                 errors.append(str(exc))
         assert errors and all("queue is full" in e.lower() or "try again" in e.lower() for e in errors), errors
         assert clients[0].predict(prompt="after", max_new_tokens=2, api_name="/generate_text")
-    finally:
-        demo.close()
 
 
 def test_cancel_mid_run_frees_image_and_music_workers(client, server):

@@ -4,12 +4,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import free_port
+from conftest import running_studio
 from faces_helpers import ASTRONAUT
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-
-from core.settings import Settings
 
 
 def status(url: str) -> int:
@@ -51,23 +49,9 @@ def test_verify_over_the_api(client):
 
 @pytest.fixture(scope="module")
 def locked_server(tmp_path_factory, tiny_dir):
-    from core.app import build_app, launch
-
-    out = tmp_path_factory.mktemp("locked")
-    settings = Settings(
-        port=free_port(),
-        tiny=True,
-        output_dir=out / "outputs",
-        cache_dir=tiny_dir.parent,
-        offline=True,
-        device="cpu",
-        auth="teacher:s3cret,student:pw",
-        max_upload_mb=0.05,
-    )
-    demo = build_app(settings)
-    launch(demo, settings, block=False, warm=False, quiet=True)
-    yield f"http://127.0.0.1:{settings.port}/"
-    demo.close()
+    out = tmp_path_factory.mktemp("locked") / "outputs"
+    with running_studio(tiny_dir, out, auth="teacher:s3cret,student:pw", max_upload_mb=0.05) as (url, _, _):
+        yield url
 
 
 def test_a_login_is_required_when_auth_is_set(locked_server):
