@@ -59,7 +59,13 @@ def test_presets_fill_the_form(page: Page, server):
 
 def test_history_survives_a_reload(page: Page, server):
     page.goto(server["url"])
+    # The page stores its (encrypted) history in localStorage once loaded and again, in a second round trip,
+    # after each answer: reload only once the stored history has grown by the new entry.
+    stored = "window.localStorage.getItem('studio-history')"
+    page.wait_for_function(f"() => {stored} !== null", timeout=10_000)
+    before = len(page.evaluate(f"() => {stored}"))
     chat_once(page, "Remember me after a reload")
+    page.wait_for_function(f"(before) => ({stored} || '').length > before", arg=before, timeout=10_000)
     page.reload()
     page.locator("#history-panel").get_by_text("History").click()
     expect(page.locator("#history-table")).to_contain_text("Remember me after a reload", timeout=10_000)
