@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance
+from core import sampling as sampler
 from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
@@ -369,17 +370,18 @@ def generate_music(
                 state["step"] += 1
                 return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
 
+        # Sampling draws from this request's own generator (see core.sampling): the same seed gives the same music
+        # even while other requests generate at the same time.
         sampling = dict(
-            do_sample=True,
-            temperature=params.temperature,
-            top_k=params.top_k or None,
-            top_p=params.top_p if params.top_p > 0 else None,
-            guidance_scale=params.guidance_scale if params.guidance_scale > 1 else None,
+            sampler.GREEDY,
+            guidance_scale=params.guidance_scale if params.guidance_scale > 1 else 1.0,
+            logits_processor=sampler.seeded_processors(
+                params.seed, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, device=lm.device
+            ),
         )
 
         def run() -> None:
             try:
-                torch.manual_seed(params.seed)
                 with torch.inference_mode():
                     audio = lm.generate(
                         **inputs,

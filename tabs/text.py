@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, outputs
+from core import sampling as sampler
 from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
@@ -227,16 +228,17 @@ def generate_text(
                 )
 
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=0.25)
-        sampling = (
-            dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-            if params.temperature > 0
-            else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-        )
+        # Sampling draws from this request's own generator: the same seed gives the same answer even while other
+        # requests generate at the same time (torch's global generator is shared by every thread).
+        sampling = dict(sampler.GREEDY)
+        if params.temperature > 0:
+            sampling["logits_processor"] = sampler.seeded_processors(
+                params.seed, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, device=lm.device
+            )
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
-                torch.manual_seed(params.seed)
                 with torch.inference_mode():
                     lm.generate(
                         **inputs,

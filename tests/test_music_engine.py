@@ -39,6 +39,35 @@ def test_same_seed_same_audio(shared_cache, settings):
     assert (read(a) == read(b)).all() and not (read(a) == read(c)).all()
 
 
+def test_a_seed_holds_while_other_threads_draw_random_numbers(shared_cache, settings):
+    import torch
+
+    read = lambda u: sf.read(u.path, dtype="int16")[0]  # noqa: E731
+    alone = read(run(shared_cache, settings, seed=8)[-1])
+    busy = threading.Event()
+
+    def neighbour():
+        while not busy.is_set():
+            torch.rand(64)
+
+    noise = threading.Thread(target=neighbour)
+    noise.start()
+    try:
+        crowded = read(run(shared_cache, settings, seed=8)[-1])
+    finally:
+        busy.set()
+        noise.join()
+    assert (crowded == alone).all()
+
+
+def test_sampling_settings_shape_the_music(shared_cache, settings):
+    # (Guidance is not checked here: on random weights the conditional and unconditional logits barely differ.)
+    read = lambda u: sf.read(u.path, dtype="int16")[0]  # noqa: E731
+    base = read(run(shared_cache, settings, seed=9)[-1])
+    assert not (read(run(shared_cache, settings, seed=9, top_k=2)[-1]) == base).all()
+    assert not (read(run(shared_cache, settings, seed=9, temperature=0.05)[-1]) == base).all()
+
+
 def test_recipe_in_the_wav_and_beside_it(shared_cache, settings):
     final = run(shared_cache, settings, prompt="calm jazz", top_k=100, temperature=0.9, guidance_scale=2.5, seed=8)[-1]
     assert final.path.parent.parent.name == "music"

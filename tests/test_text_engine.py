@@ -37,6 +37,31 @@ def test_same_seed_same_answer_and_random_seed_reported(shared_cache, settings):
     assert 0 <= c.seed < 2**32 and 0 <= d.seed < 2**32 and c.seed != d.seed
 
 
+def test_a_seed_holds_while_other_threads_draw_random_numbers(shared_cache, settings):
+    """Concurrent requests (STUDIO_CONCURRENCY > 1) share torch's global generator; each answer must not care."""
+    import torch
+
+    params = TextParams(max_new_tokens=16, temperature=1.0, seed=42)
+    alone = run(shared_cache, settings, params=params)[-1].text
+    busy = threading.Event()
+
+    def neighbour():
+        while not busy.is_set():
+            torch.rand(64)
+
+    noise = threading.Thread(target=neighbour)
+    noise.start()
+    try:
+        crowded = run(shared_cache, settings, params=params)[-1].text
+    finally:
+        busy.set()
+        noise.join()
+    assert crowded == alone
+    assert (
+        run(shared_cache, settings, params=TextParams(max_new_tokens=16, temperature=1.0, seed=43))[-1].text != alone
+    )
+
+
 def test_greedy_ignores_the_seed(shared_cache, settings):
     a = run(shared_cache, settings, params=TextParams(max_new_tokens=8, temperature=0, seed=1))[-1]
     b = run(shared_cache, settings, params=TextParams(max_new_tokens=8, temperature=0, seed=2))[-1]
