@@ -102,40 +102,89 @@ def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
     return checked(gr.Slider, "The {label} must be a number.")(minimum, maximum, **kwargs)
 
 
+STOPPED_BEFORE_START = "Stopped before it started: nothing was made."
+TICKET_TTL_S = 3600  # a ticket whose request never reached the worker (queue full, page closed) is forgotten
+
+
 class Stops:
-    """Per-session stop flags: one user's Stop ends that user's job on one tab, never anyone else's."""
+    """Per-session stop flags: one user's Stop ends that user's jobs on one tab, never anyone else's.
+
+    Stop reaches a job while it runs (its flag is checked at every step) and while it still waits in the queue: the
+    page takes a ticket the moment the user asks (`ticket`, unqueued), the queued job starts with that ticket, and a
+    ticket stopped meanwhile makes the job end at once, before any work (`start` raises STOPPED_BEFORE_START).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: dict[tuple[str, str], threading.Event] = {}
+        self._running: dict[tuple[str, str], list[threading.Event]] = {}
+        self._waiting: dict[str, tuple[tuple[str, str], threading.Event, float]] = {}
 
-    def start(self, session: str | None, tab: str) -> threading.Event:
-        event = threading.Event()
-        if session:
-            with self._lock:
-                self._events[(session, tab)] = event
+    def ticket(self, session: str | None, tab: str) -> str | None:
+        if not session:
+            return None
+        ticket = os.urandom(8).hex()
+        now = time.monotonic()
+        with self._lock:
+            for old in [t for t, (_, _, made) in self._waiting.items() if now - made > TICKET_TTL_S]:
+                del self._waiting[old]
+            self._waiting[ticket] = ((session, tab), threading.Event(), now)
+        return ticket
+
+    def start(self, session: str | None, tab: str, ticket: str | None = None) -> threading.Event:
+        with self._lock:
+            waited = self._waiting.pop(ticket, None) if ticket else None
+            event = waited[1] if waited and waited[0] == (session, tab) else threading.Event()
+            if event.is_set():
+                raise UserError(STOPPED_BEFORE_START)
+            if session:
+                self._running.setdefault((session, tab), []).append(event)
         return event
 
-    def stop(self, session: str | None, tab: str) -> bool:
+    def stop(self, session: str | None, tab: str) -> tuple[int, int]:
+        """Stop this session's jobs on `tab`; returns (running jobs stopped, waiting requests cancelled)."""
+        if not session:
+            return 0, 0
         with self._lock:
-            event = self._events.pop((session, tab), None) if session else None
-        if event:
+            running = self._running.pop((session, tab), [])
+            waiting = [e for key, e, _ in self._waiting.values() if key == (session, tab) and not e.is_set()]
+        for event in running + waiting:
             event.set()
-        return event is not None
+        return len(running), len(waiting)
 
     def done(self, session: str | None, tab: str, event: threading.Event) -> None:
         with self._lock:
-            if session and self._events.get((session, tab)) is event:
-                del self._events[(session, tab)]
+            events = self._running.get((session, tab), []) if session else []
+            if event in events:
+                events.remove(event)
+                if not events:
+                    del self._running[(session, tab)]
 
 
 def wire_stop(ctx: Context, button: gr.Button, tab: str, status: Any, stopping: str = "Stopping…") -> None:
-    """Stop ends this browser session's job on `tab` (never anyone else's) and says so in `status`."""
+    """Stop ends this browser session's jobs on `tab`, running or waiting (never anyone else's), and says so in
+    `status`."""
 
     def stop(request: gr.Request) -> str:
-        return stopping if ctx.stops.stop(session_of(request), tab) else "Nothing is running."
+        running, waiting = ctx.stops.stop(session_of(request), tab)
+        if not running and not waiting:
+            return "Nothing is running."
+        cancelled = f"{waiting} waiting request(s) cancelled: they will not run." if waiting else ""
+        return f"{stopping} {cancelled}".strip() if running else cancelled
 
     button.click(stop, None, status, api_visibility="private", queue=False)
+
+
+def queued(ctx: Context, tab: str, trigger: Callable, fn: Callable, inputs: list, outputs: list, **kwargs: Any) -> Any:
+    """Wire `trigger` (e.g. button.click) to run `fn` in the queue so that Stop can cancel it while it waits: an
+    instant, unqueued step takes a ticket, then `fn` runs with the ticket as its last input (a gr.State, so API
+    clients never see it; they call `fn` directly, without one)."""
+    ticket = gr.State(None)
+
+    def take_ticket(request: gr.Request) -> str | None:
+        return ctx.stops.ticket(session_of(request), tab)
+
+    taken = trigger(take_ticket, None, ticket, api_visibility="private", queue=False)
+    return taken.then(fn, [*inputs, ticket], outputs, **kwargs)
 
 
 def session_of(request: gr.Request | None) -> str | None:

@@ -536,10 +536,11 @@ def build(ctx) -> None:
         face_index=-1,
         engine="auto",
         history=None,
+        ticket=None,
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
-        stop_event = ctx.stops.start(ui.session_of(request), "faceswap")
+        stop_event = ctx.stops.start(ui.session_of(request), "faceswap", ticket)
         try:
             for u in swap_face_video(
                 cache,
@@ -563,7 +564,10 @@ def build(ctx) -> None:
         finally:
             ctx.stops.done(ui.session_of(request), "faceswap", stop_event)
 
-    swap_video.click(
+    ui.queued(
+        ctx,
+        "faceswap",
+        swap_video.click,
         swap_face_video_ui,
         [source, video, consent, face_index, engine, ctx.history],
         [result_video, summary_box, summary_json, ctx.history],

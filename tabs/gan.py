@@ -305,9 +305,9 @@ def build(ctx) -> None:
             losses = gr.Image(label="Losses per epoch", interactive=False, elem_id="gan-losses")
 
     @ui.user_errors
-    def train_ui(epochs, seed, history, request: gr.Request = None, progress=gr.Progress()):
+    def train_ui(epochs, seed, history, ticket=None, request: gr.Request = None, progress=gr.Progress()):
+        stop_event = ctx.stops.start(ui.session_of(request), "gan", ticket)
         lab = lab_for(request, int(seed or 0))
-        stop_event = ctx.stops.start(ui.session_of(request), "gan")
         try:
             for u in train(lab, epochs, settings, stop=stop_event, progress=progress):
                 if u.saved is None:
@@ -323,7 +323,10 @@ def build(ctx) -> None:
         finally:
             ctx.stops.done(ui.session_of(request), "gan", stop_event)
 
-    start.click(
+    ui.queued(
+        ctx,
+        "gan",
+        start.click,
         train_ui,
         [epochs, seed, ctx.history],
         [samples, losses, status, ctx.history],

@@ -487,8 +487,8 @@ def build(ctx) -> None:
         queue=False,
     )
 
-    def run(params: ImageParams, model_id, image, history, request, progress):
-        stop_event = ctx.stops.start(ui.session_of(request), "image")
+    def run(params: ImageParams, model_id, image, history, ticket, request, progress):
+        stop_event = ctx.stops.start(ui.session_of(request), "image", ticket)
         try:
             for u in generate_image(
                 cache, settings, params, model=model_id, init_image=image, stop=stop_event, progress=progress
@@ -530,11 +530,12 @@ def build(ctx) -> None:
         num_images,
         model,
         history,
-        request: gr.Request,
+        ticket=None,
+        request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
         params = ImageParams(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images)
-        yield from run(params, model, None, history, request, progress)
+        yield from run(params, model, None, history, ticket, request, progress)
 
     @ui.user_errors
     def image_to_image_ui(
@@ -548,13 +549,14 @@ def build(ctx) -> None:
         num_images,
         model,
         history,
-        request: gr.Request,
+        ticket=None,
+        request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
         if not image:
             raise UserError("Add an input image for image-to-image (upload one, or use a result).")
         params = ImageParams(prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength)
-        yield from run(params, model, image, history, request, progress)
+        yield from run(params, model, image, history, ticket, request, progress)
 
     with gr.Accordion("How it works: from noise to picture", open=settings.classroom, elem_id="image-how"):
         gr.Markdown(
@@ -570,14 +572,20 @@ def build(ctx) -> None:
     outs = [preview, gallery, status, seed_used, recipe_view, ctx.history, how]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview])
     for trigger in (generate.click, prompt.submit):
-        trigger(
+        ui.queued(
+            ctx,
+            "image",
+            trigger,
             generate_image_ui,
             [prompt, negative, steps, guidance, width, height, seed, count, model, ctx.history],
             outs,
             api_name="generate_image" if trigger == generate.click else False,
             **common,
         )
-    transform.click(
+    ui.queued(
+        ctx,
+        "image",
+        transform.click,
         image_to_image_ui,
         [init, prompt, negative, strength, steps, guidance, seed, count, model, ctx.history],
         outs,

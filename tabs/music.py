@@ -529,10 +529,11 @@ def build(ctx) -> None:
         model,
         melody=None,
         history=None,
+        ticket=None,
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        stop_event = ctx.stops.start(ui.session_of(request), "music")
+        stop_event = ctx.stops.start(ui.session_of(request), "music", ticket)
         params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
         try:
             for u in generate_music(
@@ -580,7 +581,7 @@ def build(ctx) -> None:
     how.change(show_how, how, [spectrogram, speed], api_visibility="private", queue=False)
     outs = [audio, picture, status, seed_used, recipe_view, ctx.history, how]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
-    generate.click(generate_music_ui, inputs, outs, api_name="generate_music", **common)
-    prompt.submit(generate_music_ui, inputs, outs, api_name=False, **common)
+    ui.queued(ctx, "music", generate.click, generate_music_ui, inputs, outs, api_name="generate_music", **common)
+    ui.queued(ctx, "music", prompt.submit, generate_music_ui, inputs, outs, api_name=False, **common)
 
     ui.wire_stop(ctx, stop, "music", status)

@@ -352,6 +352,7 @@ def build(ctx) -> None:
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
 
     pending = gr.State("")  # the message being answered
+    ticket = gr.State(None)  # lets Stop cancel the answer while it still waits in the queue
     ctx.shared["text_chat"] = chatbot
 
     def apply_preset(name: str):
@@ -363,9 +364,10 @@ def build(ctx) -> None:
     )
 
     @ui.user_errors
-    def take_message(text: str, chat: list) -> tuple[str, list, str]:
+    def take_message(text: str, chat: list, request: gr.Request) -> tuple[str, list, str, str | None]:
         text = checks.check_text(text, "message", settings.max_prompt_chars)
-        return "", list(chat or []) + [{"role": "user", "content": text}], text
+        ticket = ctx.stops.ticket(ui.session_of(request), "text")  # Stop cancels the answer while it waits
+        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket
 
     @ui.user_errors
     def respond(
@@ -380,11 +382,12 @@ def build(ctx) -> None:
         rep,
         seed_value,
         history,
+        ticket,
         request: gr.Request,
         progress=gr.Progress(track_tqdm=True),
     ):
         chat = list(chat or [])
-        stop_event = ctx.stops.start(ui.session_of(request), "text")
+        stop_event = ctx.stops.start(ui.session_of(request), "text", ticket)
         params = TextParams(n, temp, p, k, rep, seed_value)
         try:
             for update in generate_text(
@@ -421,6 +424,7 @@ def build(ctx) -> None:
         repetition_penalty,
         seed,
         ctx.history,
+        ticket,
     ]
     with gr.Accordion("How it works: the model's next-token choices", open=settings.classroom, elem_id="text-how"):
         gr.Markdown(
@@ -444,7 +448,11 @@ def build(ctx) -> None:
     events = []
     for trigger in (message.submit, send.click):
         taken = trigger(
-            take_message, [message, chatbot], [message, chatbot, pending], api_visibility="private", queue=False
+            take_message,
+            [message, chatbot],
+            [message, chatbot, pending, ticket],
+            api_visibility="private",
+            queue=False,
         )
         events.append(
             taken.success(

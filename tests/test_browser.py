@@ -1,6 +1,7 @@
 """Real-browser tests in Debian's Chromium against the running studio."""
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -59,3 +60,34 @@ def test_face_swap_with_consent_shows_the_result(page: Page, server):
     page.locator("#faceswap-swap").click()
     expect(page.locator("#faceswap-summary")).to_contain_text("Swapped 1 of 1 face(s)", timeout=20_000)
     expect(page.locator("#faceswap-result img")).to_be_visible()
+
+
+def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, server):
+    """Every text worker is busy with another user's long answer: this user's message waits in the queue, Stop
+    cancels it there, and when a worker frees up the request ends at once without an answer."""
+    from gradio_client import Client
+
+    busy = [
+        Client(server["url"], analytics_enabled=False, verbose=False).submit(
+            prompt=f"busy {i}", max_new_tokens=2000, api_name="/generate_text"
+        )
+        for i in range(server["settings"].concurrency)
+    ]
+    try:
+        for job in busy:  # both workers are generating
+            deadline = time.monotonic() + 30
+            while not job.outputs() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert job.outputs(), "the busy jobs never started"
+        page.goto(server["url"])
+        page.get_by_role("tab", name="Text").click()
+        page.locator("#text-message textarea").fill("I will change my mind")
+        page.locator("#text-message textarea").press("Enter")
+        expect(page.locator("#text-chat")).to_contain_text("I will change my mind", timeout=10_000)
+        page.locator("#text-stop").click()
+        expect(page.locator("#text-stats")).to_contain_text("1 waiting request(s) cancelled", timeout=10_000)
+    finally:
+        for job in busy:
+            job.cancel()
+    expect(page.get_by_text("Stopped before it started").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#text-chat .bot")).to_have_count(0)

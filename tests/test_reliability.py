@@ -21,9 +21,24 @@ def test_one_users_stop_never_stops_another():
     stops = Stops()
     a, b = stops.start("session-a", "music"), stops.start("session-b", "music")
     other_tab = stops.start("session-a", "image")
-    assert stops.stop("session-a", "music")
+    assert stops.stop("session-a", "music") == (1, 0)
     assert a.is_set() and not b.is_set() and not other_tab.is_set()
-    assert not stops.stop("session-c", "music")  # nothing running there: nothing happens
+    assert stops.stop("session-c", "music") == (0, 0)  # nothing running there: nothing happens
+
+
+def test_stop_cancels_a_request_still_waiting_in_the_queue():
+    stops = Stops()
+    running = stops.start("session-a", "image")
+    waiting, later, theirs = (stops.ticket(s, "image") for s in ("session-a", "session-a", "session-b"))
+    assert stops.stop("session-a", "image") == (1, 2)  # the running job and both waiting requests of this session
+    assert running.is_set()
+    for ticket in (waiting, later):
+        with pytest.raises(UserError, match="Stopped before it started"):
+            stops.start("session-a", "image", ticket)
+    assert not stops.start("session-b", "image", theirs).is_set()  # another user's waiting request still runs
+    fresh = stops.ticket("session-a", "image")  # asking again after a Stop works
+    assert not stops.start("session-a", "image", fresh).is_set()
+    assert not stops.start("session-a", "image", "unknown-ticket").is_set()  # API clients have no ticket
 
 
 def test_one_clients_cancel_leaves_the_other_running(server):
