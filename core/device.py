@@ -5,6 +5,7 @@ torch is imported inside the functions: importing this module costs nothing.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import gc
 import importlib.util
@@ -13,6 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("studio.device")
 
@@ -129,3 +131,31 @@ def gpu(duration: int = 120) -> Callable[[Callable], Callable]:
         return functools.wraps(fn)(spaces.GPU(duration=duration)(fn))
 
     return wrap
+
+
+def in_passing_thread(fn: Callable[[], Any]) -> Any:
+    """Run `fn` on a thread that ends when it returns (with this thread's context: progress bars still reach the
+    page), and return its result or raise its exception.
+
+    Why: every long-lived thread that runs a parallel torch op on the CPU keeps its own OpenMP thread team. Once
+    a process holds more OpenMP threads than cores, libgomp stops spin-waiting between parallel regions and every
+    small op pays a sleep/wake-up: measured here, MusicGen generation slowed by 11% at musicgen-small's size and
+    3x on the tiny test model. Model loads (and generation, see the tabs) therefore run on passing threads, whose
+    teams go away with them, so Gradio's long-lived worker threads never hold one.
+    """
+    result: list[Any] = []
+    failure: list[BaseException] = []
+    context = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            result.append(context.run(fn))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="studio-passing", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+    return result[0]

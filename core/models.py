@@ -163,7 +163,7 @@ class ModelCache:
         try:
             self._make_room(estimate_bytes, keep=entry.key)
             with self._load_lock:
-                value = loader()
+                value = devices.in_passing_thread(loader)  # no OpenMP team left behind (see there)
             entry.value = value
             entry.nbytes = measure_bytes(value)
             entry.load_seconds = time.perf_counter() - start

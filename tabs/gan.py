@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from core import outputs, provenance
-from core.device import import_lock
+from core.device import import_lock, in_passing_thread
 from core.errors import UserError
 from core.settings import Settings
 
@@ -220,8 +220,12 @@ def train(
         if stop.is_set():
             break
         start = time.perf_counter()
-        with torch.random.fork_rng():  # the lab has its own random stream; the global one is left alone
-            g_loss, d_loss = lab.train_epoch()
+
+        def epoch() -> tuple[float, float]:
+            with torch.random.fork_rng():  # the lab has its own random stream; the global one is left alone
+                return lab.train_epoch()
+
+        g_loss, d_loss = in_passing_thread(epoch)  # see core.device: no OpenMP team left in Gradio's threads
         lab.seconds += time.perf_counter() - start
         if progress:
             progress((i + 1) / epochs, f"Epoch {lab.epoch}")

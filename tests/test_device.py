@@ -40,3 +40,23 @@ def test_gpu_decorator_is_a_no_op_off_zerogpu(monkeypatch):
         return x * 2
 
     assert device.gpu()(work) is work and not device.on_zerogpu()
+
+
+def test_in_passing_thread_returns_raises_and_keeps_the_callers_context():
+    import contextvars
+    import threading
+
+    from core.device import in_passing_thread
+
+    var = contextvars.ContextVar("request", default="none")
+    var.set("this request")  # e.g. Gradio's progress tracking, found through context variables
+    caller = threading.current_thread()
+    seen = in_passing_thread(lambda: (var.get(), threading.current_thread() is not caller))
+    assert seen == ("this request", True)
+    assert not any(t.name == "studio-passing" for t in threading.enumerate())  # it has ended
+
+    def fail():
+        raise ValueError("from the passing thread")
+
+    with pytest.raises(ValueError, match="from the passing thread"):
+        in_passing_thread(fail)
