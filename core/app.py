@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -48,6 +50,24 @@ def _banner(settings: Settings) -> str:
     return "\n\n".join(notes)
 
 
+def browser_secret(settings: Settings) -> str | None:
+    """The key that encrypts each browser's stored history, kept in the cache folder so that a history survives a
+    restart of the studio (Gradio's default is a new key per launch, which loses every browser's history)."""
+    path = Path(settings.cache_dir) / "browser-state.key"
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip() or None
+    except FileExistsError:  # another studio process made it just now
+        return path.read_text().strip() or None
+    except OSError as exc:
+        log.warning("cannot keep the history key in %s (%s): histories last until the studio restarts", path, exc)
+        return None
+
+
 def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
     from tabs import TABS
 
@@ -62,19 +82,26 @@ def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
         if banner:
             gr.Markdown(banner, elem_id="studio-banner")
         ctx = ui.Context(settings=settings, cache=cache, stops=ui.Stops(), history=gr.State([]))
-        stored = gr.BrowserState([], storage_key="studio-history")  # the history survives a page reload
+        # The history survives a page reload, and a restart of the studio (the key is kept on disk).
+        stored = gr.BrowserState([], storage_key="studio-history", secret=browser_secret(settings))
         with gr.Tabs() as ctx.tabs:
             for title, module in TABS:
                 with gr.Tab(title, id=module.__name__.split(".")[-1]):
                     module.build(ctx)
+        roots = ui.history_roots(settings)
+
+        def restore_history(kept):  # what the browser kept: checked, it may have been forged
+            kept = ui.safe_history(kept, roots)
+            return (kept, *ui.history_views(kept))
+
         with gr.Row():
             with gr.Column():
-                history_table, history_files = ui.build_history_panel(ctx.history)
+                history_table, history_files = ui.build_history_panel(ctx.history, roots)
             with gr.Column():
                 ui.build_model_panel(cache)
         handoffs.wire(ctx)
         demo.load(
-            lambda kept: (kept or [], *ui.history_views(kept)),
+            restore_history,
             stored,
             [ctx.history, history_table, history_files],
             api_visibility="private",

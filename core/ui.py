@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,12 +223,54 @@ def history_views(history: list[dict] | None) -> tuple[list[list[str]], list[str
     return rows, files
 
 
-def history_zip(history: list[dict] | None) -> str:
-    """Every file in the history (outputs and their recipes) in one zip, for download."""
+def _inside(path: Any, roots: Sequence[Path]) -> Path | None:
+    """`path` resolved (links followed) if it is a file inside one of `roots`, else None."""
+    if not isinstance(path, str | Path):
+        return None
+    try:
+        resolved = Path(path).resolve()
+        return resolved if resolved.is_file() and any(resolved.is_relative_to(r) for r in roots) else None
+    except (OSError, ValueError):
+        return None
+
+
+def history_roots(settings: Settings) -> list[Path]:
+    """The only folders a history entry may point into: the output folder and its temporary stand-in."""
+    from core.outputs import UNSAVED_DIR
+
+    return [Path(settings.output_dir).resolve(), UNSAVED_DIR.resolve()]
+
+
+def safe_history(history: Any, roots: Sequence[Path]) -> list[dict[str, Any]]:
+    """A history as a browser hands it back. The browser keeps it and can send anything, so only well-formed
+    entries are kept, and only files inside `roots`: a forged entry must never make the studio read or serve
+    another file of the server (a key, a password file) through the History panel or its zip."""
+    clean = []
+    for entry in history if isinstance(history, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        listed = entry.get("files")
+        files = [str(p) for f in (listed if isinstance(listed, list) else []) if (p := _inside(f, roots))]
+        preview = _inside(entry.get("preview"), roots)
+        clean.append(
+            {
+                "time": str(entry.get("time", ""))[:20],
+                "tab": str(entry.get("tab", ""))[:40],
+                "summary": str(entry.get("summary", ""))[:200],
+                "files": files[:64],
+                "preview": str(preview) if preview else None,
+            }
+        )
+    return clean[:HISTORY_LIMIT]
+
+
+def history_zip(history: list[dict] | None, roots: Sequence[Path]) -> str:
+    """Every file in the history (outputs and their recipes) in one zip, for download; only files in `roots`."""
     import tempfile
     import zipfile
 
-    files = [Path(f) for h in history or [] for f in h["files"] if Path(f).exists()]
+    history = safe_history(history, roots)
+    files = [Path(f) for h in history for f in h["files"]]
     if not files:
         raise gr.Error("The history is empty: make something first.")
     fd, name = tempfile.mkstemp(prefix="studio-history-", suffix=".zip")
@@ -240,7 +282,7 @@ def history_zip(history: list[dict] | None) -> str:
     return name
 
 
-def build_history_panel(history: gr.State) -> None:
+def build_history_panel(history: gr.State, roots: Sequence[Path]) -> None:
     with gr.Accordion("History (kept in this browser, newest first)", open=False, elem_id="history-panel"):
         table = gr.Dataframe(
             headers=["Time", "Tab", "What"], value=[], interactive=False, wrap=True, elem_id="history-table"
@@ -251,7 +293,7 @@ def build_history_panel(history: gr.State) -> None:
             clear = gr.Button("Clear history", size="sm")
         zipped = gr.File(label="History zip", visible=True, elem_id="history-zip-file")
     history.change(history_views, history, [table, files], api_visibility="private", queue=False)
-    download.click(user_errors(history_zip), history, zipped, api_visibility="private")
+    download.click(user_errors(lambda h: history_zip(h, roots)), history, zipped, api_visibility="private")
     clear.click(lambda: [], None, history, api_visibility="private", queue=False)
     return table, files
 

@@ -79,7 +79,7 @@ def test_history_zip_has_every_file_and_recipe(tmp_path):
         out.write_bytes(b"png")
         out.with_suffix(".json").write_text("{}")
         made.append(history_entry("Image", f"picture {i}", [out, out.with_suffix(".json")]))
-    with zipfile.ZipFile(history_zip(made)) as z:
+    with zipfile.ZipFile(history_zip(made, [tmp_path.resolve()])) as z:
         names = set(z.namelist())
         assert {"image/img0.png", "image/img0.json", "image/img1.png", "image/img1.json", "history.json"} <= names
         assert json.loads(z.read("history.json"))[1]["summary"] == "picture 1"

@@ -28,3 +28,26 @@ def test_bad_settings_stop_the_launch_with_a_sentence():
     out = subprocess.run([sys.executable, "studio.py"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 2
     assert "STUDIO_DEVICE must be auto" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_history_key_outlives_a_restart(tmp_path):
+    """Browsers keep their history encrypted with a key; a new key at each launch would make every stored history
+    unreadable after a restart, so the key is kept in the cache folder (readable by the studio's user only)."""
+    import gradio as gr
+
+    from core.app import build_app
+    from core.settings import Settings
+
+    def history_key(cache_dir):
+        demo = build_app(Settings(cache_dir=cache_dir, output_dir=tmp_path / "out"))
+        (stored,) = [b for b in demo.blocks.values() if isinstance(b, gr.BrowserState)]
+        return stored.secret
+
+    first, again = history_key(tmp_path / "cache"), history_key(tmp_path / "cache")
+    assert first and first == again
+    assert history_key(tmp_path / "another-cache") != first
+    assert (tmp_path / "cache" / "browser-state.key").stat().st_mode & 0o077 == 0
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    # cannot keep it: the app still builds, with Gradio's default of a new key per launch
+    assert history_key(blocked / "cache") != history_key(blocked / "cache")
