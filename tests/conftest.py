@@ -30,6 +30,28 @@ from core.settings import Settings  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 
 
+@contextlib.contextmanager
+def drawing_neighbour():
+    """Another thread drawing from torch's global random generator all along, as a concurrent job would."""
+    import threading
+
+    import torch
+
+    done = threading.Event()
+
+    def draw():
+        while not done.is_set():
+            torch.rand(64)
+
+    neighbour = threading.Thread(target=draw)
+    neighbour.start()
+    try:
+        yield
+    finally:
+        done.set()
+        neighbour.join()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

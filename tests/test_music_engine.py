@@ -6,6 +6,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import drawing_neighbour
 
 from core.errors import UserError
 from tabs.music import MusicParams, generate_music
@@ -40,23 +41,10 @@ def test_same_seed_same_audio(shared_cache, settings):
 
 
 def test_a_seed_holds_while_other_threads_draw_random_numbers(shared_cache, settings):
-    import torch
-
     read = lambda u: sf.read(u.path, dtype="int16")[0]  # noqa: E731
     alone = read(run(shared_cache, settings, seed=8)[-1])
-    busy = threading.Event()
-
-    def neighbour():
-        while not busy.is_set():
-            torch.rand(64)
-
-    noise = threading.Thread(target=neighbour)
-    noise.start()
-    try:
+    with drawing_neighbour():
         crowded = read(run(shared_cache, settings, seed=8)[-1])
-    finally:
-        busy.set()
-        noise.join()
     assert (crowded == alone).all()
 
 

@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+from conftest import drawing_neighbour
 
 from core.errors import UserError
 from tabs.text import TextParams, build_messages, generate_text
@@ -39,23 +40,10 @@ def test_same_seed_same_answer_and_random_seed_reported(shared_cache, settings):
 
 def test_a_seed_holds_while_other_threads_draw_random_numbers(shared_cache, settings):
     """Concurrent requests (STUDIO_CONCURRENCY > 1) share torch's global generator; each answer must not care."""
-    import torch
-
     params = TextParams(max_new_tokens=16, temperature=1.0, seed=42)
     alone = run(shared_cache, settings, params=params)[-1].text
-    busy = threading.Event()
-
-    def neighbour():
-        while not busy.is_set():
-            torch.rand(64)
-
-    noise = threading.Thread(target=neighbour)
-    noise.start()
-    try:
+    with drawing_neighbour():
         crowded = run(shared_cache, settings, params=params)[-1].text
-    finally:
-        busy.set()
-        noise.join()
     assert crowded == alone
     assert (
         run(shared_cache, settings, params=TextParams(max_new_tokens=16, temperature=1.0, seed=43))[-1].text != alone
