@@ -465,6 +465,34 @@ def build(ctx) -> None:
             )
         )
 
+    # Retry (↻ on the last answer) asks again: a new answer to the same message (a new seed unless one is set).
+    # Undo takes the last message and its answer back out of the chat and into the message box.
+    @ui.user_errors
+    def take_retry(chat: list, retry: gr.RetryData, request: gr.Request):
+        chat = list(chat or [])
+        if not 0 <= retry.index < len(chat):
+            raise UserError("There is no message to answer again.")
+        text = message_text(chat[retry.index].get("content"))
+        ticket = ctx.stops.ticket(ui.session_of(request), "text")
+        return chat[: retry.index + 1], text, ticket
+
+    events.append(
+        chatbot.retry(take_retry, chatbot, [chatbot, pending, ticket], api_visibility="private", queue=False).success(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            api_visibility="private",
+            concurrency_limit=settings.concurrency,
+            concurrency_id="text",
+        )
+    )
+
+    def take_undo(chat: list, undo: gr.UndoData):
+        chat = list(chat or [])
+        return chat[: undo.index], message_text(undo.value)
+
+    chatbot.undo(take_undo, chatbot, [chatbot, message], api_visibility="private", queue=False)
+
     ui.wire_stop(ctx, stop, "text", stats)
     clear.click(lambda: ([], "", ""), None, [chatbot, stats, pending], api_visibility="private", queue=False)
 

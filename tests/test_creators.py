@@ -90,3 +90,19 @@ def test_expand_prompt_asks_the_text_model(client, server):
     assert isinstance(expanded, str) and expanded.strip()
     assert any(m["kind"] == "text" for m in server["cache"].snapshot())
     assert Path(server["settings"].output_dir).exists()
+
+
+def test_retry_answers_again_and_undo_gives_the_message_back(page: Page, server):
+    page.goto(server["url"])
+    chat_once(page, "Tell me a story")
+    chat = page.locator("#text-chat")
+    seed_used = page.locator("#text-seed-used input")
+    first_seed = seed_used.input_value()
+    chat.get_by_role("button", name="Retry").last.click()
+    expect(seed_used).not_to_have_value(first_seed, timeout=30_000)  # a new answer, with a new random seed
+    expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+    expect(chat.locator(".user")).to_have_count(1)
+    expect(chat.locator(".bot")).to_have_count(1)
+    chat.get_by_role("button", name="Undo").last.click()
+    expect(page.locator("#text-message textarea")).to_have_value("Tell me a story")
+    expect(chat.locator(".bot")).to_have_count(0)
