@@ -67,6 +67,9 @@ def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, serve
     cancels it there, and when a worker frees up the request ends at once without an answer."""
     from gradio_client import Client
 
+    page.goto(server["url"])  # the page is ready first, so that little time passes while the workers are busy
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-message textarea").fill("I will change my mind")
     busy = [
         Client(server["url"], analytics_enabled=False, verbose=False).submit(
             prompt=f"busy {i}", max_new_tokens=2000, api_name="/generate_text"
@@ -74,18 +77,16 @@ def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, serve
         for i in range(server["settings"].concurrency)
     ]
     try:
-        for job in busy:  # both workers are generating
+        for job in busy:  # every worker is generating
             deadline = time.monotonic() + 30
             while not job.outputs() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert job.outputs(), "the busy jobs never started"
-        page.goto(server["url"])
-        page.get_by_role("tab", name="Text").click()
-        page.locator("#text-message textarea").fill("I will change my mind")
         page.locator("#text-message textarea").press("Enter")
         expect(page.locator("#text-chat")).to_contain_text("I will change my mind", timeout=10_000)
         page.locator("#text-stop").click()
         expect(page.locator("#text-stats")).to_contain_text("1 waiting request(s) cancelled", timeout=10_000)
+        assert not any(job.done() for job in busy), "the workers freed up before Stop: the message never waited"
     finally:
         for job in busy:
             job.cancel()
