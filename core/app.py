@@ -14,6 +14,7 @@ import gradio as gr
 from core import handoffs, ui
 from core.device import import_lock
 from core.models import ModelCache
+from core.outputs import audit_log_path
 from core.settings import Settings, auth_pairs
 
 log = logging.getLogger("studio")
@@ -139,6 +140,7 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         server_port=settings.port,
         share=settings.share,
         allowed_paths=[str(settings.output_dir.resolve()), str(Path(__file__).resolve().parent.parent / "assets")],
+        blocked_paths=[str(audit_log_path(settings.output_dir).resolve())],  # the operator's record, not a result
         auth=auth_pairs(settings),
         auth_message="This studio asks for a login (STUDIO_AUTH)." if settings.auth else None,
         max_file_size=int(settings.max_upload_mb * 1024 * 1024),

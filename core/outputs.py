@@ -85,6 +85,11 @@ def _writable(folder: Path) -> str | None:
         return exc.strerror or type(exc).__name__
 
 
+def audit_log_path(output_dir: Path) -> Path:
+    """The face swap audit log: in the output folder, but never served over HTTP (see core.app.launch)."""
+    return Path(output_dir) / "faceswap" / "audit.jsonl"
+
+
 def new_output_path(output_dir: Path, tab: str, title: str, ext: str, now: dt.datetime | None = None) -> Path:
     """A fresh path for a result. If the output folder cannot be written, a temporary folder stands in and the
     user is warned: the result is still delivered, and nothing already saved is touched."""

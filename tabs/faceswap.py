@@ -175,7 +175,7 @@ def label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
 
 def audit(settings: Settings, entry: dict) -> None:
     """One JSON line per swap in <output_dir>/faceswap/audit.jsonl: who-what-when without any image."""
-    path = Path(settings.output_dir) / "faceswap" / "audit.jsonl"
+    path = outputs.audit_log_path(settings.output_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}, sort_keys=True) + "\n"
     with _audit_lock, open(path, "a", encoding="utf-8") as f:

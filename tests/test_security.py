@@ -36,6 +36,15 @@ def test_file_routes_refuse_a_models_files_and_serve_outputs(server, client, tin
     assert status(f"{server['url']}gradio_api/file={saved}") == 200
 
 
+def test_the_face_swap_audit_log_is_never_served(server):
+    """The audit log sits in the output folder (which is served, for results), but it is the operator's record:
+    when and with which inputs (hashes) swaps were made. Nobody gets it over HTTP, even knowing its path."""
+    log = server["settings"].output_dir.resolve() / "faceswap" / "audit.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.touch()
+    assert status(f"{server['url']}gradio_api/file={log}") in (403, 404)
+
+
 def test_verify_over_the_api(client):
     summary, report = client.predict(file=handle_file(str(ASTRONAUT)), api_name="/verify")
     assert summary.startswith("**No sign that this file came from the studio**") and report["kind"] == "image"
