@@ -122,8 +122,27 @@ def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> 
     return messages
 
 
+MAX_CHARS_PER_TOKEN = 16  # no tokenizer we offer packs more characters into one token (long runs of spaces aside)
+
+
+def _oldest_turn(messages: list[dict], first_turn: int) -> int:
+    """How many messages make the oldest turn (a user message and its answer), never the new prompt (last)."""
+    return min(2, len(messages) - first_turn - 1)
+
+
 def _encode(tokenizer: Any, messages: list[dict], room: int) -> dict:
-    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context."""
+    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context.
+
+    The chat comes from the browser and can be any length: turns that could not fit even at MAX_CHARS_PER_TOKEN
+    are dropped by counting characters first, so a long (or forged) chat costs one tokenisation, not thousands.
+    """
+    first_turn = 1 if messages and messages[0]["role"] == "system" else 0
+    chars, start, prompt = sum(len(m["content"]) for m in messages), first_turn, len(messages) - 1
+    while chars > room * MAX_CHARS_PER_TOKEN and start < prompt:
+        n = min(2, prompt - start)
+        chars -= sum(len(m["content"]) for m in messages[start : start + n])
+        start += n
+    del messages[first_turn:start]
     while True:
         if getattr(tokenizer, "chat_template", None):
             enc = tokenizer.apply_chat_template(
@@ -134,13 +153,13 @@ def _encode(tokenizer: Any, messages: list[dict], room: int) -> dict:
             enc = tokenizer(text, return_tensors="pt")
         if enc["input_ids"].shape[1] <= room:
             return dict(enc)
-        first_turn = 1 if messages[0]["role"] == "system" else 0
-        if len(messages) - first_turn <= 1:
+        n = _oldest_turn(messages, first_turn)
+        if n <= 0:
             raise UserError(
                 f"The message is too long for this model's context ({room} tokens with the answer). "
                 "Shorten it or lower max new tokens."
             )
-        del messages[first_turn : first_turn + 2]
+        del messages[first_turn : first_turn + n]
 
 
 def _save_transcript(

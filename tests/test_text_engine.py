@@ -99,6 +99,18 @@ def test_long_history_is_trimmed_to_the_context(shared_cache, settings):
     assert final.done and final.tokens == 4
 
 
+def test_a_huge_chat_from_the_browser_costs_one_tokenisation(shared_cache, settings):
+    """The chat is sent by the page and can be forged: 20,000 turns of 1,000 characters must not be tokenised
+    again and again; only the turns that can fit are kept, the newest ones."""
+    history = []
+    for i in range(20_000):
+        history += [{"role": "user", "content": f"old {i} " + "x" * 1000}, {"role": "assistant", "content": "ok"}]
+    history[-2]["content"] = "the newest question"
+    final = run(shared_cache, settings, "last one", history=history, params=TextParams(max_new_tokens=4, seed=1))[-1]
+    transcript = final.saved.read_text()
+    assert final.done and "the newest question" in transcript and "old 0 " not in transcript
+
+
 @pytest.mark.parametrize(
     ("prompt", "params", "model", "fragment"),
     [
