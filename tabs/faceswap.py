@@ -25,6 +25,8 @@ CONSENT_TEXT = "I have the consent of the people shown, or the right to use thes
 CONSENT_MISSING = f"Tick the consent box first: {CONSENT_TEXT} The studio does not swap faces without it."
 MAX_SIDE = 2048  # larger images are scaled down to this (longest side, pixels)
 MAX_PIXELS = 64_000_000  # anything larger is refused before decoding (decompression bombs)
+MAX_VIDEO_SIDE = 1920  # video frames are scaled down to this (longest side, pixels): Full HD
+MAX_VIDEO_FPS = 60  # with the length cap, bounds the frames of a video whose header says nothing about its length
 ENGINES = ("auto", "classic", "neural")
 UNREADABLE_IMAGE = "The {} is not an image the studio can read (PNG, JPEG or WebP)."
 UNREADABLE_VIDEO = "The target video is not a video the studio can read (MP4, MOV, WebM or MKV)."
@@ -348,7 +350,15 @@ def swap_face_video(
         vin = src.streams.video[0]
         ain = src.streams.audio[0] if src.streams.audio else None
         vout = dst.add_stream("libx264", rate=fps)
-        vout.width, vout.height = vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2
+        width, height = vin.codec_context.width, vin.codec_context.height
+        scale = min(1.0, MAX_VIDEO_SIDE / max(width, height, 1))
+        vout.width, vout.height = max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+        if scale < 1:
+            notes.append(
+                f"The video was scaled down from {width}x{height} to {vout.width}x{vout.height} "
+                f"(the limit is {MAX_VIDEO_SIDE} px)."
+            )
+        max_frames = int(settings.max_video_seconds * min(float(fps), MAX_VIDEO_FPS)) + 1
         vout.pix_fmt = "yuv420p"
         vout.options = {"crf": "20", "preset": "veryfast"}
         aout = dst.add_stream_from_template(ain) if ain is not None else None
@@ -361,7 +371,11 @@ def swap_face_video(
                     dst.mux(packet)
                 continue
             for frame in packet.decode():
-                rgb = frame.to_ndarray(format="rgb24")[: vout.height, : vout.width]
+                if done >= max_frames or (frame.time or 0) > settings.max_video_seconds + 1:
+                    raise UserError(  # its header hid its length; nothing is kept
+                        f"The video is longer than the limit of {settings.max_video_seconds:g} s. Trim it first."
+                    )
+                rgb = frame.to_ndarray(format="rgb24", width=vout.width, height=vout.height)
                 found = faces.detect_faces(rgb)
                 if found and (index == -1 or index <= len(found)):
                     rgb = swapper.apply(rgb, found, index)

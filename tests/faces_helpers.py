@@ -63,14 +63,15 @@ def stand_in_models(folder: Path) -> Path:
     return folder
 
 
-def make_video(path: Path, frames: int = 12, fps: int = 12, audio: bool = True) -> Path:
-    """A short H.264 MP4 of the astronaut drifting slowly, with a sine tone as AAC audio."""
+def make_video(path: Path, frames: int = 12, fps: int = 12, audio: bool = True, size: int = 512) -> Path:
+    """A short H.264 video (size x size) of the astronaut drifting slowly, with a sine tone as AAC audio. The
+    container follows the suffix: .mp4, or .h264 for a bare stream that states no length."""
     import av
 
-    base = rgb(ASTRONAUT)[:, :, :]
+    base = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((size, size)))
     with av.open(str(path), "w") as out:
         v = out.add_stream("libx264", rate=fps)
-        v.width, v.height, v.pix_fmt = 512, 512, "yuv420p"
+        v.width, v.height, v.pix_fmt = base.shape[1], base.shape[0], "yuv420p"
         a = out.add_stream("aac", rate=44100) if audio else None
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(np.roll(base, i * 2, axis=1).copy(), format="rgb24")

@@ -3,6 +3,7 @@
 import json
 import threading
 
+import av
 import numpy as np
 import pytest
 from faces_helpers import ASTRONAUT, HOPPER, make_video, rgb, stand_in_models, two_faces
@@ -162,7 +163,6 @@ def test_large_images_are_scaled_down(shared_cache, fs_settings, tmp_path):
 
 
 def test_video_every_frame_with_audio(shared_cache, fs_settings, tmp_path):
-    import av
 
     clip = make_video(tmp_path / "clip.mp4", frames=12)
     updates = list(swap_face_video(shared_cache, fs_settings, str(HOPPER), str(clip), consent=True))
@@ -219,3 +219,19 @@ def test_neural_engine_loads_aligns_and_pastes_back(shared_cache, fs_settings, t
     assert (out[outside] == target[outside]).all()
     classic = swap(shared_cache, s, engine="classic")
     assert classic.summary["engine"] == "classic"
+
+
+def test_a_big_video_is_scaled_down_to_full_hd(shared_cache, fs_settings, tmp_path):
+    clip = make_video(tmp_path / "big.mp4", frames=3, audio=False, size=2400)
+    final = list(swap_face_video(shared_cache, fs_settings, str(HOPPER), str(clip), consent=True))[-1].result
+    with av.open(str(final.path)) as c:
+        assert (c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height) == (1920, 1920)
+    assert any("scaled down from 2400x2400 to 1920x1920" in n for n in final.summary["notes"])
+
+
+def test_a_video_that_hides_its_length_is_still_capped(shared_cache, fs_settings, tmp_path):
+    clip = make_video(tmp_path / "bare.h264", frames=24, fps=12, audio=False)  # 2 s, with no length in a header
+    capped = fs_settings.replace(max_video_seconds=0.5)
+    with pytest.raises(UserError, match="longer than the limit of 0.5 s"):
+        list(swap_face_video(shared_cache, capped, str(HOPPER), str(clip), consent=True))
+    assert not list((capped.output_dir / "faceswap").rglob("*.mp4"))
