@@ -13,6 +13,30 @@ MAX_SEED = 2**32 - 1
 SEED_UNREADABLE = "The seed must be a whole number from 0 to 4294967295, or -1 for a random one."
 NUMBER_UNREADABLE = "The {} must be a number."
 IMAGE_UNREADABLE = "The input is not an image the studio can read (PNG, JPEG or WebP)."
+MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused from their header, before decoding (decompression bombs)
+
+
+def open_image_file(path: Any, what: str, unreadable: str) -> Any:
+    """The image file at `path`, decoded (a PIL image), once its declared size is known to be at most
+    MAX_IMAGE_PIXELS; `unreadable` is the sentence for a file that is not an image or cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise UserError(unreadable) from None
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise UserError(
+            f"The {what} is {image.width}x{image.height} pixels; the studio accepts up to "
+            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Use a smaller image."
+        )
+    try:
+        image.load()  # (PIL's own bomb check also runs here; ours came first with a clearer sentence)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        image.close()
+        raise UserError(unreadable) from None
+    return image
 
 
 def check_text(value: Any, what: str, limit: int, required: bool = True) -> str:

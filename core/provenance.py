@@ -25,6 +25,7 @@ WATERMARK_PAYLOAD = b"GAIStu"  # 48 bits: "Generative AI Studio"
 WATERMARK_BITS = 48
 WATERMARK_THRESHOLD = 44  # matching bits; chance false positives about 1e-9 (unmarked images score about 24)
 WATERMARK_MIN_AREA = 256 * 256  # invisible-watermark refuses smaller images
+WATERMARK_MAX_AREA = 4096 * 4096  # larger than any studio output: not worth decoding a watermark from
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 GENERATED = "trainedAlgorithmicMedia"
 COMPOSITE = "compositeWithTrainedAlgorithmicMedia"
@@ -59,7 +60,19 @@ def embed_watermark(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
 def read_watermark(rgb: np.ndarray) -> dict:
     """{"present": bool, "matching_bits": n, "payload": str | None}."""
     if rgb.shape[0] * rgb.shape[1] < WATERMARK_MIN_AREA:
-        return {"present": False, "matching_bits": None, "payload": None, "note": "too small to carry a watermark"}
+        return {
+            "present": False,
+            "matching_bits": None,
+            "payload": None,
+            "note": "the image is too small to carry one",
+        }
+    if rgb.shape[0] * rgb.shape[1] > WATERMARK_MAX_AREA:  # decoding it would take minutes, for nothing
+        return {
+            "present": False,
+            "matching_bits": None,
+            "payload": None,
+            "note": "the image is larger than any the studio makes",
+        }
     from imwatermark import WatermarkDecoder
 
     decoder = WatermarkDecoder("bytes", WATERMARK_BITS)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core import faces, outputs, provenance
+from core import checks, faces, outputs, provenance
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
@@ -24,7 +24,6 @@ CONSENT_VERSION = "1"
 CONSENT_TEXT = "I have the consent of the people shown, or the right to use these images."
 CONSENT_MISSING = f"Tick the consent box first: {CONSENT_TEXT} The studio does not swap faces without it."
 MAX_SIDE = 2048  # larger images are scaled down to this (longest side, pixels)
-MAX_PIXELS = 64_000_000  # anything larger is refused before decoding (decompression bombs)
 MAX_VIDEO_SIDE = 1920  # video frames are scaled down to this (longest side, pixels): Full HD
 MAX_VIDEO_FPS = 60  # with the length cap, bounds the frames of a video whose header says nothing about its length
 ENGINES = ("auto", "classic", "neural")
@@ -75,13 +74,7 @@ def open_image(value: Any, what: str) -> tuple[np.ndarray, str, list[str]]:
         else:
             data = Path(value).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            image = Image.open(value)
-            if image.width * image.height > MAX_PIXELS:
-                raise UserError(
-                    f"The {what} is {image.width}x{image.height} pixels; the studio accepts up to "
-                    f"{MAX_PIXELS // 1_000_000} megapixels. Use a smaller image."
-                )
-            image.load()
+            image = checks.open_image_file(value, what, UNREADABLE_IMAGE.format(what))
         image = ImageOps.exif_transpose(image).convert("RGB")
     except UserError:
         raise

@@ -192,18 +192,13 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
 
 def open_input_image(image: Any, settings: Settings) -> Any:
     """An uploaded image as RGB, downscaled to fit the size limit, with sides that are multiples of 8."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if image is None or image == "":
         raise UserError("Add an input image for image-to-image (upload one, or use a result).")
     if not hasattr(image, "size"):
-        Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs before decoding
-        try:
-            with Image.open(image) as im:
-                im.load()
-                image = im.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            raise UserError(checks.IMAGE_UNREADABLE) from None
+        with checks.open_image_file(image, "input image", checks.IMAGE_UNREADABLE) as im:
+            image = im.convert("RGB")
     image = image.convert("RGB")
     scale = min(1.0, settings.max_image_size / max(image.size))
     w, h = (max(64, int(side * scale) // 8 * 8) for side in image.size)

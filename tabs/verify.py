@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from core import provenance
+from core import checks, provenance
 from core.errors import UserError
 from core.settings import Settings
 
 MAX_VERIFY_BYTES = 200 * 1024 * 1024
+DAMAGED = "The file says it is {mime} but could not be decoded; it may be damaged."
 SOURCE_TYPES = {
     provenance.GENERATED: "made entirely by a generative model",
     provenance.COMPOSITE: "a real photo or video combined with generated content (for example a face swap)",
@@ -41,10 +42,7 @@ def _source_type(text: str) -> str | None:
 
 
 def _image_facts(path: Path) -> dict:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
+    with checks.open_image_file(path, "image", DAMAGED.format(mime="an image")) as im:
         text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
         xmp = im.info.get("xmp") or text.get("XML:com.adobe.xmp") or ""
         if isinstance(xmp, bytes):
@@ -104,8 +102,10 @@ def verify_file(path: Any, settings: Settings) -> dict:
 
                 audio, rate = sf.read(path, dtype="float32", always_2d=True)
                 facts["watermark"] = provenance.audioseal_detect(audio.mean(1), rate, settings.audioseal_dir)
+    except UserError:
+        raise
     except Exception:
-        raise UserError(f"The file says it is {mime} but could not be decoded; it may be damaged.") from None
+        raise UserError(DAMAGED.format(mime=mime)) from None
     root = Path(settings.cache_dir) / "c2pa" / "root.pem"
     facts["content_credentials"] = provenance.read_c2pa(data, mime, root.read_bytes() if root.exists() else None)
     credentials = facts["content_credentials"]
@@ -135,7 +135,7 @@ def summarise(f: dict) -> str:
     elif wm and wm.get("matching_bits") is not None:
         lines.append(f"❌ No studio watermark ({wm['matching_bits']}/48 bits match, chance level is about 24).")
     elif wm:
-        lines.append("➖ No watermark check: the image is too small to carry one.")
+        lines.append(f"➖ No watermark check: {wm.get('note', 'not possible for this file')}.")
     if cred.get("present"):
         state = cred["state"]
         meaning = {

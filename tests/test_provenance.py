@@ -11,6 +11,7 @@ from faces_helpers import ASTRONAUT, HOPPER
 from PIL import Image
 
 from core import provenance
+from core.errors import UserError
 from core.settings import Settings
 from tabs.faceswap import swap_face_image
 from tabs.image import ImageParams, generate_image
@@ -111,6 +112,19 @@ def test_verify_reports_in_plain_words(made, tmp_path):
     plain = verify_file(ASTRONAUT, s)
     assert plain["summary"].startswith("**No sign that this file came from the studio**")
     assert not plain["watermark"]["present"] and not plain["content_credentials"]["present"]
+
+
+def test_verify_bounds_the_work_a_big_image_costs(made, tmp_path):
+    s = made["settings"]
+    big = tmp_path / "big.png"
+    Image.new("RGB", (5000, 4000), "white").save(big)  # 20 megapixels: larger than anything the studio makes
+    report = verify_file(big, s)
+    assert report["watermark"]["matching_bits"] is None
+    assert "No watermark check: the image is larger than any the studio makes" in report["summary"]
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (9000, 8000)).save(bomb)  # 72 megapixels, a small file
+    with pytest.raises(UserError, match="9000x8000 pixels; the studio accepts up to 64 megapixels"):
+        verify_file(bomb, s)
 
 
 def test_operator_certificates_are_used(made, tmp_path):
