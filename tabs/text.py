@@ -63,6 +63,7 @@ class TextUpdate:
     stopped: bool = False
     saved: Path | None = None  # transcript (with a .json recipe beside it), once done
     candidates: list | None = None  # once done: per step, the chosen token and the model's top 5 (How it works)
+    left_out: int = 0  # the oldest chat messages left out to fit the model's context
 
     @property
     def tokens_per_second(self) -> float:
@@ -71,7 +72,12 @@ class TextUpdate:
     def stats(self) -> str:
         state = "Stopped" if self.stopped else ("Done" if self.done else "Generating")
         speed = f"{self.tokens_per_second:.1f} tokens/s"
-        return f"{state}: {self.tokens} tokens in {self.seconds:.1f} s ({speed}), seed {self.seed}"
+        note = (
+            f". The oldest {self.left_out} message(s) of the chat were left out to fit the model's context"
+            if self.left_out
+            else ""
+        )
+        return f"{state}: {self.tokens} tokens in {self.seconds:.1f} s ({speed}), seed {self.seed}{note}"
 
 
 @dataclass
@@ -223,6 +229,7 @@ def generate_text(
         tokenizer, lm = loaded.tokenizer, loaded.model
         messages = build_messages(system_prompt, history, prompt)
         context = getattr(lm.config, "max_position_embeddings", None) or 4096
+        given = len(messages)
         inputs = _encode(tokenizer, messages, context - params.max_new_tokens)
         inputs = {k: v.to(lm.device) for k, v in inputs.items()}
         prompt_len = inputs["input_ids"].shape[1]
@@ -275,7 +282,7 @@ def generate_text(
                 streamer.end()
 
         start = time.perf_counter()
-        update = TextUpdate(text="", seed=params.seed)
+        update = TextUpdate(text="", seed=params.seed, left_out=given - len(messages))
         worker = threading.Thread(target=run, name="text-generate", daemon=True)
         hook = lm.get_output_embeddings().register_forward_hook(capture)
         worker.start()

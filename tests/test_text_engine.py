@@ -97,6 +97,10 @@ def test_long_history_is_trimmed_to_the_context(shared_cache, settings):
         history += [{"role": "user", "content": f"question {i} " * 20}, {"role": "assistant", "content": "ok " * 30}]
     final = run(shared_cache, settings, "last one", history=history, params=TextParams(max_new_tokens=4, seed=1))[-1]
     assert final.done and final.tokens == 4
+    assert final.left_out > 0 and final.left_out % 2 == 0  # whole turns, oldest first
+    assert f"The oldest {final.left_out} message(s) of the chat were left out" in final.stats()
+    short = run(shared_cache, settings, "hi", history=history[-2:], params=TextParams(max_new_tokens=4))[-1]
+    assert short.left_out == 0 and "left out" not in short.stats()
 
 
 def test_a_huge_chat_from_the_browser_costs_one_tokenisation(shared_cache, settings):
