@@ -15,7 +15,7 @@ from typing import Any
 
 from core import checks, hub, outputs, provenance
 from core import sampling as sampler
-from core.device import gpu, import_lock
+from core.device import gpu, import_lock, in_passing_thread
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -345,7 +345,7 @@ def generate_music(
         inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
         melody_info = None
         if clip is not None:
-            chroma = melody_chroma(*clip, loaded.chroma)
+            chroma = in_passing_thread(lambda: melody_chroma(*clip, loaded.chroma))  # torch ops: see core.device
             inputs["input_features"] = chroma.to(lm.dtype)
             sounding = chroma[
                 0,
