@@ -131,19 +131,21 @@ def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> 
 MAX_CHARS_PER_TOKEN = 16  # no tokenizer we offer packs more characters into one token (long runs of spaces aside)
 
 
-def _oldest_turn(messages: list[dict], first_turn: int) -> int:
-    """How many messages make the oldest turn (a user message and its answer), never the new prompt (last)."""
-    return min(2, len(messages) - first_turn - 1)
+def _oldest_turn(messages: list[dict], first_turn: int, keep: int) -> int:
+    """How many messages make the oldest turn (a user message and its answer), never the last `keep` ones."""
+    return max(0, min(2, len(messages) - first_turn - keep))
 
 
-def _encode(tokenizer: Any, messages: list[dict], room: int) -> dict:
-    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context.
+def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = False) -> dict:
+    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context. With
+    `continuing`, the last message is an answer to go on with (the template leaves it open).
 
     The chat comes from the browser and can be any length: turns that could not fit even at MAX_CHARS_PER_TOKEN
     are dropped by counting characters first, so a long (or forged) chat costs one tokenisation, not thousands.
     """
     first_turn = 1 if messages and messages[0]["role"] == "system" else 0
-    chars, start, prompt = sum(len(m["content"]) for m in messages), first_turn, len(messages) - 1
+    keep = 2 if continuing else 1  # the new message (and the answer being continued) always stay
+    chars, start, prompt = sum(len(m["content"]) for m in messages), first_turn, len(messages) - keep
     while chars > room * MAX_CHARS_PER_TOKEN and start < prompt:
         n = min(2, prompt - start)
         chars -= sum(len(m["content"]) for m in messages[start : start + n])
@@ -152,14 +154,19 @@ def _encode(tokenizer: Any, messages: list[dict], room: int) -> dict:
     while True:
         if getattr(tokenizer, "chat_template", None):
             enc = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                messages,
+                add_generation_prompt=not continuing,
+                continue_final_message=continuing,
+                return_tensors="pt",
+                return_dict=True,
             )
         else:  # a base model without a template: a plain transcript
-            text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages) + "Assistant:"
+            text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages)
+            text = text[:-1] if continuing else text + "Assistant:"
             enc = tokenizer(text, return_tensors="pt")
         if enc["input_ids"].shape[1] <= room:
             return dict(enc)
-        n = _oldest_turn(messages, first_turn)
+        n = _oldest_turn(messages, first_turn, keep)
         if n <= 0:
             raise UserError(
                 f"The message is too long for this model's context ({room} tokens with the answer). "
@@ -211,8 +218,10 @@ def generate_text(
     params: TextParams = TextParams(),
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
+    continue_answer: str = "",
 ) -> Iterator[TextUpdate]:
-    """Stream the answer to `prompt` (after `history`, messages with role/content), then save the transcript."""
+    """Stream the answer to `prompt` (after `history`, messages with role/content), then save the transcript.
+    With `continue_answer`, the model goes on from that (cut-off) answer; the updates hold the whole answer."""
     prompt = checks.check_text(prompt, "message", settings.max_prompt_chars)
     system_prompt = checks.check_text(system_prompt, "system prompt", settings.max_prompt_chars, required=False)
     model_id = checks.check_model_choice(
@@ -228,9 +237,14 @@ def generate_text(
 
         tokenizer, lm = loaded.tokenizer, loaded.model
         messages = build_messages(system_prompt, history, prompt)
+        continuing = bool(continue_answer)
+        if continuing:
+            messages.append({"role": "assistant", "content": continue_answer})
         context = getattr(lm.config, "max_position_embeddings", None) or 4096
         given = len(messages)
-        inputs = _encode(tokenizer, messages, context - params.max_new_tokens)
+        inputs = _encode(tokenizer, messages, context - params.max_new_tokens, continuing)
+        if continuing:
+            messages.pop()  # the answer so far: saved below as the start of the whole answer
         inputs = {k: v.to(lm.device) for k, v in inputs.items()}
         prompt_len = inputs["input_ids"].shape[1]
         counted = [0]
@@ -282,7 +296,7 @@ def generate_text(
                 streamer.end()
 
         start = time.perf_counter()
-        update = TextUpdate(text="", seed=params.seed, left_out=given - len(messages))
+        update = TextUpdate(text=continue_answer, seed=params.seed, left_out=given - len(messages) - continuing)
         worker = threading.Thread(target=run, name="text-generate", daemon=True)
         hook = lm.get_output_embeddings().register_forward_hook(capture)
         worker.start()
@@ -314,7 +328,7 @@ def generate_text(
             }
             for i, (c, options) in enumerate(zip(chosen, top5, strict=False))
         ]
-        if update.text or not update.stopped:
+        if update.text != continue_answer or not update.stopped:
             update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
         yield update
 
@@ -346,6 +360,7 @@ def build(ctx) -> None:
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="text-send")
             with gr.Row():
                 stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
+                go_on = gr.Button("Continue", elem_id="text-continue")
                 clear = gr.Button("Clear", elem_id="text-clear")
                 ctx.shared["text_to_image"] = gr.Button("🖼️ Use as image prompt", elem_id="text-to-image")
             stats = gr.Markdown(elem_id="text-stats")
@@ -379,6 +394,7 @@ def build(ctx) -> None:
 
     pending = gr.State("")  # the message being answered
     ticket = gr.State(None)  # lets Stop cancel the answer while it still waits in the queue
+    continuing = gr.State(False)  # True: go on with the last answer (Continue) instead of answering anew
     ctx.shared["text_chat"] = chatbot
 
     def apply_preset(name: str):
@@ -393,7 +409,7 @@ def build(ctx) -> None:
     def take_message(text: str, chat: list, request: gr.Request) -> tuple[str, list, str, str | None]:
         text = checks.check_text(text, "message", settings.max_prompt_chars)
         ticket = ctx.stops.ticket(ui.session_of(request), "text")  # Stop cancels the answer while it waits
-        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket
+        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket, False
 
     @ui.user_errors
     def respond(
@@ -409,11 +425,13 @@ def build(ctx) -> None:
         seed_value,
         history,
         ticket,
+        continuing,
         request: gr.Request,
         progress=gr.Progress(track_tqdm=True),
     ):
         chat = list(chat or [])
         stop_event = ctx.stops.start(ui.session_of(request), "text", ticket)
+        partial = message_text(chat.pop().get("content")) if continuing and chat else ""
         params = TextParams(n, temp, p, k, rep, seed_value)
         try:
             for update in generate_text(
@@ -421,6 +439,7 @@ def build(ctx) -> None:
                 settings,
                 text,
                 history=chat[:-1],
+                continue_answer=partial,
                 system_prompt=system,
                 model=model_id,
                 params=params,
@@ -451,6 +470,7 @@ def build(ctx) -> None:
         seed,
         ctx.history,
         ticket,
+        continuing,
     ]
     with gr.Accordion("How it works: the model's next-token choices", open=settings.classroom, elem_id="text-how"):
         gr.Markdown(
@@ -476,7 +496,7 @@ def build(ctx) -> None:
         taken = trigger(
             take_message,
             [message, chatbot],
-            [message, chatbot, pending, ticket],
+            [message, chatbot, pending, ticket, continuing],
             api_visibility="private",
             queue=False,
         )
@@ -500,10 +520,34 @@ def build(ctx) -> None:
             raise UserError("There is no message to answer again.")
         text = message_text(chat[retry.index].get("content"))
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
-        return chat[: retry.index + 1], text, ticket
+        return chat[: retry.index + 1], text, ticket, False
 
     events.append(
-        chatbot.retry(take_retry, chatbot, [chatbot, pending, ticket], api_visibility="private", queue=False).success(
+        chatbot.retry(
+            take_retry, chatbot, [chatbot, pending, ticket, continuing], api_visibility="private", queue=False
+        ).success(
+            respond,
+            chat_inputs,
+            chat_outputs,
+            api_visibility="private",
+            concurrency_limit=settings.concurrency,
+            concurrency_id="text",
+        )
+    )
+
+    # Continue goes on with the last answer, e.g. one cut short by max new tokens (text-generation-webui's Continue).
+    @ui.user_errors
+    def take_continue(chat: list, request: gr.Request):
+        chat = list(chat or [])
+        if len(chat) < 2 or chat[-1].get("role") != "assistant" or chat[-2].get("role") != "user":
+            raise UserError("There is no answer to continue yet: send a message first.")
+        ticket = ctx.stops.ticket(ui.session_of(request), "text")
+        return message_text(chat[-2].get("content")), ticket, True
+
+    events.append(
+        go_on.click(
+            take_continue, chatbot, [pending, ticket, continuing], api_visibility="private", queue=False
+        ).success(
             respond,
             chat_inputs,
             chat_outputs,

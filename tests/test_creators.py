@@ -106,3 +106,16 @@ def test_retry_answers_again_and_undo_gives_the_message_back(page: Page, server)
     chat.get_by_role("button", name="Undo").last.click()
     expect(page.locator("#text-message textarea")).to_have_value("Tell me a story")
     expect(chat.locator(".bot")).to_have_count(0)
+
+
+def test_continue_goes_on_with_the_last_answer(page: Page, server):
+    page.goto(server["url"])
+    chat_once(page, "Start a long story")
+    answer = page.locator("#text-chat .bot").last
+    before = answer.inner_text().strip()
+    page.locator("#text-continue").click()
+    expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+    expect(page.locator("#text-chat .bot")).to_have_count(1)  # the same answer, grown
+    expect(answer).not_to_have_text(before, timeout=10_000)
+    letters = lambda t: re.sub(r"[\W_]", "", t)  # noqa: E731 - markdown may render the grown text differently
+    assert letters(answer.inner_text()).startswith(letters(before)[:10])

@@ -50,6 +50,18 @@ def test_a_seed_holds_while_other_threads_draw_random_numbers(shared_cache, sett
     )
 
 
+def test_continue_goes_on_with_a_cut_off_answer(shared_cache, settings):
+    cut = run(shared_cache, settings, "Tell me a story", params=TextParams(max_new_tokens=6, seed=4))[-1].text
+    assert cut.strip()
+    updates = run(
+        shared_cache, settings, "Tell me a story", continue_answer=cut, params=TextParams(max_new_tokens=6, seed=5)
+    )
+    final = updates[-1]
+    assert all(u.text.startswith(cut) for u in updates) and len(final.text) > len(cut) and final.tokens == 6
+    recipe = json.loads(final.saved.with_suffix(".json").read_text())
+    assert recipe["answer"] == final.text and recipe["messages"][-1] == {"role": "user", "content": "Tell me a story"}
+
+
 def test_greedy_ignores_the_seed(shared_cache, settings):
     a = run(shared_cache, settings, params=TextParams(max_new_tokens=8, temperature=0, seed=1))[-1]
     b = run(shared_cache, settings, params=TextParams(max_new_tokens=8, temperature=0, seed=2))[-1]
