@@ -132,6 +132,19 @@ def warm_imports() -> threading.Thread:
     return thread
 
 
+def served_paths(settings: Settings) -> list[str]:
+    """Folders Gradio may serve files from by their path. Results reach the page through Gradio's own cache under
+    unguessable names; Gradio takes files into that cache from the working and temp folders by itself, so the output
+    folder is listed only when it lies elsewhere (say a mounted volume), where a restored History needs it. Listed
+    folders are served to anyone who knows a file's path."""
+    import tempfile
+
+    out = settings.output_dir.resolve()
+    taken_anyway = [Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()]
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    return [str(assets)] + ([] if any(out.is_relative_to(p) for p in taken_anyway) else [str(out)])
+
+
 def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool = True, **kwargs):
     """Serve the app; then import the heavy libraries in the background (warm); then wait (block) if asked."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +152,7 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
-        allowed_paths=[str(settings.output_dir.resolve()), str(Path(__file__).resolve().parent.parent / "assets")],
+        allowed_paths=served_paths(settings),
         blocked_paths=[str(audit_log_path(settings.output_dir).resolve())],  # the operator's record, not a result
         auth=auth_pairs(settings),
         auth_message="This studio asks for a login (STUDIO_AUTH)." if settings.auth else None,

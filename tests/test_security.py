@@ -2,12 +2,15 @@
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from conftest import running_studio
 from faces_helpers import ASTRONAUT
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+
+from core.settings import Settings
 
 
 def status(url: str) -> int:
@@ -26,19 +29,33 @@ def test_file_routes_refuse_paths_outside_the_studio(server, path):
     assert status(f"{server['url']}gradio_api/file={path}") in (403, 404)
 
 
-def test_file_routes_refuse_a_models_files_and_serve_outputs(server, client, tiny_dir):
+def test_results_reach_their_user_but_are_not_served_by_their_path(server, client, tiny_dir):
+    """A result goes to the page (and API client) through Gradio's cache under an unguessable name; the saved file
+    itself, like a model's files, cannot be fetched by its path on the server."""
     assert status(f"{server['url']}gradio_api/file={tiny_dir / 'qwen2' / 'config.json'}") in (403, 404)
     outputs = server["settings"].output_dir.resolve()
     escape = f"{outputs}/../../../../etc/passwd"
     assert status(f"{server['url']}gradio_api/file={escape}") in (403, 404)
-    client.predict(prompt="served", seed=1, api_name="/generate_image")
-    saved = next(outputs.rglob("*.png"))
-    assert status(f"{server['url']}gradio_api/file={saved}") == 200
+    _preview, gallery, *_ = client.predict(prompt="served by the cache", seed=1, api_name="/generate_image")
+    item = gallery[0]["image"]
+    received = Path(item if isinstance(item, str) else item["path"]).read_bytes()
+    (saved,) = [p for p in outputs.rglob("*served-by-the-cache*.png")]
+    assert saved.read_bytes() == received  # the user got exactly what was saved, watermark and credentials included
+    assert status(f"{server['url']}gradio_api/file={saved}") in (403, 404)
+
+
+def test_only_an_output_folder_outside_the_working_and_temp_folders_is_served_by_path(tmp_path):
+    from core.app import served_paths
+
+    assert not any("outputs" in p for p in served_paths(Settings(output_dir=Path("outputs"))))  # under the cwd
+    assert not any("out" in Path(p).name for p in served_paths(Settings(output_dir=tmp_path / "out")))  # temp
+    assert "/srv/studio-outputs" in served_paths(Settings(output_dir=Path("/srv/studio-outputs")))  # a volume
 
 
 def test_the_face_swap_audit_log_is_never_served(server):
-    """The audit log sits in the output folder (which is served, for results), but it is the operator's record:
-    when and with which inputs (hashes) swaps were made. Nobody gets it over HTTP, even knowing its path."""
+    """The audit log sits in the output folder (served by path when that lies outside the working and temp
+    folders), but it is the operator's record: when and with which inputs (hashes) swaps were made. Nobody gets it
+    over HTTP, even knowing its path."""
     log = server["settings"].output_dir.resolve() / "faceswap" / "audit.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.touch()
