@@ -577,14 +577,28 @@ def build(ctx) -> None:
         repetition_penalty: float = defaults.repetition_penalty,
         seed: int = -1,
         model: str = choices[0],
+        history: list[dict] | None = None,
         request: gr.Request = None,
     ) -> Iterator[str]:
-        """Stream the answer to one message: yields the growing answer text."""
+        """Stream the answer to one message, after `history` (earlier messages, oldest first, each
+        {"role": "user" or "assistant", "content": text}): yields the growing answer text."""
+        if history is not None and (
+            not isinstance(history, list)
+            or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in history)
+        ):
+            raise UserError('The history must be a list of messages like {"role": "user", "content": "Hi"}.')
         stop_event = ctx.stops.start(ui.session_of(request), "text-api")
         params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         try:
             for update in generate_text(
-                cache, settings, prompt, system_prompt=system_prompt, model=model, params=params, stop=stop_event
+                cache,
+                settings,
+                prompt,
+                history=history or (),
+                system_prompt=system_prompt,
+                model=model,
+                params=params,
+                stop=stop_event,
             ):
                 yield update.text
         finally:

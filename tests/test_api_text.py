@@ -1,5 +1,6 @@
 """The running studio through gradio_client: streaming, reproducibility, stop, bad input."""
 
+import json
 import time
 
 import pytest
@@ -33,6 +34,8 @@ def test_only_the_prompt_is_required_and_seeds_reproduce(client):
         ({"prompt": "hi", "temperature": 9}, "temperature must be between 0 and 2"),
         ({"prompt": "hi", "max_new_tokens": -5}, "max new tokens must be between"),
         ({"prompt": "hi", "model": "evil/remote-code-model"}, "not offered here"),
+        ({"prompt": "hi", "history": [{"role": "user"}]}, "history must be a list of messages"),
+        ({"prompt": "hi", "history": ["just text"]}, "history must be a list of messages"),
     ],
 )
 def test_bad_input_reaches_the_client_as_a_sentence(client, kwargs, fragment):
@@ -65,3 +68,19 @@ def test_model_panel_lists_the_loaded_model_and_unloads_it(client, server):
     before = server["cache"].loads
     client.predict(prompt="again", max_new_tokens=2, api_name="/generate_text")
     assert server["cache"].loads == before + 1
+
+
+def test_a_chat_through_the_api_carries_its_history(client, server):
+    history = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Nice to meet you, Ada."},
+    ]
+    answer = client.predict(prompt="What is my name?", history=history, max_new_tokens=4, api_name="/generate_text")
+    assert isinstance(answer, str)
+    outputs = server["settings"].output_dir
+    (recipe,) = [
+        json.loads(p.read_text())
+        for p in outputs.rglob("*.json")
+        if "what-is-my-name" in p.name and json.loads(p.read_text()).get("tab") == "text"
+    ]
+    assert [m["content"] for m in recipe["messages"][1:]] == [m["content"] for m in history] + ["What is my name?"]
