@@ -491,23 +491,26 @@ def build(ctx) -> None:
 
     how.change(show_how, how, how_table, api_visibility="private", queue=False)
     chat_outputs = [chatbot, stats, seed_used, ctx.history, how]
-    events = []
-    for trigger in (message.submit, send.click):
-        taken = trigger(
-            take_message,
-            [message, chatbot],
-            [message, chatbot, pending, ticket, continuing],
+
+    def answer_after(step) -> None:
+        """Queue the answer once an instant first step (which takes the message and a Stop ticket) succeeded."""
+        step.success(
+            respond,
+            chat_inputs,
+            chat_outputs,
             api_visibility="private",
-            queue=False,
+            concurrency_limit=settings.concurrency,
+            concurrency_id="text",
         )
-        events.append(
-            taken.success(
-                respond,
-                chat_inputs,
-                chat_outputs,
+
+    for trigger in (message.submit, send.click):
+        answer_after(
+            trigger(
+                take_message,
+                [message, chatbot],
+                [message, chatbot, pending, ticket, continuing],
                 api_visibility="private",
-                concurrency_limit=settings.concurrency,
-                concurrency_id="text",
+                queue=False,
             )
         )
 
@@ -522,16 +525,9 @@ def build(ctx) -> None:
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
         return chat[: retry.index + 1], text, ticket, False
 
-    events.append(
+    answer_after(
         chatbot.retry(
             take_retry, chatbot, [chatbot, pending, ticket, continuing], api_visibility="private", queue=False
-        ).success(
-            respond,
-            chat_inputs,
-            chat_outputs,
-            api_visibility="private",
-            concurrency_limit=settings.concurrency,
-            concurrency_id="text",
         )
     )
 
@@ -544,17 +540,8 @@ def build(ctx) -> None:
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
         return message_text(chat[-2].get("content")), ticket, True
 
-    events.append(
-        go_on.click(
-            take_continue, chatbot, [pending, ticket, continuing], api_visibility="private", queue=False
-        ).success(
-            respond,
-            chat_inputs,
-            chat_outputs,
-            api_visibility="private",
-            concurrency_limit=settings.concurrency,
-            concurrency_id="text",
-        )
+    answer_after(
+        go_on.click(take_continue, chatbot, [pending, ticket, continuing], api_visibility="private", queue=False)
     )
 
     def take_undo(chat: list, undo: gr.UndoData):
