@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -10,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,17 @@ def wire_stop(ctx: Context, button: gr.Button, tab: str, status: Any, stopping: 
         return f"{stopping} {cancelled}".strip() if running else cancelled
 
     button.click(stop, None, status, api_visibility="private", queue=False)
+
+
+@contextlib.contextmanager
+def job(ctx: Context, request: gr.Request | None, tab: str, ticket: str | None = None) -> Iterator[threading.Event]:
+    """The Stop flag of this session's job on `tab` for the length of the block (see Stops)."""
+    session = session_of(request)
+    event = ctx.stops.start(session, tab, ticket)
+    try:
+        yield event
+    finally:
+        ctx.stops.done(session, tab, event)
 
 
 def queued(ctx: Context, tab: str, trigger: Callable, fn: Callable, inputs: list, outputs: list, **kwargs: Any) -> Any:

@@ -547,8 +547,7 @@ def build(ctx) -> None:
         request: gr.Request = None,
         progress=gr.Progress(),
     ):
-        stop_event = ctx.stops.start(ui.session_of(request), "faceswap", ticket)
-        try:
+        with ui.job(ctx, request, "faceswap", ticket) as stop_event:
             for u in swap_face_video(
                 cache,
                 settings,
@@ -568,8 +567,6 @@ def build(ctx) -> None:
                         "Face swap", f"video, {r.summary['frames']} frames", [r.path, outputs.recipe_path(r.path)]
                     )
                     yield str(r.path), u.status(), r.summary, ui.history_add(history, entry)
-        finally:
-            ctx.stops.done(ui.session_of(request), "faceswap", stop_event)
 
     ui.queued(
         ctx,

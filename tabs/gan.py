@@ -310,9 +310,8 @@ def build(ctx) -> None:
 
     @ui.user_errors
     def train_ui(epochs, seed, history, ticket=None, request: gr.Request = None, progress=gr.Progress()):
-        stop_event = ctx.stops.start(ui.session_of(request), "gan", ticket)
-        lab = lab_for(request, int(seed or 0))
-        try:
+        with ui.job(ctx, request, "gan", ticket) as stop_event:
+            lab = lab_for(request, int(seed or 0))
             for u in train(lab, epochs, settings, stop=stop_event, progress=progress):
                 if u.saved is None:
                     yield u.samples, u.losses, u.status(), gr.skip()
@@ -324,8 +323,6 @@ def build(ctx) -> None:
                         preview=str(u.saved),
                     )
                     yield u.samples, u.losses, u.status() + f" · saved {u.saved.name}", ui.history_add(history, entry)
-        finally:
-            ctx.stops.done(ui.session_of(request), "gan", stop_event)
 
     ui.queued(
         ctx,

@@ -483,8 +483,7 @@ def build(ctx) -> None:
     )
 
     def run(params: ImageParams, model_id, image, history, ticket, request, progress):
-        stop_event = ctx.stops.start(ui.session_of(request), "image", ticket)
-        try:
+        with ui.job(ctx, request, "image", ticket) as stop_event:
             for u in generate_image(
                 cache, settings, params, model=model_id, init_image=image, stop=stop_event, progress=progress
             ):
@@ -510,8 +509,6 @@ def build(ctx) -> None:
                         ui.history_add(history, entry),
                         u.filmstrip,
                     )
-        finally:
-            ctx.stops.done(ui.session_of(request), "image", stop_event)
 
     @ui.user_errors
     def generate_image_ui(

@@ -533,9 +533,8 @@ def build(ctx) -> None:
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        stop_event = ctx.stops.start(ui.session_of(request), "music", ticket)
-        params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
-        try:
+        with ui.job(ctx, request, "music", ticket) as stop_event:
+            params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
             for u in generate_music(
                 cache, settings, params, model=model, melody=melody, stop=stop_event, progress=progress
             ):
@@ -553,8 +552,6 @@ def build(ctx) -> None:
                         ui.history_add(history, entry),
                         how_it_went,
                     )
-        finally:
-            ctx.stops.done(ui.session_of(request), "music", stop_event)
 
     gr.Examples(EXAMPLES, prompt, label="Try")
     inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]

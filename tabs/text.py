@@ -131,11 +131,6 @@ def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> 
 MAX_CHARS_PER_TOKEN = 16  # no tokenizer we offer packs more characters into one token (long runs of spaces aside)
 
 
-def _oldest_turn(messages: list[dict], first_turn: int, keep: int) -> int:
-    """How many messages make the oldest turn (a user message and its answer), never the last `keep` ones."""
-    return max(0, min(2, len(messages) - first_turn - keep))
-
-
 def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = False) -> dict:
     """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context. With
     `continuing`, the last message is an answer to go on with (the template leaves it open).
@@ -145,9 +140,9 @@ def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = 
     """
     first_turn = 1 if messages and messages[0]["role"] == "system" else 0
     keep = 2 if continuing else 1  # the new message (and the answer being continued) always stay
-    chars, start, prompt = sum(len(m["content"]) for m in messages), first_turn, len(messages) - keep
-    while chars > room * MAX_CHARS_PER_TOKEN and start < prompt:
-        n = min(2, prompt - start)
+    chars, start, kept = sum(len(m["content"]) for m in messages), first_turn, len(messages) - keep
+    while chars > room * MAX_CHARS_PER_TOKEN and start < kept:
+        n = min(2, kept - start)  # the oldest turn: a user message and its answer
         chars -= sum(len(m["content"]) for m in messages[start : start + n])
         start += n
     del messages[first_turn:start]
@@ -166,7 +161,7 @@ def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = 
             enc = tokenizer(text, return_tensors="pt")
         if enc["input_ids"].shape[1] <= room:
             return dict(enc)
-        n = _oldest_turn(messages, first_turn, keep)
+        n = min(2, len(messages) - keep - first_turn)  # the oldest turn, as above
         if n <= 0:
             raise UserError(
                 f"The message is too long for this model's context ({room} tokens with the answer). "
@@ -243,6 +238,7 @@ def generate_text(
         context = getattr(lm.config, "max_position_embeddings", None) or 4096
         given = len(messages)
         inputs = _encode(tokenizer, messages, context - params.max_new_tokens, continuing)
+        left_out = given - len(messages)
         if continuing:
             messages.pop()  # the answer so far: saved below as the start of the whole answer
         inputs = {k: v.to(lm.device) for k, v in inputs.items()}
@@ -296,7 +292,7 @@ def generate_text(
                 streamer.end()
 
         start = time.perf_counter()
-        update = TextUpdate(text=continue_answer, seed=params.seed, left_out=given - len(messages) - continuing)
+        update = TextUpdate(text=continue_answer, seed=params.seed, left_out=left_out)
         worker = threading.Thread(target=run, name="text-generate", daemon=True)
         hook = lm.get_output_embeddings().register_forward_hook(capture)
         worker.start()
@@ -430,10 +426,9 @@ def build(ctx) -> None:
         progress=gr.Progress(track_tqdm=True),
     ):
         chat = list(chat or [])
-        stop_event = ctx.stops.start(ui.session_of(request), "text", ticket)
-        partial = message_text(chat.pop().get("content")) if continuing and chat else ""
-        params = TextParams(n, temp, p, k, rep, seed_value)
-        try:
+        with ui.job(ctx, request, "text", ticket) as stop_event:
+            partial = message_text(chat.pop().get("content")) if continuing and chat else ""
+            params = TextParams(n, temp, p, k, rep, seed_value)
             for update in generate_text(
                 cache,
                 settings,
@@ -454,8 +449,6 @@ def build(ctx) -> None:
                         "Text", f"{text[:80]} → {update.text[:80]}", [update.saved] if update.saved else []
                     )
                     yield answer, update.stats(), update.seed, ui.history_add(history, entry), update.candidates
-        finally:
-            ctx.stops.done(ui.session_of(request), "text", stop_event)
 
     chat_inputs = [
         pending,
@@ -574,9 +567,8 @@ def build(ctx) -> None:
             or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in history)
         ):
             raise UserError('The history must be a list of messages like {"role": "user", "content": "Hi"}.')
-        stop_event = ctx.stops.start(ui.session_of(request), "text-api")
-        params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        try:
+        with ui.job(ctx, request, "text-api") as stop_event:
+            params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
             for update in generate_text(
                 cache,
                 settings,
@@ -588,7 +580,5 @@ def build(ctx) -> None:
                 stop=stop_event,
             ):
                 yield update.text
-        finally:
-            ctx.stops.done(ui.session_of(request), "text-api", stop_event)
 
     gr.api(api_generate_text, api_name="generate_text", concurrency_limit=settings.concurrency, concurrency_id="text")
