@@ -25,6 +25,7 @@ CURATED = (
     "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
 )
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+WAITING = "Waiting for the model…"  # the stats line from Send until the first token (not the last answer's "Done")
 HOW_STEPS = 200  # steps shown in "How it works"
 PRESETS = {
     "Fast": {"max_new_tokens": 96, "temperature": 0.7, "note": "Short answers: quick on any CPU, may stop early."},
@@ -402,10 +403,10 @@ def build(ctx) -> None:
     )
 
     @ui.user_errors
-    def take_message(text: str, chat: list, request: gr.Request) -> tuple[str, list, str, str | None]:
+    def take_message(text: str, chat: list, request: gr.Request) -> tuple:
         text = checks.check_text(text, "message", settings.max_prompt_chars)
         ticket = ctx.stops.ticket(ui.session_of(request), "text")  # Stop cancels the answer while it waits
-        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket, False
+        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket, False, WAITING
 
     @ui.user_errors
     def respond(
@@ -501,7 +502,7 @@ def build(ctx) -> None:
             trigger(
                 take_message,
                 [message, chatbot],
-                [message, chatbot, pending, ticket, continuing],
+                [message, chatbot, pending, ticket, continuing, stats],
                 api_visibility="private",
                 queue=False,
             )
@@ -516,11 +517,11 @@ def build(ctx) -> None:
             raise UserError("There is no message to answer again.")
         text = message_text(chat[retry.index].get("content"))
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
-        return chat[: retry.index + 1], text, ticket, False
+        return chat[: retry.index + 1], text, ticket, False, WAITING
 
     answer_after(
         chatbot.retry(
-            take_retry, chatbot, [chatbot, pending, ticket, continuing], api_visibility="private", queue=False
+            take_retry, chatbot, [chatbot, pending, ticket, continuing, stats], api_visibility="private", queue=False
         )
     )
 
@@ -531,10 +532,12 @@ def build(ctx) -> None:
         if len(chat) < 2 or chat[-1].get("role") != "assistant" or chat[-2].get("role") != "user":
             raise UserError("There is no answer to continue yet: send a message first.")
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
-        return message_text(chat[-2].get("content")), ticket, True
+        return message_text(chat[-2].get("content")), ticket, True, WAITING
 
     answer_after(
-        go_on.click(take_continue, chatbot, [pending, ticket, continuing], api_visibility="private", queue=False)
+        go_on.click(
+            take_continue, chatbot, [pending, ticket, continuing, stats], api_visibility="private", queue=False
+        )
     )
 
     def take_undo(chat: list, undo: gr.UndoData):

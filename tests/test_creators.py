@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ def chat_once(page: Page, text: str) -> None:
     page.locator("#text-message textarea").fill(text)
     page.locator("#text-message textarea").press("Enter")
     expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+    expect(page.locator("#text-chat [aria-label='Loading response']")).to_have_count(0)  # the answer is shown
 
 
 def test_text_answer_becomes_the_image_prompt(page: Page, server):
@@ -112,10 +114,16 @@ def test_continue_goes_on_with_the_last_answer(page: Page, server):
     page.goto(server["url"])
     chat_once(page, "Start a long story")
     answer = page.locator("#text-chat .bot").last
+    letters = lambda t: re.sub(r"[\W_]", "", t)  # noqa: E731 - markdown may render the grown text differently
     before = answer.inner_text().strip()
     page.locator("#text-continue").click()
+    # The stats still say "Done" from the first answer until the new one starts, and the bubble shows a loading
+    # indicator meanwhile: wait for what Continue must produce, the same answer grown at its end.
+    grown = lambda t: t != before and letters(t).startswith(letters(before)[:10])  # noqa: E731
+    deadline = time.monotonic() + 30
+    while not grown(now := answer.inner_text().strip()):
+        assert time.monotonic() < deadline, f"the answer did not grow: {now!r}"
+        page.wait_for_timeout(100)
     expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
-    expect(page.locator("#text-chat .bot")).to_have_count(1)  # the same answer, grown
-    expect(answer).not_to_have_text(before, timeout=10_000)
-    letters = lambda t: re.sub(r"[\W_]", "", t)  # noqa: E731 - markdown may render the grown text differently
-    assert letters(answer.inner_text()).startswith(letters(before)[:10])
+    expect(page.locator("#text-chat .bot")).to_have_count(1)  # the same answer, grown, not a second one
+    assert grown(answer.inner_text().strip())
