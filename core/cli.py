@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--num-images", type=int, default=1)
     image.add_argument("--init-image", help="an image to start from (image-to-image)")
     image.add_argument("--strength", type=float, default=0.5)
+    image.add_argument("--sampler", help="AUTOMATIC1111's name, e.g. 'DPM++ 2M Karras'; default: the model's own")
     common(image)
 
     text = sub.add_parser("text", help="one answer from the chat model")
@@ -109,6 +110,7 @@ def _generate(args: argparse.Namespace, settings, cache):
             args.seed,
             args.num_images,
             args.strength,
+            args.sampler,
         )
         final = list(generate_image(cache, settings, params, model=args.model, init_image=args.init_image))[-1]
         yield from (str(p) for p in final.images)

@@ -18,7 +18,15 @@ SAMPLER_NAMES = {
     "DPMSolverMultistepScheduler": "DPM++ 2M",
     "HeunDiscreteScheduler": "Heun",
     "LCMScheduler": "LCM",
+    "UniPCMultistepScheduler": "UniPC",
 }
+
+
+def sampler_name(scheduler: Any) -> str:
+    """AUTOMATIC1111's name for a diffusers scheduler ("DPM++ 2M Karras"), or the class name where it has none."""
+    name = type(scheduler).__name__
+    karras = " Karras" if getattr(scheduler.config, "use_karras_sigmas", False) else ""
+    return SAMPLER_NAMES.get(name, name) + karras
 
 
 def a1111_parameters(recipe: dict) -> str:
@@ -67,6 +75,9 @@ def parse_a1111(text: str) -> dict:
         out["width"], out["height"] = (int(v) for v in found["Size"].strip().split("x"))
     if "Model" in found:
         out["model"] = found["Model"].strip()
+    if "Sampler" in found:  # newer AUTOMATIC1111 writes "Sampler: DPM++ 2M, Schedule type: Karras"
+        karras = found.get("Schedule type", "").strip() == "Karras" and "Karras" not in found["Sampler"]
+        out["sampler"] = found["Sampler"].strip() + (" Karras" if karras else "")
     return out
 
 

@@ -17,7 +17,7 @@ from core import checks, hub, outputs, provenance
 from core.device import gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
-from core.png_recipes import SAMPLER_NAMES, a1111_parameters, read_recipe
+from core.png_recipes import a1111_parameters, read_recipe, sampler_name
 from core.settings import TINY_IMAGE_MODEL, Settings
 
 SETTING = "STUDIO_IMAGE_MODEL"
@@ -51,6 +51,16 @@ FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
+DEFAULT_SAMPLER = "Model default"  # the scheduler the model ships with (what its authors tuned it for)
+# AUTOMATIC1111's sampler names -> (diffusers scheduler class, options over the model's own scheduler config)
+SAMPLERS = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),  # latent diffusion's settings
+    "UniPC": ("UniPCMultistepScheduler", {}),
+}
 
 
 def model_defaults(model_id: str) -> ModelDefaults:
@@ -98,6 +108,7 @@ class ImageParams:
     seed: int | None = -1  # -1 or None = random; image i of a batch uses seed + i
     num_images: int = 1
     strength: float = 0.5  # image-to-image: how much of the input is repainted (1 = all)
+    sampler: str = DEFAULT_SAMPLER  # a key of SAMPLERS, or the model's own scheduler
 
 
 @dataclass
@@ -180,6 +191,7 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
         seed=checks.resolve_seed(p.seed),
         num_images=int(checks.check_number(p.num_images, "number of images", 1, MAX_IMAGES, integer=True)),
         strength=float(checks.check_number(p.strength, "strength", 0.01, 1)),
+        sampler=check_sampler(p.sampler),
         **sizes,
     )
     if image_to_image and int(checked.steps * checked.strength) < 1:
@@ -188,6 +200,25 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
             "raise the steps or the strength."
         )
     return checked
+
+
+def check_sampler(sampler: Any) -> str:
+    sampler = DEFAULT_SAMPLER if sampler is None or str(sampler).strip() == "" else str(sampler).strip()
+    if sampler != DEFAULT_SAMPLER and sampler not in SAMPLERS:
+        offered = ", ".join([DEFAULT_SAMPLER, *SAMPLERS])
+        raise UserError(f"The sampler {sampler[:40]!r} is not offered here: choose one of {offered}.")
+    return sampler
+
+
+def make_scheduler(base_scheduler: Any, sampler: str) -> Any:
+    """A fresh scheduler for one run (its state is per run): the model's own, or the chosen sampler built from
+    the model's scheduler config (so a model's tuning, e.g. SD-Turbo's trailing timesteps, carries over)."""
+    if sampler == DEFAULT_SAMPLER:
+        return copy.deepcopy(base_scheduler)
+    import diffusers
+
+    name, options = SAMPLERS[sampler]
+    return getattr(diffusers, name).from_config(base_scheduler.config, **options)
 
 
 def open_input_image(image: Any, settings: Settings) -> Any:
@@ -245,7 +276,7 @@ def generate_image(
 
         # A pipeline of our own around the shared weights: the scheduler's state is per run.
         kind = AutoPipelineForImage2Image if img2img else AutoPipelineForText2Image
-        pipe = kind.from_pipe(base, scheduler=copy.deepcopy(base.scheduler))
+        pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, params.sampler))
         pipe.set_progress_bar_config(disable=True)
         total = int(params.steps * params.strength) if img2img else params.steps
         events: queue.Queue = queue.Queue()
@@ -332,19 +363,17 @@ def generate_image(
 
 def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, img2img: bool, cache: ModelCache) -> dict:
     revision = hub.revision_of(base.config.get("_name_or_path", ""))
-    scheduler = type(pipe.scheduler).__name__
     return outputs.base_recipe(
         "image",
         model_id,
         revision=revision,
         mode="image-to-image" if img2img else "text-to-image",
         pipeline=type(pipe).__name__,
-        scheduler=scheduler,
-        sampler=SAMPLER_NAMES.get(scheduler, scheduler),
+        scheduler=type(pipe.scheduler).__name__,
         device=cache.device,
         dtype=str(cache.dtype).replace("torch.", ""),
         versions=outputs.library_versions("torch", "diffusers", "transformers"),
-        **asdict(p),
+        **{**asdict(p), "sampler": sampler_name(pipe.scheduler)},  # what ran, in AUTOMATIC1111's words
     )
 
 
@@ -422,6 +451,14 @@ def build(ctx) -> None:
             with gr.Row():
                 steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps", elem_id="image-steps")
                 guidance = ui.slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
+            sampler = gr.Dropdown(
+                [DEFAULT_SAMPLER, *SAMPLERS],
+                value=DEFAULT_SAMPLER,
+                label="Sampler",
+                elem_id="image-sampler",
+                visible=not settings.classroom,
+                info="How each step removes noise. Turbo models are tuned for their own (Euler).",
+            )
             with gr.Row():
                 width = ui.slider(64, size_max, value=first.size, step=8, label="Width")
                 height = ui.slider(64, size_max, value=first.size, step=8, label="Height")
@@ -521,12 +558,15 @@ def build(ctx) -> None:
         seed,
         num_images,
         model,
+        sampler,
         history,
         ticket=None,
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        params = ImageParams(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images)
+        params = ImageParams(
+            prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, sampler=sampler
+        )
         yield from run(params, model, None, history, ticket, request, progress)
 
     @ui.user_errors
@@ -540,6 +580,7 @@ def build(ctx) -> None:
         seed,
         num_images,
         model,
+        sampler,
         history,
         ticket=None,
         request: gr.Request = None,
@@ -547,7 +588,9 @@ def build(ctx) -> None:
     ):
         if not image:
             raise UserError("Add an input image for image-to-image (upload one, or use a result).")
-        params = ImageParams(prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength)
+        params = ImageParams(
+            prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
+        )
         yield from run(params, model, image, history, ticket, request, progress)
 
     with gr.Accordion("How it works: from noise to picture", open=settings.classroom, elem_id="image-how"):
@@ -569,7 +612,7 @@ def build(ctx) -> None:
             "image",
             trigger,
             generate_image_ui,
-            [prompt, negative, steps, guidance, width, height, seed, count, model, ctx.history],
+            [prompt, negative, steps, guidance, width, height, seed, count, model, sampler, ctx.history],
             outs,
             api_name="generate_image" if trigger == generate.click else False,
             **common,
@@ -579,7 +622,7 @@ def build(ctx) -> None:
         "image",
         transform.click,
         image_to_image_ui,
-        [init, prompt, negative, strength, steps, guidance, seed, count, model, ctx.history],
+        [init, prompt, negative, strength, steps, guidance, seed, count, model, sampler, ctx.history],
         outs,
         api_name="image_to_image",
         **common,
@@ -621,10 +664,11 @@ def build(ctx) -> None:
     @ui.user_errors
     def restore_settings(file):
         if not file:
-            return [gr.skip()] * 9
+            return [gr.skip()] * 10
         r = read_recipe(file)
-        model_value = r.get("model") if r.get("model") in choices else gr.skip()
         keep = gr.skip()
+        model_value = r.get("model") if r.get("model") in choices else keep
+        sampler_value = r.get("sampler") if r.get("sampler") in SAMPLERS else keep
         return (
             r.get("prompt", keep),
             r.get("negative_prompt", keep),
@@ -634,12 +678,13 @@ def build(ctx) -> None:
             r.get("height", keep),
             r.get("seed", keep),
             model_value,
+            sampler_value,
             f"Restored the settings of {Path(file).name}.",
         )
 
     restore.upload(
         restore_settings,
         restore,
-        [prompt, negative, steps, guidance, width, height, seed, model, status],
+        [prompt, negative, steps, guidance, width, height, seed, model, sampler, status],
         api_name="restore_image_settings",
     )

@@ -46,11 +46,11 @@ def test_image_to_image_through_the_api(client, tmp_path):
 
 def test_restore_settings_from_a_png(client, tmp_path):
     _p, gallery, *_ = client.predict(
-        prompt="restore me", negative_prompt="rain", seed=99, steps=3, api_name="/generate_image"
+        prompt="restore me", negative_prompt="rain", seed=99, steps=3, sampler="DDIM", api_name="/generate_image"
     )
     restored = client.predict(file=handle_file(gallery_paths(gallery)[0]), api_name="/restore_image_settings")
-    prompt, negative, steps, _guidance, width, height, seed, _model, note = restored
-    assert (prompt, negative, steps, width, height, seed) == ("restore me", "rain", 3, 64, 64, 99)
+    prompt, negative, steps, _guidance, width, height, seed, _model, sampler, note = restored
+    assert (prompt, negative, steps, width, height, seed, sampler) == ("restore me", "rain", 3, 64, 64, 99, "DDIM")
     assert note.startswith("Restored the settings")
 
 

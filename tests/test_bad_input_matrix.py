@@ -78,6 +78,7 @@ ROWS = [
     ("/generate_image", {"prompt": "a cat", "steps": "many"}, "steps must be a number"),
     ("/generate_music", {"prompt": "beat", "top_k": "all"}, "top-k must be a number"),
     ("/generate_image", {"prompt": "a cat", "model": "../../secrets"}, "not in the list of choices"),
+    ("/generate_image", {"prompt": "a cat", "sampler": "Euler z"}, "not in the list of choices"),
     ("/image_to_image", {"image": F + "text.png", "prompt": "x"}, "not an image the studio can read"),
     ("/image_to_image", {"image": F + "empty.png", "prompt": "x"}, "not an image the studio can read"),
     ("/image_to_image", {"image": F + "truncated.png", "prompt": "x"}, "not an image the studio can read"),

@@ -23,6 +23,13 @@ def pixels(path):
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 
 
+def same_up_to_rounding(a, b) -> bool:
+    """Equal but for float rounding: a batch runs other CPU kernels than a single image, which moves a few pixels
+    by one level on some machines (another seed changes nearly every pixel, by up to 255)."""
+    diff = np.abs(pixels(a) - pixels(b))
+    return diff.max() <= 2 and (diff > 0).mean() < 0.01
+
+
 @pytest.mark.parametrize(("width", "height"), [(64, 64), (96, 64), (64, 128)])
 def test_sizes(shared_cache, settings, width, height):
     final = run(shared_cache, settings, width=width, height=height)[-1]
@@ -52,10 +59,10 @@ def test_same_seed_same_image_and_batches_use_consecutive_seeds(shared_cache, se
     assert (pixels(a.images[0]) == pixels(b.images[0])).all()
     batch = run(shared_cache, settings, seed=42, num_images=3)[-1]
     assert len(batch.images) == 3
-    assert (pixels(batch.images[0]) == pixels(a.images[0])).all()
-    assert not (pixels(batch.images[1]) == pixels(batch.images[0])).all()
+    assert same_up_to_rounding(batch.images[0], a.images[0])
+    assert not same_up_to_rounding(batch.images[1], batch.images[0])
     second = run(shared_cache, settings, seed=43)[-1]
-    assert (pixels(second.images[0]) == pixels(batch.images[1])).all()
+    assert same_up_to_rounding(second.images[0], batch.images[1])
     assert [read_recipe(p)["seed"] for p in batch.images] == [42, 43, 44]
 
 
@@ -106,6 +113,31 @@ def test_restore_reads_back_what_was_used(shared_cache, settings):
         **{k: r[k] for k in ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed")},
     )[-1]
     assert (pixels(again.images[0]) == pixels(final.images[0])).all()
+
+
+def test_a_chosen_sampler_runs_and_is_recorded(shared_cache, settings):
+    euler = run(shared_cache, settings, seed=5)[-1]
+    assert euler.recipe["sampler"] == "Euler"  # the tiny model's own scheduler, as sd-turbo's
+    karras = run(shared_cache, settings, seed=5, sampler="DPM++ 2M Karras")[-1]
+    assert karras.recipe["scheduler"] == "DPMSolverMultistepScheduler"
+    assert "Sampler: DPM++ 2M Karras," in Image.open(karras.images[0]).text["parameters"]
+    assert read_recipe(karras.images[0])["sampler"] == "DPM++ 2M Karras"
+    assert not same_up_to_rounding(karras.images[0], euler.images[0])  # it really sampled differently
+    again = run(shared_cache, settings, seed=5, sampler="DPM++ 2M Karras")[-1]
+    assert (pixels(again.images[0]) == pixels(karras.images[0])).all()
+    # the shared pipeline keeps its own scheduler: the next default run is Euler again
+    assert run(shared_cache, settings, seed=5)[-1].recipe["sampler"] == "Euler"
+
+
+def test_an_unknown_sampler_is_refused_with_the_choices(shared_cache, settings):
+    with pytest.raises(UserError, match=r"sampler 'Euler z' is not offered here: choose one of Model default, Euler"):
+        run(shared_cache, settings, sampler="Euler z")
+
+
+def test_newer_a1111_schedule_type_is_read_into_the_sampler():
+    text = "a cat\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512"
+    assert parse_a1111(text)["sampler"] == "DPM++ 2M Karras"
+    assert parse_a1111(text.replace("Karras", "Automatic"))["sampler"] == "DPM++ 2M"
 
 
 def test_a1111_text_round_trips():
