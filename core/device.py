@@ -140,22 +140,59 @@ def in_passing_thread(fn: Callable[[], Any]) -> Any:
     Why: every long-lived thread that runs a parallel torch op on the CPU keeps its own OpenMP thread team. Once
     a process holds more OpenMP threads than cores, libgomp stops spin-waiting between parallel regions and every
     small op pays a sleep/wake-up: measured here, MusicGen generation slowed by 11% at musicgen-small's size and
-    3x on the tiny test model. Model loads (and generation, see the tabs) therefore run on passing threads, whose
+    3x on the tiny test model. Model loads (and generation, see Worker) therefore run on passing threads, whose
     teams go away with them, so Gradio's long-lived worker threads never hold one.
     """
-    result: list[Any] = []
-    failure: list[BaseException] = []
-    context = contextvars.copy_context()
+    return Worker("studio-passing").start(fn).result()
 
-    def work() -> None:
-        try:
-            result.append(context.run(fn))
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
 
-    worker = threading.Thread(target=work, name="studio-passing", daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-    return result[0]
+class Worker:
+    """`fn` on a passing thread (see in_passing_thread) while the caller streams progress, the shape of every
+    generation here: the model runs in the worker, the request's generator polls and yields.
+
+    Leaving the `with` block, normally or early (Stop, a client disconnect, Gradio closing the generator), sets
+    `halt`, which the model's per-step callback checks, and joins the thread: a model is never handed back to the
+    cache while a worker still runs it. `result()` then gives what `fn` returned, or raises what it raised.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.halt = threading.Event()  # the caller no longer wants the result: end at the next step
+        self.finished = threading.Event()  # fn returned or raised
+        self._outcome: tuple[bool, Any] | None = None  # (succeeded, value or exception)
+        self._thread: threading.Thread | None = None
+
+    def start(self, fn: Callable[[], Any]) -> Worker:
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            try:
+                self._outcome = (True, context.run(fn))
+            except BaseException as exc:  # re-raised in the caller's thread by result()
+                self._outcome = (False, exc)
+            finally:
+                self.finished.set()
+
+        self._thread = threading.Thread(target=work, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def is_current(self) -> bool:
+        """True on the worker's own thread (e.g. in a forward hook that should see only this run's calls)."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def result(self) -> Any:
+        if self._thread is not None:
+            self._thread.join()
+        succeeded, value = self._outcome
+        if not succeeded:
+            raise value
+        return value
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.halt.set()
+        if self._thread is not None:
+            self._thread.join()

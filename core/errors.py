@@ -7,3 +7,10 @@ class UserError(ValueError):
 
 class ModelUnavailable(UserError):
     """A model that cannot be loaded (not downloaded and offline, not found, not safetensors...)."""
+
+
+class Stopped(UserError):
+    """The user pressed Stop: raised from a model's per-step callback, it ends the run at the next step."""
+
+    def __init__(self, message: str = "Stopped: nothing was saved.") -> None:
+        super().__init__(message)

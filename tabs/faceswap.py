@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core import checks, faces, outputs, provenance
-from core.errors import UserError
+from core.errors import Stopped, UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
 
@@ -357,7 +357,7 @@ def swap_face_video(
         aout = dst.add_stream_from_template(ain) if ain is not None else None
         for packet in src.demux(*(s for s in (vin, ain) if s is not None)):
             if stop.is_set():
-                raise UserError("Stopped: nothing was saved.")
+                raise Stopped
             if packet.stream is ain:
                 if packet.dts is not None:
                     packet.stream = aout

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance
-from core.device import gpu, import_lock
-from core.errors import UserError
+from core.device import Worker, gpu, import_lock
+from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, read_recipe, sampler_name
 from core.settings import TINY_IMAGE_MODEL, Settings
@@ -236,8 +236,22 @@ def open_input_image(image: Any, settings: Settings) -> Any:
     return image if (w, h) == image.size else image.resize((w, h), Image.Resampling.LANCZOS)
 
 
-class _Stopped(Exception):
-    """Raised from the step callback to end a run at the next step."""
+def _pipeline_args(params: ImageParams, init: Any, on_step: Callable) -> dict[str, Any]:
+    """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i."""
+    import torch
+
+    args = dict(
+        prompt=params.prompt,
+        negative_prompt=params.negative_prompt or None,
+        num_inference_steps=params.steps,
+        guidance_scale=params.guidance_scale,
+        num_images_per_prompt=params.num_images,
+        generator=[torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)],
+        callback_on_step_end=on_step,
+    )
+    if init is not None:
+        return dict(args, image=init, strength=params.strength)
+    return dict(args, width=params.width, height=params.height)
 
 
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
@@ -279,74 +293,48 @@ def generate_image(
         pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, params.sampler))
         pipe.set_progress_bar_config(disable=True)
         total = int(params.steps * params.strength) if img2img else params.steps
-        events: queue.Queue = queue.Queue()
-        halt = threading.Event()
+        job = Worker("image-generate")
+        events: queue.Queue = queue.Queue()  # (steps done, preview or None) after each step; None at the end
         last_preview = [time.perf_counter()]
         film: list = []  # the denoising, step by step, for "How it works" (at most FILM_FRAMES frames)
         film_every = max(1, -(-total // FILM_FRAMES))
 
         def on_step(_pipe, i, _t, kwargs):
-            if stop.is_set() or halt.is_set():
-                raise _Stopped
+            if stop.is_set() or job.halt.is_set():
+                raise Stopped
             done, now, preview = i + 1, time.perf_counter(), None
             if done % film_every == 0 and done < total:
                 film.append(latent_preview(kwargs["latents"]))
             if done < total and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
                 preview, last_preview[0] = latent_preview(kwargs["latents"]), now
-            events.put(("step", done, preview))
+            events.put((done, preview))
             return kwargs
 
-        def run() -> None:
+        def run() -> list:
             try:
-                generators = [torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)]
-                call = dict(
-                    prompt=params.prompt,
-                    negative_prompt=params.negative_prompt or None,
-                    num_inference_steps=params.steps,
-                    guidance_scale=params.guidance_scale,
-                    num_images_per_prompt=params.num_images,
-                    generator=generators,
-                    callback_on_step_end=on_step,
-                )
-                if img2img:
-                    call.update(image=init, strength=params.strength)
-                else:
-                    call.update(width=params.width, height=params.height)
                 with torch.inference_mode():
-                    events.put(("done", pipe(**call).images, None))
-            except BaseException as exc:  # handed to the consumer
-                events.put(("error", exc, None))
+                    return pipe(**_pipeline_args(params, init, on_step)).images
+            finally:
+                events.put(None)
 
-        start = time.perf_counter()
-        worker = threading.Thread(target=run, name="image-generate", daemon=True)
-        worker.start()
-        last_yield, done = 0.0, 0
-        try:
+        start, last_yield, done = time.perf_counter(), 0.0, 0
+        with job.start(run):
             while True:
                 try:
-                    kind_, value, preview = events.get(timeout=max(UPDATE_EVERY_S, 0.05))
+                    event = events.get(timeout=max(UPDATE_EVERY_S, 0.05))
                 except queue.Empty:  # a slow step: still report, so the page (and a Stop) is never kept waiting
-                    elapsed = last_yield = time.perf_counter() - start
-                    yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed)
+                    last_yield = time.perf_counter() - start
+                    yield ImageUpdate(step=done, total=total, seconds=last_yield, seed=params.seed)
                     continue
-                elapsed = time.perf_counter() - start
-                if kind_ == "step":
-                    done = value
-                    if progress:
-                        progress(value / total, f"Step {value}/{total}")
-                    if preview is not None or value == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
-                        last_yield = elapsed
-                        yield ImageUpdate(step=value, total=total, seconds=elapsed, seed=params.seed, preview=preview)
-                elif kind_ == "error":
-                    if isinstance(value, _Stopped):
-                        raise UserError("Stopped: nothing was saved.")
-                    raise value
-                else:
-                    images = value
+                if event is None:
                     break
-        finally:
-            halt.set()
-            worker.join()
+                (done, preview), elapsed = event, time.perf_counter() - start
+                if progress:
+                    progress(done / total, f"Step {done}/{total}")
+                if preview is not None or done == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
+                    last_yield = elapsed
+                    yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed, preview=preview)
+        images = job.result()
         recipe = _recipe(model_id, base, pipe, params, img2img, cache)
         paths = [_save(settings, image, recipe, i) for i, image in enumerate(images)]
         yield ImageUpdate(

@@ -15,8 +15,8 @@ from typing import Any
 
 from core import checks, hub, outputs, provenance
 from core import sampling as sampler
-from core.device import gpu, import_lock, in_passing_thread
-from core.errors import UserError
+from core.device import Worker, gpu, import_lock, in_passing_thread
+from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
 
@@ -202,6 +202,20 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
     return torch.zeros_like(chroma).scatter_(-1, chroma.argmax(-1, keepdim=True), 1.0)
 
 
+def _melody_inputs(clip: tuple[Any, int], melody: Any, loaded: LoadedMusic, dtype: Any) -> tuple[Any, dict]:
+    """The melody model's chroma features for a clip (samples, rate), and what the recipe says about the clip."""
+    samples, rate = clip
+    chroma = in_passing_thread(lambda: melody_chroma(samples, rate, loaded.chroma))  # torch ops: see core.device
+    sounding_frames = round(len(samples) / rate * loaded.chroma["sampling_rate"]) // loaded.chroma["hop_length"]
+    sounding = chroma[0, : max(1, sounding_frames)]  # (frames, 12): the clip itself, not the padding after it
+    info = {
+        "seconds": round(len(samples) / rate, 3),
+        "sha256": _sha256(melody),
+        "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
+    }
+    return chroma.to(dtype), info
+
+
 def check_params(settings: Settings, p: MusicParams) -> MusicParams:
     return MusicParams(
         prompt=checks.check_text(p.prompt, "description", settings.max_prompt_chars),
@@ -212,10 +226,6 @@ def check_params(settings: Settings, p: MusicParams) -> MusicParams:
         guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 15)),
         seed=checks.resolve_seed(p.seed),
     )
-
-
-class _Stopped(Exception):
-    """Raised from the per-step check: a clean way out of MusicGen's generate (returning True would crash it)."""
 
 
 def waveform_picture(audio: Any, width: int = 800, height: int = 160) -> Any:
@@ -345,29 +355,16 @@ def generate_music(
         inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
         melody_info = None
         if clip is not None:
-            chroma = in_passing_thread(lambda: melody_chroma(*clip, loaded.chroma))  # torch ops: see core.device
-            inputs["input_features"] = chroma.to(lm.dtype)
-            sounding = chroma[
-                0,
-                : max(
-                    1, round(len(clip[0]) / clip[1] * loaded.chroma["sampling_rate"]) // loaded.chroma["hop_length"]
-                ),
-            ]
-            melody_info = {
-                "seconds": round(len(clip[0]) / clip[1], 3),
-                "sha256": _sha256(melody),
-                "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
-            }
+            inputs["input_features"], melody_info = _melody_inputs(clip, melody, loaded, lm.dtype)
         inputs = {name: value.to(lm.device) for name, value in inputs.items()}
-        halt = threading.Event()
-        finished = threading.Event()
-        state: dict[str, Any] = {"step": 0}  # written by the worker, read by the polling loop below
+        job = Worker("music-generate")
+        steps = [0]  # generated so far: written by the worker, read by the polling loop below
 
         class Watch(StoppingCriteria):  # called once per generated step: cheap, no thread wake-ups
             def __call__(self, input_ids, scores, **kwargs):
-                if stop.is_set() or halt.is_set():
-                    raise _Stopped
-                state["step"] += 1
+                if stop.is_set() or job.halt.is_set():
+                    raise Stopped  # a clean way out of MusicGen's generate (returning True would crash it)
+                steps[0] += 1
                 return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
 
         # Sampling draws from this request's own generator (see core.sampling): the same seed gives the same music
@@ -380,38 +377,21 @@ def generate_music(
             ),
         )
 
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    audio = lm.generate(
-                        **inputs,
-                        **sampling,
-                        max_new_tokens=new_tokens,
-                        stopping_criteria=StoppingCriteriaList([Watch()]),
-                    )
-                state["audio"] = audio[0, 0].float().cpu().numpy()
-            except BaseException as exc:
-                state["error"] = exc
-            finally:
-                finished.set()
+        def run() -> Any:  # (samples,) at the model's sampling rate
+            with torch.inference_mode():
+                audio = lm.generate(
+                    **inputs, **sampling, max_new_tokens=new_tokens, stopping_criteria=StoppingCriteriaList([Watch()])
+                )
+            return audio[0, 0].float().cpu().numpy()
 
         start = time.perf_counter()
-        worker = threading.Thread(target=run, name="music-generate", daemon=True)
-        worker.start()
-        try:
-            while not finished.wait(UPDATE_EVERY_S):  # poll a few times a second: the worker never waits for us
-                done = min(params.duration, max(0, state["step"] - (k - 1)) / loaded.frame_rate)
+        with job.start(run):
+            while not job.finished.wait(UPDATE_EVERY_S):  # poll a few times a second: the worker never waits for us
+                done = min(params.duration, max(0, steps[0] - (k - 1)) / loaded.frame_rate)
                 if progress:
                     progress(done / params.duration, f"{done:.1f} / {params.duration:g} s of audio")
                 yield MusicUpdate(done, params.duration, time.perf_counter() - start, params.seed)
-        finally:
-            halt.set()
-            worker.join()
-        if "error" in state:
-            if isinstance(state["error"], _Stopped):
-                raise UserError("Stopped: nothing was saved.")
-            raise state["error"]
-        audio = state["audio"]
+        audio = job.result()
         audio = peak_normalise(audio[: frames * loaded.sampling_rate // round(loaded.frame_rate)])
         recipe = outputs.base_recipe(
             "music",
@@ -436,7 +416,7 @@ def generate_music(
             recipe=recipe,
             done=True,
             spectrogram=spectrogram_picture(audio, loaded.sampling_rate),
-            steps_per_second=state["step"] / max(time.perf_counter() - start, 1e-9),
+            steps_per_second=steps[0] / max(time.perf_counter() - start, 1e-9),
         )
 
 

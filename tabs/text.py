@@ -13,7 +13,7 @@ from typing import Any
 
 from core import checks, outputs
 from core import sampling as sampler
-from core.device import gpu, import_lock
+from core.device import Worker, gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -203,6 +203,29 @@ def _save_transcript(
 
 
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
+def _sampling(params: TextParams, device: Any) -> dict[str, Any]:
+    """generate()'s sampling arguments. Sampling draws from this request's own generator: the same seed gives the
+    same answer even while other requests generate at the same time (torch's global generator is shared)."""
+    if params.temperature <= 0:
+        return dict(sampler.GREEDY)
+    processors = sampler.seeded_processors(
+        params.seed, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, device=device
+    )
+    return dict(sampler.GREEDY, logits_processor=processors)
+
+
+def _candidates(tokenizer: Any, chosen: list[int], top5: list[list[tuple[int, float]]]) -> list[dict]:
+    """For "How it works": per step, the token picked and the model's five likeliest, decoded."""
+    return [
+        {
+            "step": i + 1,
+            "chosen": tokenizer.decode([c]),
+            "top": [(tokenizer.decode([t]), round(p, 4)) for t, p in options],
+        }
+        for i, (c, options) in enumerate(zip(chosen, top5, strict=False))
+    ]
+
+
 def generate_text(
     cache: ModelCache,
     settings: Settings,
@@ -245,12 +268,12 @@ def generate_text(
         inputs = {k: v.to(lm.device) for k, v in inputs.items()}
         prompt_len = inputs["input_ids"].shape[1]
         counted = [0]
-        halt = threading.Event()  # set when the consumer goes away (Stop, disconnect) or finishes
+        job = Worker("text-generate")
         chosen: list[int] = []  # the token picked at each step
         top5: list[list[tuple[int, float]]] = []  # the model's 5 likeliest next tokens at each step, from its logits
 
         def capture(module, inputs, output):  # on the output layer: raw logits, before any sampling setting
-            if threading.current_thread() is worker and len(top5) < HOW_STEPS:
+            if job.is_current() and len(top5) < HOW_STEPS:
                 probs = torch.softmax(output[0, -1].float(), -1)
                 top = torch.topk(probs, 5)
                 top5.append(list(zip(top.indices.tolist(), top.values.tolist(), strict=True)))
@@ -260,71 +283,51 @@ def generate_text(
                 counted[0] = input_ids.shape[1] - prompt_len
                 if len(chosen) < HOW_STEPS:
                     chosen.append(int(input_ids[0, -1]))
-                return torch.full(
-                    (input_ids.shape[0],), stop.is_set() or halt.is_set(), dtype=torch.bool, device=input_ids.device
-                )
+                halted = stop.is_set() or job.halt.is_set()
+                return torch.full((input_ids.shape[0],), halted, dtype=torch.bool, device=input_ids.device)
 
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=0.25)
-        # Sampling draws from this request's own generator: the same seed gives the same answer even while other
-        # requests generate at the same time (torch's global generator is shared by every thread).
-        sampling = dict(sampler.GREEDY)
-        if params.temperature > 0:
-            sampling["logits_processor"] = sampler.seeded_processors(
-                params.seed, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, device=lm.device
-            )
-        failure: list[BaseException] = []
 
         def run() -> None:
             try:
                 with torch.inference_mode():
                     lm.generate(
                         **inputs,
-                        **sampling,
+                        **_sampling(params, lm.device),
                         max_new_tokens=params.max_new_tokens,
                         repetition_penalty=params.repetition_penalty,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([Interrupt()]),
-                        pad_token_id=tokenizer.pad_token_id
-                        if tokenizer.pad_token_id is not None
-                        else tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.eos_token_id
+                        if tokenizer.pad_token_id is None
+                        else tokenizer.pad_token_id,
                     )
-            except BaseException as exc:  # handed to the consumer below
-                failure.append(exc)
-                streamer.end()
+            except BaseException:
+                streamer.end()  # the streaming loop below ends, then job.result() raises this
+                raise
 
         start = time.perf_counter()
         update = TextUpdate(text=continue_answer, seed=params.seed, left_out=left_out)
-        worker = threading.Thread(target=run, name="text-generate", daemon=True)
         hook = lm.get_output_embeddings().register_forward_hook(capture)
-        worker.start()
         try:
-            while True:
-                try:
-                    piece = next(streamer)
-                except queue.Empty:  # a slow token (a long prompt being read): report anyway, never block a Stop
-                    piece = ""
-                except StopIteration:
-                    break
-                update.text += piece
-                update.tokens, update.seconds = counted[0], time.perf_counter() - start
-                yield update
+            with job.start(run):  # leaving it (Stop, a disconnect) halts the worker at its next token
+                while True:
+                    try:
+                        piece = next(streamer)
+                    except queue.Empty:  # a slow token (a long prompt being read): report anyway, never block a Stop
+                        piece = ""
+                    except StopIteration:
+                        break
+                    update.text += piece
+                    update.tokens, update.seconds = counted[0], time.perf_counter() - start
+                    yield update
         finally:
-            halt.set()  # the worker ends at its next token
-            worker.join()
             hook.remove()
-        if failure:
-            raise failure[0]
+        job.result()
         update.tokens, update.seconds = counted[0], time.perf_counter() - start
         update.stopped = stop.is_set()
         update.done = True
-        update.candidates = [
-            {
-                "step": i + 1,
-                "chosen": tokenizer.decode([c]),
-                "top": [(tokenizer.decode([t]), round(p, 4)) for t, p in options],
-            }
-            for i, (c, options) in enumerate(zip(chosen, top5, strict=False))
-        ]
+        update.candidates = _candidates(tokenizer, chosen, top5)
         if update.text != continue_answer or not update.stopped:
             update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
         yield update

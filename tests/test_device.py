@@ -60,3 +60,36 @@ def test_in_passing_thread_returns_raises_and_keeps_the_callers_context():
 
     with pytest.raises(ValueError, match="from the passing thread"):
         in_passing_thread(fail)
+
+
+def test_a_worker_is_halted_and_joined_when_its_caller_leaves_early():
+    import threading
+    import time
+
+    from core.device import Worker
+    from core.errors import Stopped
+
+    job = Worker("test-worker")
+    steps = []
+
+    def work():  # a model call: checks the halt flag at every step, as the tabs' step callbacks do
+        while not job.halt.is_set():
+            steps.append(job.is_current())
+            time.sleep(0.01)
+        raise Stopped
+
+    def stream():  # a request's generator streaming progress
+        with job.start(work):
+            while True:
+                yield len(steps)
+
+    updates = stream()
+    next(updates)
+    while not steps:  # the work is under way
+        time.sleep(0.01)
+    updates.close()  # what Gradio does when the client goes away
+    assert job.finished.is_set() and not any(t.name == "test-worker" for t in threading.enumerate())
+    assert all(steps) and not job.is_current()  # is_current() is true on the worker's thread only
+    with pytest.raises(Stopped, match="Stopped: nothing was saved"):
+        job.result()
+    assert Worker("returns").start(lambda: 42).result() == 42
