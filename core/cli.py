@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--height", type=int)
     image.add_argument("--num-images", type=int, default=1)
     image.add_argument("--init-image", help="an image to start from (image-to-image)")
+    image.add_argument("--mask", help="with --init-image: inpaint, repainting where this picture is white")
     image.add_argument("--strength", type=float, default=0.5)
     image.add_argument("--sampler", help="AUTOMATIC1111's name, e.g. 'DPM++ 2M Karras'; default: the model's own")
     common(image)
@@ -112,7 +113,9 @@ def _generate(args: argparse.Namespace, settings, cache):
             args.strength,
             args.sampler,
         )
-        final = list(generate_image(cache, settings, params, model=args.model, init_image=args.init_image))[-1]
+        final = list(
+            generate_image(cache, settings, params, model=args.model, init_image=args.init_image, mask=args.mask)
+        )[-1]
         yield from (str(p) for p in final.images)
         yield f"seed {final.seed}"
     elif args.tab == "text":

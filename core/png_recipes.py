@@ -39,8 +39,10 @@ def a1111_parameters(recipe: dict) -> str:
         "Size": f"{recipe['width']}x{recipe['height']}",
         "Model": recipe["model"],
     }
-    if recipe["mode"] == "image-to-image":
+    if recipe["mode"] in ("image-to-image", "inpaint"):
         fields["Denoising strength"] = recipe["strength"]
+    if recipe["mode"] == "inpaint":
+        fields["Mask blur"] = recipe["mask_blur"]
     fields["Version"] = outputs.STUDIO_NAME
     lines = [recipe["prompt"]]
     if recipe["negative_prompt"]:

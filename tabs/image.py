@@ -51,6 +51,7 @@ FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
+MASK_BLUR = 4  # px: the inpainting mask's edge is softened before the original is laid back (A1111's "Mask blur")
 DEFAULT_SAMPLER = "Model default"  # the scheduler the model ships with (what its authors tuned it for)
 # AUTOMATIC1111's sampler names -> (diffusers scheduler class, options over the model's own scheduler config)
 SAMPLERS = {
@@ -236,7 +237,53 @@ def open_input_image(image: Any, settings: Settings) -> Any:
     return image if (w, h) == image.size else image.resize((w, h), Image.Resampling.LANCZOS)
 
 
-def _pipeline_args(params: ImageParams, init: Any, on_step: Callable) -> dict[str, Any]:
+def open_mask(mask: Any, size: tuple[int, int]) -> Any:
+    """The inpainting mask (a PIL image, a path, or a list of them: an editor's painted layers) as an 8-bit
+    black-and-white image of `size`, white where the picture is repainted. A layer with transparency counts where
+    it is painted (its opacity); an opaque picture counts where it is bright (a black-and-white mask file)."""
+    from PIL import Image, ImageChops
+
+    layers = mask if isinstance(mask, (list, tuple)) else [mask]
+    union = Image.new("L", size, 0)
+    for layer in layers:
+        if layer is None or layer == "":
+            continue
+        if not hasattr(layer, "size"):
+            with checks.open_image_file(layer, "mask", checks.IMAGE_UNREADABLE) as im:
+                layer = im.copy()
+        alpha = layer.convert("RGBA").getchannel("A")
+        painted = alpha if alpha.getextrema()[0] < 255 else layer.convert("L")
+        union = ImageChops.lighter(union, painted.resize(size, Image.Resampling.NEAREST))
+    union = union.point(lambda v: 255 if v >= 128 else 0)
+    if not union.getbbox():
+        raise UserError("The mask is empty: paint over the part of the image to repaint.")
+    return union
+
+
+def same_shape(original: Any, shown: Any) -> bool:
+    """Whether `original` (a path or None) is the picture `shown` by the editor, perhaps rescaled: the same aspect
+    ratio, within rounding."""
+    from PIL import Image
+
+    if not original or not shown:
+        return False
+    try:
+        with Image.open(original) as a, Image.open(shown) as b:
+            return abs(a.width / a.height - b.width / b.height) <= 0.02 * (b.width / b.height)
+    except (OSError, ValueError, ZeroDivisionError):
+        return False
+
+
+def keep_outside_mask(original: Any, result: Any, mask: Any) -> Any:
+    """AUTOMATIC1111's overlay: outside the (softened) mask the result is the original, pixel for pixel. Without
+    it every pixel goes through the VAE, which shifts colours and detail where nothing was meant to change."""
+    from PIL import Image, ImageFilter
+
+    soft = mask.filter(ImageFilter.GaussianBlur(MASK_BLUR))
+    return Image.composite(result.convert("RGB").resize(original.size), original.convert("RGB"), soft)
+
+
+def _pipeline_args(params: ImageParams, init: Any, on_step: Callable, mask: Any = None) -> dict[str, Any]:
     """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i."""
     import torch
 
@@ -249,6 +296,8 @@ def _pipeline_args(params: ImageParams, init: Any, on_step: Callable) -> dict[st
         generator=[torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)],
         callback_on_step_end=on_step,
     )
+    if mask is not None:
+        return dict(args, image=init, mask_image=mask, strength=params.strength, width=init.width, height=init.height)
     if init is not None:
         return dict(args, image=init, strength=params.strength)
     return dict(args, width=params.width, height=params.height)
@@ -262,15 +311,21 @@ def generate_image(
     *,
     model: str | None = None,
     init_image: Any = None,
+    mask: Any = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[ImageUpdate]:
-    """Text-to-image (or image-to-image when `init_image` is given): yields progress, then the saved PNGs."""
+    """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
+    open_mask) comes with it: yields progress, then the saved PNGs."""
+    inpaint = mask is not None and mask != "" and mask != []
+    if inpaint and init_image in (None, ""):
+        raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
     img2img = init_image is not None
     init = open_input_image(init_image, settings) if img2img else None
     if init is not None:
         params = replace(params, width=init.size[0], height=init.size[1])
     params = check_params(settings, params, img2img)
+    mask_image = open_mask(mask, init.size) if inpaint else None
     model_id = checks.check_model_choice(
         model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
     )
@@ -286,10 +341,11 @@ def generate_image(
     ) as base:
         with import_lock:
             import torch
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
+            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
         # A pipeline of our own around the shared weights: the scheduler's state is per run.
-        kind = AutoPipelineForImage2Image if img2img else AutoPipelineForText2Image
+        kind = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image if img2img else None
+        kind = kind or AutoPipelineForText2Image
         pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, params.sampler))
         pipe.set_progress_bar_config(disable=True)
         total = int(params.steps * params.strength) if img2img else params.steps
@@ -313,7 +369,7 @@ def generate_image(
         def run() -> list:
             try:
                 with torch.inference_mode():
-                    return pipe(**_pipeline_args(params, init, on_step)).images
+                    return pipe(**_pipeline_args(params, init, on_step, mask_image)).images
             finally:
                 events.put(None)
 
@@ -335,7 +391,13 @@ def generate_image(
                     last_yield = elapsed
                     yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed, preview=preview)
         images = job.result()
-        recipe = _recipe(model_id, base, pipe, params, img2img, cache)
+        if inpaint:
+            images = [keep_outside_mask(init, image, mask_image) for image in images]
+        mode = "inpaint" if inpaint else "image-to-image" if img2img else "text-to-image"
+        recipe = _recipe(model_id, base, pipe, params, mode, cache)
+        if inpaint:
+            painted = sum(mask_image.histogram()[128:]) / (mask_image.width * mask_image.height)
+            recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted
         paths = [_save(settings, image, recipe, i) for i, image in enumerate(images)]
         yield ImageUpdate(
             step=total,
@@ -349,13 +411,13 @@ def generate_image(
         )
 
 
-def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, img2img: bool, cache: ModelCache) -> dict:
+def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, mode: str, cache: ModelCache) -> dict:
     revision = hub.revision_of(base.config.get("_name_or_path", ""))
     return outputs.base_recipe(
         "image",
         model_id,
         revision=revision,
-        mode="image-to-image" if img2img else "text-to-image",
+        mode=mode,
         pipeline=type(pipe).__name__,
         scheduler=type(pipe.scheduler).__name__,
         device=cache.device,
@@ -377,8 +439,9 @@ def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Pat
         image,
         recipe,
         settings,
-        source_type=provenance.GENERATED,
-        action="c2pa.created",
+        # an inpainted picture is the user's own outside the mask: a composite, edited (as a face swap)
+        source_type=provenance.COMPOSITE if recipe["mode"] == "inpaint" else provenance.GENERATED,
+        action="c2pa.edited" if recipe["mode"] == "inpaint" else "c2pa.created",
         title=path.name,
         chunks={"parameters": a1111_parameters(recipe)},
     )
@@ -466,6 +529,23 @@ def build(ctx) -> None:
                 )
                 strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
                 transform = gr.Button("Generate from image", elem_id="image-transform")
+            with gr.Accordion("Inpaint: repaint part of an image", open=False, elem_id="image-inpaint-panel"):
+                editor = ui.checked(gr.ImageEditor, checks.IMAGE_UNREADABLE)(
+                    label="Image: paint over what to repaint",
+                    type="filepath",
+                    format="png",
+                    sources=["upload", "clipboard"],
+                    brush=gr.Brush(colors=["#ff2d7a"], color_mode="fixed"),
+                    eraser=gr.Eraser(),
+                    layers=False,
+                    transforms=(),
+                    elem_id="image-inpaint",
+                )
+                inpaint_strength = ui.slider(
+                    0.05, 1, value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
+                )
+                inpaint = gr.Button("Repaint the painted area", elem_id="image-inpaint-run")
+                original = gr.State(None)  # the picture in the editor at its own size (see editor.upload below)
             with gr.Accordion("Restore settings from a PNG", open=False, visible=not settings.classroom):
                 restore = gr.File(
                     label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
@@ -484,7 +564,7 @@ def build(ctx) -> None:
                 interactive=False,
             )
             with gr.Row():
-                use_result = gr.Button("Use for image to image", size="sm", elem_id="image-use-result")
+                use_result = gr.Button("Use for image to image / inpaint", size="sm", elem_id="image-use-result")
                 ctx.shared["image_to_music"] = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
                 ctx.shared["image_to_faceswap"] = gr.Button(
                     "🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap"
@@ -507,10 +587,17 @@ def build(ctx) -> None:
         queue=False,
     )
 
-    def run(params: ImageParams, model_id, image, history, ticket, request, progress):
+    def run(params: ImageParams, model_id, image, history, ticket, request, progress, mask=None):
         with ui.job(ctx, request, "image", ticket) as stop_event:
             for u in generate_image(
-                cache, settings, params, model=model_id, init_image=image, stop=stop_event, progress=progress
+                cache,
+                settings,
+                params,
+                model=model_id,
+                init_image=image,
+                mask=mask,
+                stop=stop_event,
+                progress=progress,
             ):
                 if not u.done:
                     yield (
@@ -556,6 +643,37 @@ def build(ctx) -> None:
             prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, sampler=sampler
         )
         yield from run(params, model, None, history, ticket, request, progress)
+
+    @ui.user_errors
+    def inpaint_ui(
+        image,
+        original,
+        prompt,
+        negative_prompt,
+        strength,
+        steps,
+        guidance_scale,
+        seed,
+        num_images,
+        model,
+        sampler,
+        history,
+        ticket=None,
+        request: gr.Request = None,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """`image`: the editor's value, {"background": picture, "layers": [painted layers], "composite": ...};
+        `original`: the picture as uploaded, at its own size (the editor rescales what it sends to its canvas)."""
+        image = image if isinstance(image, dict) else {}
+        if not image.get("background"):
+            raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
+        if not image.get("layers"):
+            raise UserError("The mask is empty: paint over the part of the image to repaint.")
+        params = ImageParams(
+            prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
+        )
+        picture = original if same_shape(original, image["background"]) else image["background"]
+        yield from run(params, model, picture, history, ticket, request, progress, image["layers"])
 
     @ui.user_errors
     def image_to_image_ui(
@@ -615,6 +733,17 @@ def build(ctx) -> None:
         api_name="image_to_image",
         **common,
     )
+    ui.queued(
+        ctx,
+        "image",
+        inpaint.click,
+        inpaint_ui,
+        [editor, original, prompt, negative, inpaint_strength, steps, guidance, seed, count, model, sampler]
+        + [ctx.history],
+        outs,
+        api_name="inpaint",
+        **common,
+    )
 
     ui.wire_stop(ctx, stop, "image", status)
 
@@ -640,14 +769,21 @@ def build(ctx) -> None:
 
     gallery.select(on_select, gallery, selected, api_visibility="private", queue=False)
 
-    def use_for_img2img(chosen, items):
-        if chosen:
-            return chosen
-        if items:
-            return item_path(items[0])
-        raise gr.Error("Generate an image first, then use it for image to image.")
+    def use_for_img2img(chosen, items):  # the result fills both image to image and inpainting
+        if chosen or items:
+            path = chosen or item_path(items[0])
+            return path, path
+        raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
 
-    use_result.click(use_for_img2img, [selected, gallery], init, api_visibility="private", queue=False)
+    use_result.click(use_for_img2img, [selected, gallery], [init, editor], api_visibility="private", queue=False).then(
+        lambda path: path, init, original, api_visibility="private", queue=False
+    )
+
+    # The editor sends its picture rescaled to its canvas (800 px); the upload event still has it at its own size.
+    editor.upload(
+        lambda value: (value or {}).get("background"), editor, original, api_visibility="private", queue=False
+    )
+    editor.clear(lambda: None, None, original, api_visibility="private", queue=False)
 
     @ui.user_errors
     def restore_settings(file):

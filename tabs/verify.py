@@ -112,8 +112,10 @@ def verify_file(path: Any, settings: Settings) -> dict:
     if not facts.get("source_type") and credentials.get("present"):
         for action in credentials.get("actions", []):
             facts["source_type"] = (action.get("digitalSourceType") or "").replace(provenance.IPTC, "") or None
-    facts["from_face_swap"] = facts.get("source_type") == provenance.COMPOSITE or (
-        (facts.get("recipe") or {}).get("tab") == "faceswap"
+    recipe = facts.get("recipe") or {}
+    facts["inpainted"] = recipe.get("mode") == "inpaint"  # a composite too, but of a picture and a repainted part
+    facts["from_face_swap"] = recipe.get("tab") == "faceswap" or (
+        facts.get("source_type") == provenance.COMPOSITE and not facts["inpainted"]
     )
     facts["summary"] = summarise(facts)
     return facts
@@ -164,6 +166,10 @@ def summarise(f: dict) -> str:
         lines.append("📜 AUTOMATIC1111-style generation parameters inside (not from this studio).")
     if f.get("from_face_swap"):
         lines.append("🎭 This came from a face swap.")
+    if f.get("inpainted"):
+        share = (recipe or {}).get("mask_area")
+        part = f" ({share:.0%} of it)" if isinstance(share, (int, float)) else ""
+        lines.append(f"🖌️ Part of a picture was repainted by the model (inpainting){part}; the rest is the original.")
     marked = (wm or {}).get("present") or cred.get("present") or recipe
     verdict = (
         "**This file carries the studio's marks.**"

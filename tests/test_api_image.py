@@ -44,6 +44,43 @@ def test_image_to_image_through_the_api(client, tmp_path):
     assert recipe["mode"] == "image-to-image" and recipe["strength"] == 0.5
 
 
+def test_inpainting_repaints_the_painted_area_and_keeps_the_rest(client, tmp_path):
+    import numpy as np
+
+    source, layer = tmp_path / "photo.png", tmp_path / "paint.png"
+    photo = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(source)
+    paint = Image.new("RGBA", (96, 64), (0, 0, 0, 0))  # what the editor sends: a transparent layer, painted on
+    paint.paste((255, 45, 122, 255), (0, 0, 24, 64))
+    paint.save(layer)
+    editor = {"background": handle_file(str(source)), "layers": [handle_file(str(layer))], "composite": None}
+    _p, gallery, status, _seed, recipe = client.predict(
+        image=editor, prompt="a window", strength=0.8, steps=4, seed=4, api_name="/inpaint"
+    )
+    result = Image.open(gallery_paths(gallery)[0])
+    assert result.size == (96, 64) and status.startswith("Done")
+    out = np.asarray(result.convert("RGB")).astype(int)
+    assert (out[:, 48:] == photo[:, 48:]).all()  # far from the paint: the original, pixel for pixel
+    assert np.abs(out[:, :20] - photo[:, :20]).mean() > 10  # under the paint: repainted
+    assert (
+        recipe["mode"] == "inpaint" and recipe["mask_area"] == 0.25 and recipe["pipeline"].endswith("InpaintPipeline")
+    )
+    assert "Denoising strength: 0.8, Mask blur: 4," in result.text["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("layers", "fragment"),
+    [([], "paint over the part of the image to repaint"), (["clear"], "The mask is empty")],
+)
+def test_inpainting_without_paint_asks_for_it(client, tmp_path, layers, fragment):
+    source, clear = tmp_path / "photo.png", tmp_path / "clear.png"
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(source)
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(clear)
+    editor = {"background": handle_file(str(source)), "layers": [handle_file(str(clear)) for _ in layers]}
+    with pytest.raises(AppError, match=fragment):
+        client.predict(image={**editor, "composite": None}, prompt="x", api_name="/inpaint")
+
+
 def test_restore_settings_from_a_png(client, tmp_path):
     _p, gallery, *_ = client.predict(
         prompt="restore me", negative_prompt="rain", seed=99, steps=3, sampler="DDIM", api_name="/generate_image"

@@ -86,6 +86,15 @@ ROWS = [
     ("/image_to_image", {"image": F + "huge.png", "prompt": "x"}, "not an image the studio can read"),
     ("/image_to_image", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),
     ("/restore_image_settings", {"file": F + "full.png"}, "carries no recipe"),
+    ("/inpaint", {"image": {"background": F + "text.png", "layers": [F + "full.png"]}, "prompt": "x"}, "not an image"),
+    ("/inpaint", {"image": {"background": F + "huge.png", "layers": [F + "full.png"]}, "prompt": "x"}, "not an image"),
+    (
+        "/inpaint",
+        {"image": {"background": F + "full.png", "layers": [F + "empty.png"]}, "prompt": "x"},
+        "not an image",
+    ),
+    ("/inpaint", {"image": {"background": F + "full.png", "layers": []}, "prompt": "x"}, "paint over the part"),
+    ("/inpaint", {"image": {"background": None, "layers": []}, "prompt": "x"}, "Add an image to inpaint"),
     # music
     ("/generate_music", {"prompt": ""}, "description is empty"),
     ("/generate_music", {"prompt": "beat", "duration": 0}, "less than minimum value 1"),
@@ -157,6 +166,10 @@ ROWS = [
 
 
 def resolve(value, files):
+    if isinstance(value, dict):  # the image editor's value: {"background": ..., "layers": [...], "composite": ...}
+        return {"composite": None, **{k: resolve(v, files) for k, v in value.items()}}
+    if isinstance(value, list):
+        return [resolve(v, files) for v in value]
     if isinstance(value, str) and value.startswith(F):
         name = value[len(F) :]
         path = {"hopper": HOPPER, "astronaut": ASTRONAUT}.get(name, files / name)

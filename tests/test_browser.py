@@ -92,3 +92,31 @@ def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, serve
             job.cancel()
     expect(page.get_by_text("Stopped before it started").first).to_be_visible(timeout=30_000)
     expect(page.locator("#text-chat .bot")).to_have_count(0)
+
+
+def test_inpaint_repaints_a_brush_stroke(page: Page, server, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (128, 128), (40, 120, 200)).save(photo)
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a small boat")
+    page.locator("#image-inpaint-panel").get_by_text("Inpaint").first.click()
+    page.locator("#image-inpaint input[type=file]").set_input_files(str(photo))
+    expect(page.locator("#image-inpaint").get_by_text(re.compile(r"^\d+%$"))).to_be_visible()  # the picture is in
+    page.locator("#image-inpaint button[aria-label='Brush']").first.click()
+    canvas = page.locator("#image-inpaint canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 30, y)
+    page.mouse.down()
+    for i in range(12):
+        page.mouse.move(x - 30 + i * 5, y)
+    page.mouse.up()
+    page.locator("#image-inpaint-run").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    picture = page.locator("#image-gallery img").first
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.naturalWidth") == 128  # the photo's own size

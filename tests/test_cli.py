@@ -71,6 +71,22 @@ def test_cli_music_and_refusals(tiny_dir, tmp_path):
     assert swapped.returncode == 0 and swapped.stdout.strip().endswith(".png")
 
 
+def test_cli_inpaints_with_a_mask_file_and_refuses_an_unknown_sampler(tiny_dir, tmp_path):
+    photo = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 16, 64))
+    mask.save(tmp_path / "mask.png")
+    args = ["image", "--prompt", "a door", "--init-image", str(tmp_path / "photo.png"), "--strength", "1"]
+    done = cli(*args, "--mask", str(tmp_path / "mask.png"), "--sampler", "UniPC", tiny_dir=tiny_dir, out=tmp_path)
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip().splitlines()[-2])
+    assert (np.asarray(Image.open(path).convert("RGB"))[:, 32:] == photo[:, 32:]).all()
+    assert json.loads(path.with_suffix(".json").read_text())["sampler"] == "UniPC"
+    refused = cli("image", "--prompt", "x", "--sampler", "Euler z", tiny_dir=tiny_dir, out=tmp_path)
+    assert refused.returncode == 2 and "The sampler 'Euler z' is not offered here" in refused.stderr
+
+
 def test_cli_help_lists_the_options():
     done = subprocess.run(
         [sys.executable, "studio.py", "generate", "image", "--help"],

@@ -15,8 +15,9 @@ from tabs.image import ImageParams, generate_image
 def run(cache, settings, **kwargs):
     init = kwargs.pop("init_image", None)
     stop = kwargs.pop("stop", None)
+    mask = kwargs.pop("mask", None)
     params = ImageParams(**{"prompt": "a red fox", "steps": 2, "width": 64, "height": 64, "seed": 1, **kwargs})
-    return list(generate_image(cache, settings, params, init_image=init, stop=stop))
+    return list(generate_image(cache, settings, params, init_image=init, mask=mask, stop=stop))
 
 
 def pixels(path):
@@ -249,3 +250,32 @@ def test_a_model_that_cannot_load_is_a_sentence_and_the_next_request_works(share
             )
         )
     assert run(shared_cache, settings)[-1].done
+
+
+def test_a_mask_is_where_it_is_painted_or_where_it_is_white():
+    from tabs.image import open_mask
+
+    def painted(box, mode="RGBA", fill=(255, 0, 0, 255)):
+        layer = Image.new(mode, (32, 32), (0, 0, 0, 0) if mode == "RGBA" else 0)
+        layer.paste(fill, box)
+        return layer
+
+    def area(mask):
+        return np.asarray(mask) > 0
+
+    left, top = painted((0, 0, 16, 32)), painted((0, 0, 32, 8))  # editor layers: transparent, painted on
+    assert area(open_mask(left, (32, 32)))[:, :16].all() and not area(open_mask(left, (32, 32)))[:, 16:].any()
+    both = area(open_mask([left, top], (64, 64)))  # layers add up; the mask follows the picture's size
+    assert both.shape == (64, 64) and both[:16].all() and both[:, :32].all() and not both[16:, 32:].any()
+    black_and_white = painted((8, 8, 24, 24), mode="L", fill=255)  # a mask file: white = repaint
+    assert area(open_mask(black_and_white, (32, 32))).sum() == 16 * 16
+    opaque = Image.new("RGBA", (32, 32), (0, 0, 0, 255))
+    opaque.paste((255, 255, 255, 255), (0, 0, 8, 8))  # an opaque RGBA mask file counts by brightness
+    assert area(open_mask(opaque, (32, 32))).sum() == 8 * 8
+    with pytest.raises(UserError, match="The mask is empty"):
+        open_mask([Image.new("RGBA", (32, 32), (0, 0, 0, 0)), None], (32, 32))
+
+
+def test_inpainting_needs_an_image(shared_cache, settings):
+    with pytest.raises(UserError, match="Add an image to inpaint"):
+        run(shared_cache, settings, mask=Image.new("L", (64, 64), 255))

@@ -45,7 +45,13 @@ def made(tmp_path_factory, shared_cache, tiny_image, tiny_music, tiny_dir):
     ].images[0]
     music = list(generate_music(shared_cache, s, MusicParams("calm piano", duration=1, seed=1)))[-1].path
     swap = swap_face_image(shared_cache, s, str(HOPPER), str(ASTRONAUT), consent=True).path
-    return {"settings": s, "image": image, "small": small, "music": music, "swap": swap}
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 32))
+    photo = Image.open(ASTRONAUT).convert("RGB").resize((64, 64))
+    inpainted = list(
+        generate_image(shared_cache, s, ImageParams("a hat", steps=2, strength=1, seed=1), init_image=photo, mask=mask)
+    )[-1].images[0]
+    return {"settings": s, "image": image, "small": small, "music": music, "swap": swap, "inpaint": inpainted}
 
 
 def rgb(path):
@@ -71,6 +77,7 @@ def test_watermark_survives_jpeg_but_the_manifest_does_not(made, tmp_path):
 def test_exiftool_reads_the_digital_source_type(made):
     assert exif(made["image"])["XMP:DigitalSourceType"].endswith("/trainedAlgorithmicMedia")
     assert exif(made["swap"])["XMP:DigitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
+    assert exif(made["inpaint"])["XMP:DigitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
     tags = exif(made["music"])
     assert "AI-generated" in tags["RIFF:Copyright"] and json.loads(tags["RIFF:Comment"])["seed"] == 1
 
@@ -81,6 +88,7 @@ def test_content_credentials_read_back_valid_and_trusted(made):
         ("image", "image/png", ["c2pa.created"]),
         ("music", "audio/wav", ["c2pa.created"]),
         ("swap", "image/png", ["c2pa.created", "c2pa.edited"]),
+        ("inpaint", "image/png", ["c2pa.created", "c2pa.edited"]),  # a photo, part of it repainted
     ):
         data = made[key].read_bytes()
         untrusted = provenance.read_c2pa(data, mime)
@@ -107,6 +115,9 @@ def test_verify_reports_in_plain_words(made, tmp_path):
     assert image["source_type"] == "trainedAlgorithmicMedia" and not image["from_face_swap"]
     swap = verify_file(made["swap"], s)
     assert swap["from_face_swap"] and "This came from a face swap" in swap["summary"]
+    inpainted = verify_file(made["inpaint"], s)
+    assert inpainted["source_type"] == "compositeWithTrainedAlgorithmicMedia" and not inpainted["from_face_swap"]
+    assert "repainted by the model (inpainting) (25% of it)" in inpainted["summary"]
     music = verify_file(made["music"], s)
     assert music["kind"] == "audio" and music["recipe"]["seed"] == 1 and music["content_credentials"]["present"]
     plain = verify_file(ASTRONAUT, s)
