@@ -260,20 +260,6 @@ def open_mask(mask: Any, size: tuple[int, int]) -> Any:
     return union
 
 
-def same_shape(original: Any, shown: Any) -> bool:
-    """Whether `original` (a path or None) is the picture `shown` by the editor, perhaps rescaled: the same aspect
-    ratio, within rounding."""
-    from PIL import Image
-
-    if not original or not shown:
-        return False
-    try:
-        with Image.open(original) as a, Image.open(shown) as b:
-            return abs(a.width / a.height - b.width / b.height) <= 0.02 * (b.width / b.height)
-    except (OSError, ValueError, ZeroDivisionError):
-        return False
-
-
 def keep_outside_mask(original: Any, result: Any, mask: Any) -> Any:
     """AUTOMATIC1111's overlay: outside the (softened) mask the result is the original, pixel for pixel. Without
     it every pixel goes through the VAE, which shifts colours and detail where nothing was meant to change."""
@@ -539,13 +525,13 @@ def build(ctx) -> None:
                     eraser=gr.Eraser(),
                     layers=False,
                     transforms=(),
+                    canvas_size=None,  # the canvas follows the picture's size (a fixed one would rescale it)
                     elem_id="image-inpaint",
                 )
                 inpaint_strength = ui.slider(
                     0.05, 1, value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
                 )
                 inpaint = gr.Button("Repaint the painted area", elem_id="image-inpaint-run")
-                original = gr.State(None)  # the picture in the editor at its own size (see editor.upload below)
             with gr.Accordion("Restore settings from a PNG", open=False, visible=not settings.classroom):
                 restore = gr.File(
                     label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
@@ -647,7 +633,6 @@ def build(ctx) -> None:
     @ui.user_errors
     def inpaint_ui(
         image,
-        original,
         prompt,
         negative_prompt,
         strength,
@@ -662,8 +647,7 @@ def build(ctx) -> None:
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        """`image`: the editor's value, {"background": picture, "layers": [painted layers], "composite": ...};
-        `original`: the picture as uploaded, at its own size (the editor rescales what it sends to its canvas)."""
+        """`image`: the editor's value, {"background": picture, "layers": [painted layers], "composite": ...}."""
         image = image if isinstance(image, dict) else {}
         if not image.get("background"):
             raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
@@ -672,8 +656,7 @@ def build(ctx) -> None:
         params = ImageParams(
             prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
         )
-        picture = original if same_shape(original, image["background"]) else image["background"]
-        yield from run(params, model, picture, history, ticket, request, progress, image["layers"])
+        yield from run(params, model, image["background"], history, ticket, request, progress, image["layers"])
 
     @ui.user_errors
     def image_to_image_ui(
@@ -738,8 +721,7 @@ def build(ctx) -> None:
         "image",
         inpaint.click,
         inpaint_ui,
-        [editor, original, prompt, negative, inpaint_strength, steps, guidance, seed, count, model, sampler]
-        + [ctx.history],
+        [editor, prompt, negative, inpaint_strength, steps, guidance, seed, count, model, sampler, ctx.history],
         outs,
         api_name="inpaint",
         **common,
@@ -775,15 +757,7 @@ def build(ctx) -> None:
             return path, path
         raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
 
-    use_result.click(use_for_img2img, [selected, gallery], [init, editor], api_visibility="private", queue=False).then(
-        lambda path: path, init, original, api_visibility="private", queue=False
-    )
-
-    # The editor sends its picture rescaled to its canvas (800 px); the upload event still has it at its own size.
-    editor.upload(
-        lambda value: (value or {}).get("background"), editor, original, api_visibility="private", queue=False
-    )
-    editor.clear(lambda: None, None, original, api_visibility="private", queue=False)
+    use_result.click(use_for_img2img, [selected, gallery], [init, editor], api_visibility="private", queue=False)
 
     @ui.user_errors
     def restore_settings(file):

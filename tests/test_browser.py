@@ -103,6 +103,9 @@ def test_inpaint_repaints_a_brush_stroke(page: Page, server, tmp_path):
     page.get_by_role("tab", name="Image").click()
     page.locator("#image-prompt textarea").fill("a small boat")
     page.locator("#image-inpaint-panel").get_by_text("Inpaint").first.click()
+    # The editor sets up its canvas (WebGL) when its panel opens; a picture dropped in before that lands on a default
+    # 800 px canvas instead of one of its own size. A person takes longer than that half second; the test waits.
+    expect(page.locator("#image-inpaint canvas").first).to_be_attached()
     page.locator("#image-inpaint input[type=file]").set_input_files(str(photo))
     expect(page.locator("#image-inpaint").get_by_text(re.compile(r"^\d+%$"))).to_be_visible()  # the picture is in
     page.locator("#image-inpaint button[aria-label='Brush']").first.click()
