@@ -594,6 +594,7 @@ def build(ctx) -> None:
                         gr.skip(),
                         gr.skip(),
                         gr.skip(),
+                        u.seed,
                     )
                 else:
                     files = [f for p in u.images for f in (p, outputs.recipe_path(p))]
@@ -606,6 +607,7 @@ def build(ctx) -> None:
                         u.recipe,
                         ui.history_add(history, entry),
                         u.filmstrip,
+                        u.seed,
                     )
 
     @ui.user_errors
@@ -693,7 +695,8 @@ def build(ctx) -> None:
         )
     how = gr.State(None)
     how.change(lambda frames: frames or [], how, film, api_visibility="private", queue=False)
-    outs = [preview, gallery, status, seed_used, recipe_view, ctx.history, how]
+    last_seed = gr.State(None)  # what "Reuse last seed" gives: None (a random seed) until something ran
+    outs = [preview, gallery, status, seed_used, recipe_view, ctx.history, how, last_seed]
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview])
     for trigger in (generate.click, prompt.submit):
         ui.queued(
@@ -736,7 +739,7 @@ def build(ctx) -> None:
     model.input(
         apply_defaults, model, [steps, guidance, width, height, model_note], api_visibility="private", queue=False
     )
-    reuse.click(lambda s: s if s is not None else -1, seed_used, seed, api_visibility="private", queue=False)
+    reuse.click(lambda s: -1 if s is None else s, last_seed, seed, api_visibility="private", queue=False)
 
     def item_path(item) -> str:  # a Gallery item: (path, caption) or {"image": {"path": ...}}
         if isinstance(item, (list, tuple)):

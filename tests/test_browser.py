@@ -26,6 +26,10 @@ def test_text_chat_streams_into_the_page(page: Page, server):
 def test_image_generate_shows_the_image(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Image").click()
+    reuse = page.get_by_role("button", name="♻ Reuse last seed")
+    page.locator("#image-seed input").fill("123")
+    reuse.click()  # nothing made yet: back to a random seed (not the 0 the empty "Seed used" box shows)
+    expect(page.locator("#image-seed input")).to_have_value("-1")
     page.locator("#image-prompt textarea").fill("a tiny red boat")
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
@@ -34,6 +38,8 @@ def test_image_generate_shows_the_image(page: Page, server):
     assert picture.evaluate("img => img.naturalWidth") == 64
     seed = page.locator("#image-seed-used input").input_value()
     assert seed.isdigit()
+    reuse.click()
+    expect(page.locator("#image-seed input")).to_have_value(seed)
 
 
 def test_music_generate_shows_a_player(page: Page, server):
