@@ -187,6 +187,12 @@ def test_image_to_image_reuses_the_loaded_weights(shared_cache, settings):
     assert [u.step for u in run(shared_cache, settings, init_image=str(first.images[0]), strength=0.5, steps=4)][
         -1
     ] == 2
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 32))
+    inpainted = run(shared_cache, settings, init_image=str(first.images[0]), mask=mask, strength=0.5, steps=4)[-1]
+    images_loaded = [m for m in shared_cache.snapshot() if m["kind"] == "image"]
+    assert shared_cache.loads == loads and len(images_loaded) == 1  # inpainting: the same weights again
+    assert read_recipe(inpainted.images[0])["mode"] == "inpaint"
 
 
 def test_image_to_image_keeps_the_input_size_within_the_limit(shared_cache, settings):
