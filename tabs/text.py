@@ -389,7 +389,9 @@ def build(ctx) -> None:
                 repetition_penalty = ui.slider(
                     0.5, 2, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"
                 )
-                seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(-1, label="Seed (-1 = random)", precision=0)
+                seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(
+                    -1, label="Seed (-1 = random)", precision=0, elem_id="text-seed"
+                )
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
 
     pending = gr.State("")  # the message being answered
@@ -498,7 +500,7 @@ def build(ctx) -> None:
             api_visibility="private",
             concurrency_limit=settings.concurrency,
             concurrency_id="text",
-        )
+        ).failure(lambda: "", None, stats, api_visibility="private", queue=False)  # not "Waiting…" after an error
 
     for trigger in (message.submit, send.click):
         answer_after(

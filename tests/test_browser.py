@@ -129,3 +129,14 @@ def test_inpaint_repaints_a_brush_stroke(page: Page, server, tmp_path):
     picture = page.locator("#image-gallery img").first
     expect(picture).to_be_visible()
     assert picture.evaluate("img => img.naturalWidth") == 128  # the photo's own size
+
+
+def test_a_refused_answer_leaves_no_waiting_line(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Text").click()
+    page.get_by_text("Sampling", exact=True).click()
+    page.locator("#text-seed input").fill("-5")  # refused by the answer step, after the message was taken
+    page.locator("#text-message textarea").fill("Hello")
+    page.locator("#text-message textarea").press("Enter")
+    expect(page.get_by_text("seed must be between 0").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#text-stats")).not_to_contain_text("Waiting for the model", timeout=5_000)
