@@ -633,34 +633,6 @@ def build(ctx) -> None:
         yield from run(params, model, None, history, ticket, request, progress)
 
     @ui.user_errors
-    def inpaint_ui(
-        image,
-        prompt,
-        negative_prompt,
-        strength,
-        steps,
-        guidance_scale,
-        seed,
-        num_images,
-        model,
-        sampler,
-        history,
-        ticket=None,
-        request: gr.Request = None,
-        progress=gr.Progress(track_tqdm=True),
-    ):
-        """`image`: the editor's value, {"background": picture, "layers": [painted layers], "composite": ...}."""
-        image = image if isinstance(image, dict) else {}
-        if not image.get("background"):
-            raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
-        if not image.get("layers"):
-            raise UserError("The mask is empty: paint over the part of the image to repaint.")
-        params = ImageParams(
-            prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
-        )
-        yield from run(params, model, image["background"], history, ticket, request, progress, image["layers"])
-
-    @ui.user_errors
     def image_to_image_ui(
         image,
         prompt,
@@ -677,12 +649,23 @@ def build(ctx) -> None:
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        if not image:
+        """From a picture (/image_to_image), or from the inpainting editor's value (/inpaint): {"background":
+        picture, "layers": [painted layers], "composite": ...}, repainting where the layers are painted."""
+        mask = None
+        if isinstance(image, dict):
+            if not image.get("background"):
+                raise UserError(
+                    "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
+                )
+            if not image.get("layers"):
+                raise UserError("The mask is empty: paint over the part of the image to repaint.")
+            image, mask = image["background"], image["layers"]
+        elif not image:
             raise UserError("Add an input image for image-to-image (upload one, or use a result).")
         params = ImageParams(
             prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
         )
-        yield from run(params, model, image, history, ticket, request, progress)
+        yield from run(params, model, image, history, ticket, request, progress, mask)
 
     with gr.Accordion("How it works: from noise to picture", open=settings.classroom, elem_id="image-how"):
         gr.Markdown(
@@ -709,26 +692,20 @@ def build(ctx) -> None:
             api_name="generate_image" if trigger == generate.click else False,
             **common,
         )
-    ui.queued(
-        ctx,
-        "image",
-        transform.click,
-        image_to_image_ui,
-        [init, prompt, negative, strength, steps, guidance, seed, count, model, sampler, ctx.history],
-        outs,
-        api_name="image_to_image",
-        **common,
-    )
-    ui.queued(
-        ctx,
-        "image",
-        inpaint.click,
-        inpaint_ui,
-        [editor, prompt, negative, inpaint_strength, steps, guidance, seed, count, model, sampler, ctx.history],
-        outs,
-        api_name="inpaint",
-        **common,
-    )
+    for trigger, picture, how_much, name in (
+        (transform.click, init, strength, "image_to_image"),
+        (inpaint.click, editor, inpaint_strength, "inpaint"),
+    ):
+        ui.queued(
+            ctx,
+            "image",
+            trigger,
+            image_to_image_ui,
+            [picture, prompt, negative, how_much, steps, guidance, seed, count, model, sampler, ctx.history],
+            outs,
+            api_name=name,
+            **common,
+        )
 
     ui.wire_stop(ctx, stop, "image", status)
 
