@@ -51,6 +51,7 @@ FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
+UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
 MASK_BLUR = 4  # px: the inpainting mask's edge is softened before the original is laid back (A1111's "Mask blur")
 DEFAULT_SAMPLER = "Model default"  # the scheduler the model ships with (what its authors tuned it for)
 # AUTOMATIC1111's sampler names -> (diffusers scheduler class, options over the model's own scheduler config)
@@ -235,6 +236,22 @@ def open_input_image(image: Any, settings: Settings) -> Any:
     scale = min(1.0, settings.max_image_size / max(image.size))
     w, h = (max(64, int(side * scale) // 8 * 8) for side in image.size)
     return image if (w, h) == image.size else image.resize((w, h), Image.Resampling.LANCZOS)
+
+
+def upscaled(image: Any, settings: Settings) -> Any:
+    """The picture at twice its size (within the size limit), for an image-to-image pass that adds the detail."""
+    from PIL import Image
+
+    with checks.open_image_file(image, "image to upscale", checks.IMAGE_UNREADABLE) as im:
+        picture = im.convert("RGB")
+    scale = min(2.0, settings.max_image_size / max(picture.size))
+    if scale <= 1.0:
+        raise UserError(
+            f"This image is already at the size limit ({settings.max_image_size} px on its longer side): "
+            "there is nothing to upscale."
+        )
+    w, h = (max(64, int(side * scale) // 8 * 8) for side in picture.size)
+    return picture.resize((w, h), Image.Resampling.LANCZOS)
 
 
 def open_mask(mask: Any, size: tuple[int, int]) -> Any:
@@ -551,6 +568,7 @@ def build(ctx) -> None:
             )
             with gr.Row():
                 use_result = gr.Button("Use for image to image / inpaint", size="sm", elem_id="image-use-result")
+                upscale = gr.Button("⤢ Upscale ×2", size="sm", elem_id="image-upscale")
                 ctx.shared["image_to_music"] = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
                 ctx.shared["image_to_faceswap"] = gr.Button(
                     "🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap"
@@ -667,6 +685,36 @@ def build(ctx) -> None:
         )
         yield from run(params, model, image, history, ticket, request, progress, mask)
 
+    @ui.user_errors
+    def upscale_ui(
+        image,
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        seed,
+        model,
+        sampler,
+        history,
+        ticket=None,
+        request: gr.Request = None,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """Twice the size, then an image-to-image pass at low strength that adds the detail (A1111's "hires
+        fix"). A blank prompt takes the one in the picture's recipe."""
+        if not image:
+            raise UserError("Generate an image (or add one under Image to image) first, then upscale it.")
+        if not str(prompt or "").strip():
+            try:
+                prompt = read_recipe(image).get("prompt", "")
+            except UserError:  # no recipe inside: the empty prompt is refused below, with its sentence
+                pass
+        steps = max(int(checks.check_number(steps, "number of steps", 1, MAX_STEPS, integer=True)), 3)
+        params = ImageParams(
+            prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, 1, UPSCALE_STRENGTH, sampler
+        )
+        yield from run(params, model, upscaled(image, settings), history, ticket, request, progress)
+
     with gr.Accordion("How it works: from noise to picture", open=settings.classroom, elem_id="image-how"):
         gr.Markdown(
             "The model starts from random noise and removes a little of it at every step, guided by the "
@@ -738,6 +786,19 @@ def build(ctx) -> None:
         raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
 
     use_result.click(use_for_img2img, [selected, gallery], [init, editor], api_visibility="private", queue=False)
+
+    # Upscale ×2 takes the chosen result (as "Use for image to image" does), then runs in the queue on it.
+    chosen = upscale.click(use_for_img2img, [selected, gallery], [init, editor], api_visibility="private", queue=False)
+    ui.queued(
+        ctx,
+        "image",
+        chosen.success,
+        upscale_ui,
+        [init, prompt, negative, steps, guidance, seed, model, sampler, ctx.history],
+        outs,
+        api_name="upscale",
+        **common,
+    )
 
     @ui.user_errors
     def restore_settings(file):

@@ -112,3 +112,16 @@ def test_a_non_image_upload_is_refused_clearly(client, tmp_path):
     with pytest.raises(AppError, match="not an image the studio can read"):
         client.predict(image=handle_file(str(fake)), prompt="x", api_name="/image_to_image")
     assert client.predict(prompt="still serving", api_name="/generate_image")[2].startswith("Done")
+
+
+def test_upscale_doubles_the_size_and_keeps_the_prompt(client, tmp_path):
+    _p, gallery, *_ = client.predict(prompt="a lighthouse", seed=8, api_name="/generate_image")
+    source = gallery_paths(gallery)[0]
+    _p, gallery, status, _seed, recipe = client.predict(image=handle_file(source), prompt="", api_name="/upscale")
+    assert Image.open(gallery_paths(gallery)[0]).size == (128, 128) and status.startswith("Done")
+    assert recipe["prompt"] == "a lighthouse"  # a blank prompt takes the picture's own
+    assert recipe["mode"] == "image-to-image" and recipe["strength"] == 0.35 and recipe["steps"] >= 3
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (1024, 64)).save(wide)
+    with pytest.raises(AppError, match="already at the size limit"):
+        client.predict(image=handle_file(str(wide)), prompt="x", api_name="/upscale")

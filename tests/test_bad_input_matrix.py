@@ -86,6 +86,8 @@ ROWS = [
     ("/image_to_image", {"image": F + "huge.png", "prompt": "x"}, "not an image the studio can read"),
     ("/image_to_image", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),
     ("/restore_image_settings", {"file": F + "full.png"}, "carries no recipe"),
+    ("/upscale", {"image": F + "truncated.png", "prompt": "x"}, "not an image the studio can read"),
+    ("/upscale", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),  # a photo: no recipe to take it from
     ("/inpaint", {"image": {"background": F + "text.png", "layers": [F + "full.png"]}, "prompt": "x"}, "not an image"),
     ("/inpaint", {"image": {"background": F + "huge.png", "layers": [F + "full.png"]}, "prompt": "x"}, "not an image"),
     (

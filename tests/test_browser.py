@@ -40,6 +40,11 @@ def test_image_generate_shows_the_image(page: Page, server):
     assert seed.isdigit()
     reuse.click()
     expect(page.locator("#image-seed input")).to_have_value(seed)
+    page.locator("#image-upscale").click()  # the result, twice the size, with detail added by image to image
+    expect(page.locator("#image-status")).to_contain_text(
+        re.compile(r"Done: 1 image\(s\).*seed " + seed), timeout=30_000
+    )
+    expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 128)
 
 
 def test_music_generate_shows_a_player(page: Page, server):
