@@ -35,7 +35,7 @@ def test_image_generate_shows_the_image(page: Page, server):
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
     picture = page.locator("#image-gallery img").first
     expect(picture).to_be_visible()
-    assert picture.evaluate("img => img.naturalWidth") == 64
+    expect(picture).to_have_js_property("naturalWidth", 64)  # (0 until the picture has loaded)
     seed = page.locator("#image-seed-used input").input_value()
     assert seed.isdigit()
     reuse.click()
@@ -133,7 +133,7 @@ def test_inpaint_repaints_a_brush_stroke(page: Page, server, tmp_path):
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
     picture = page.locator("#image-gallery img").first
     expect(picture).to_be_visible()
-    assert picture.evaluate("img => img.naturalWidth") == 128  # the photo's own size
+    expect(picture).to_have_js_property("naturalWidth", 128)  # the photo's own size
 
 
 def test_a_refused_answer_leaves_no_waiting_line(page: Page, server):
