@@ -181,9 +181,12 @@ class Worker:
         """True on the worker's own thread (e.g. in a forward hook that should see only this run's calls)."""
         return self._thread is not None and threading.current_thread() is self._thread
 
-    def result(self) -> Any:
+    def join(self) -> None:
         if self._thread is not None:
             self._thread.join()
+
+    def result(self) -> Any:
+        self.join()
         succeeded, value = self._outcome
         if not succeeded:
             raise value
@@ -194,5 +197,4 @@ class Worker:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.halt.set()
-        if self._thread is not None:
-            self._thread.join()
+        self.join()

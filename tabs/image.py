@@ -223,8 +223,8 @@ def make_scheduler(base_scheduler: Any, sampler: str) -> Any:
     return getattr(diffusers, name).from_config(base_scheduler.config, **options)
 
 
-def open_input_image(image: Any, settings: Settings) -> Any:
-    """An uploaded image as RGB, downscaled to fit the size limit, with sides that are multiples of 8."""
+def open_input_image(image: Any, settings: Settings, factor: float = 1.0) -> Any:
+    """An uploaded image as RGB, scaled by `factor` but within the size limit, with sides that are multiples of 8."""
     from PIL import Image
 
     if image is None or image == "":
@@ -233,25 +233,21 @@ def open_input_image(image: Any, settings: Settings) -> Any:
         with checks.open_image_file(image, "input image", checks.IMAGE_UNREADABLE) as im:
             image = im.convert("RGB")
     image = image.convert("RGB")
-    scale = min(1.0, settings.max_image_size / max(image.size))
+    scale = min(factor, settings.max_image_size / max(image.size))
     w, h = (max(64, int(side * scale) // 8 * 8) for side in image.size)
     return image if (w, h) == image.size else image.resize((w, h), Image.Resampling.LANCZOS)
 
 
 def upscaled(image: Any, settings: Settings) -> Any:
     """The picture at twice its size (within the size limit), for an image-to-image pass that adds the detail."""
-    from PIL import Image
-
     with checks.open_image_file(image, "image to upscale", checks.IMAGE_UNREADABLE) as im:
         picture = im.convert("RGB")
-    scale = min(2.0, settings.max_image_size / max(picture.size))
-    if scale <= 1.0:
+    if max(picture.size) >= settings.max_image_size:
         raise UserError(
             f"This image is already at the size limit ({settings.max_image_size} px on its longer side): "
             "there is nothing to upscale."
         )
-    w, h = (max(64, int(side * scale) // 8 * 8) for side in picture.size)
-    return picture.resize((w, h), Image.Resampling.LANCZOS)
+    return open_input_image(picture, settings, factor=2.0)
 
 
 def open_mask(mask: Any, size: tuple[int, int]) -> Any:
@@ -347,8 +343,13 @@ def generate_image(
             from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
         # A pipeline of our own around the shared weights: the scheduler's state is per run.
-        kind = AutoPipelineForInpainting if inpaint else AutoPipelineForImage2Image if img2img else None
-        kind = kind or AutoPipelineForText2Image
+        kind = (
+            AutoPipelineForInpainting
+            if inpaint
+            else AutoPipelineForImage2Image
+            if img2img
+            else AutoPipelineForText2Image
+        )
         pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, params.sampler))
         pipe.set_progress_bar_config(disable=True)
         total = int(params.steps * params.strength) if img2img else params.steps
