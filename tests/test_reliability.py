@@ -136,7 +136,7 @@ def test_a_full_queue_says_busy(tiny_dir, tmp_path):
 
     with running_studio(tiny_dir, tmp_path / "out", concurrency=1, max_queue=1) as (url, _, _):
         clients = [Client(url, analytics_enabled=False, verbose=False) for _ in range(4)]
-        jobs = [c.submit(prompt="busy", max_new_tokens=400, seed=1, api_name="/generate_text") for c in clients]
+        jobs = [c.submit(prompt="busy", max_new_tokens=400, temperature=0, api_name="/generate_text") for c in clients]
         errors = []
         for job in jobs:
             try:
