@@ -259,7 +259,7 @@ def test_a_model_that_cannot_load_is_a_sentence_and_the_next_request_works(share
 
 
 def test_a_mask_is_where_it_is_painted_or_where_it_is_white():
-    from tabs.image import open_mask
+    from tabs.image_parts import open_mask
 
     def painted(box, mode="RGBA", fill=(255, 0, 0, 255)):
         layer = Image.new(mode, (32, 32), (0, 0, 0, 0) if mode == "RGBA" else 0)
