@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     music.add_argument("--temperature", type=float, default=1.0)
     music.add_argument("--guidance", type=float, default=3.0)
     music.add_argument("--melody", help="an audio clip to follow (melody models)")
+    music.add_argument("--continue", dest="continue_from", help="an audio clip to go on from: --duration s more")
     common(music)
 
     swap = sub.add_parser("faceswap", help="put the face of --source on the face(s) of --target")
@@ -142,7 +143,11 @@ def _generate(args: argparse.Namespace, settings, cache):
         params = MusicParams(
             args.prompt, args.duration, args.top_k, args.top_p, args.temperature, args.guidance, args.seed
         )
-        final = list(generate_music(cache, settings, params, model=args.model, melody=args.melody))[-1]
+        final = list(
+            generate_music(
+                cache, settings, params, model=args.model, melody=args.melody, continue_from=args.continue_from
+            )
+        )[-1]
         yield str(final.path)
         yield f"seed {final.seed}"
     else:

@@ -374,7 +374,8 @@ def audioseal_models(folder: str) -> tuple[Any, Any]:
     )
 
 
-def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Mono `audio` (samples,) from `rate` to `target` Hz (polyphase filtering), as float32."""
     import math
 
     from scipy.signal import resample_poly
@@ -390,11 +391,11 @@ def audioseal_mark(audio: np.ndarray, rate: int, folder: Path) -> np.ndarray:
     import torch
 
     generator, _ = audioseal_models(str(folder))
-    low = _resample(audio, rate, AUDIOSEAL_RATE)
+    low = resample(audio, rate, AUDIOSEAL_RATE)
     bits = torch.tensor(np.unpackbits(np.frombuffer(AUDIOSEAL_PAYLOAD, np.uint8)), dtype=torch.int32)[None]
     with torch.inference_mode():
         mark = generator.get_watermark(torch.from_numpy(low)[None, None], AUDIOSEAL_RATE, message=bits)
-    back = _resample(mark[0, 0].numpy(), AUDIOSEAL_RATE, rate)[: len(audio)]
+    back = resample(mark[0, 0].numpy(), AUDIOSEAL_RATE, rate)[: len(audio)]
     return audio + np.pad(back, (0, len(audio) - len(back)))
 
 
@@ -403,7 +404,7 @@ def audioseal_detect(audio: np.ndarray, rate: int, folder: Path) -> dict:
     import torch
 
     _, detector = audioseal_models(str(folder))
-    low = _resample(audio, rate, AUDIOSEAL_RATE)
+    low = resample(audio, rate, AUDIOSEAL_RATE)
     with torch.inference_mode():
         score, message = detector.detect_watermark(torch.from_numpy(low)[None, None], AUDIOSEAL_RATE)
     score = float(score)

@@ -204,7 +204,9 @@ def build_music(folder: Path, melody: bool = False) -> Path:
     audio_encoder = EncodecConfig(
         sampling_rate=32000,
         upsampling_ratios=[8, 5, 4, 4],
-        target_bandwidths=[1.2 if melody else 2.2],
+        target_bandwidths=[
+            1.2
+        ],  # 4 codebooks of 64 codes at 50 frames/s: as many as the decoder reads (as in MusicGen)
         codebook_size=64,
         num_filters=4,
         hidden_size=16,

@@ -39,7 +39,12 @@ EXAMPLES = [
 ]
 MAX_MELODY_SECONDS = 30
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-MELODY_UNREADABLE = "The melody is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
+MAX_CLIP_SECONDS = 600  # the longest clip the tab continues (only its end is heard by the model: CONTEXT_SECONDS)
+CONTEXT_SECONDS = 10.0  # how much of a clip's end MusicGen hears when it continues it (audiocraft's demo: 2-10 s)
+CROSSFADE_S = 0.05  # the clip's end fades into the model's version of it, so the join does not click
+UNREADABLE = "The {what} is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
+MELODY_UNREADABLE = UNREADABLE.format(what="melody")
+CLIP_UNREADABLE = UNREADABLE.format(what="clip to continue")
 # How MusicGen-Melody turns audio into chroma (its preprocessor_config.json, when the model folder has one).
 CHROMA_DEFAULTS = {"sampling_rate": 32000, "n_fft": 16384, "hop_length": 4096, "chunk_length": 30, "num_chroma": 12}
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
@@ -75,6 +80,7 @@ class MusicUpdate:
     done: bool = False
     spectrogram: Any = None  # once done: a picture of the result's spectrogram (How it works)
     steps_per_second: float = 0.0  # once done: the model's token steps (all codebooks at once) per second
+    length: float = 0.0  # once done: seconds in the saved file (more than seconds_total when a clip was continued)
 
     @property
     def eta(self) -> float:
@@ -85,9 +91,10 @@ class MusicUpdate:
     def status(self) -> str:
         if self.done:
             rtf = self.seconds_total / self.elapsed if self.elapsed else 0.0
+            grown = f" The clip is now {self.length:.1f} s long." if self.length > self.seconds_total + 0.05 else ""
             return (
                 f"Done: {self.seconds_total:g} s of audio in {self.elapsed:.1f} s ({rtf:.2f}x real time), "
-                f"seed {self.seed}."
+                f"seed {self.seed}.{grown}"
             )
         return f"{self.seconds_done:.1f} / {self.seconds_total:g} s of audio · about {self.eta:.0f} s left"
 
@@ -135,21 +142,35 @@ def load_music_model(folder: Path, device: str, dtype: Any) -> LoadedMusic:
     return LoadedMusic(tokenizer=tokenizer, model=model.to(device).eval(), chroma=chroma)
 
 
-def read_melody(path: Any) -> tuple[Any, int]:
-    """A melody clip as mono float32 samples and its rate; refuses unreadable, empty and over-long clips."""
+def read_clip(path: Any, what: str = "melody", limit: float = MAX_MELODY_SECONDS) -> tuple[Any, int]:
+    """An audio clip (a melody, or a clip to continue) as mono float32 samples and its rate; refuses unreadable,
+    empty and over-long clips."""
     import numpy as np
     import soundfile as sf
 
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except Exception:
-        raise UserError(MELODY_UNREADABLE) from None
+        raise UserError(UNREADABLE.format(what=what)) from None
     if audio.shape[0] == 0:
-        raise UserError("The melody file holds no sound: record or upload a clip of a few seconds.")
+        raise UserError(f"The {what} holds no sound: record or upload a clip of a few seconds.")
     seconds = audio.shape[0] / rate
-    if seconds > MAX_MELODY_SECONDS:
-        raise UserError(f"The melody is {seconds:.0f} s long; the limit is {MAX_MELODY_SECONDS} s. Trim it first.")
+    if seconds > limit:
+        raise UserError(f"The {what} is {seconds:.0f} s long; the limit is {limit:g} s. Trim it first.")
     return np.ascontiguousarray(audio.mean(axis=1)), int(rate)
+
+
+def studio_description(path: Any) -> str | None:
+    """The description inside a WAV this studio made (its RIFF INFO title), or None."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as f:
+            tags = f.copy_metadata()
+    except Exception:
+        return None
+    made_here = tags.get("software", "").startswith(outputs.STUDIO_NAME)  # libsndfile appends its own name
+    return tags.get("title") if made_here else None
 
 
 def _sha256(path: Any) -> str:
@@ -163,19 +184,14 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
 
     The same computation as transformers' MusicgenMelodyFeatureExtractor (which needs torchaudio): resample,
     pad to the chunk length, power spectrogram (reflect-padded, centred), chroma filter bank, argmax."""
-    import math
-
     import numpy as np
     import torch
-    from scipy.signal import resample_poly
 
     with import_lock:
         from transformers.audio_utils import chroma_filter_bank
 
     target = spec["sampling_rate"]
-    if rate != target:
-        g = math.gcd(rate, target)
-        audio = resample_poly(audio, target // g, rate // g).astype(np.float32)
+    audio = provenance.resample(audio, rate, target)
     n = spec["chunk_length"] * target
     audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
     wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
@@ -214,6 +230,52 @@ def _melody_inputs(clip: tuple[Any, int], melody: Any, loaded: LoadedMusic, dtyp
         "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
     }
     return chroma.to(dtype), info
+
+
+@dataclass
+class Continuation:
+    """A clip the model goes on from."""
+
+    audio: Any  # (samples,) all of it, mono at the model's sampling rate: it opens the result unchanged
+    context: Any  # (samples,) its end, a whole number of codec frames: what the model hears
+    info: dict  # what the recipe says about it
+
+
+def _continuation(clip: tuple[Any, int], path: Any, loaded: LoadedMusic) -> Continuation:
+    samples, rate = clip
+    if int(loaded.model.decoder.config.audio_channels) != 1:
+        raise UserError("This model makes stereo music: continuing a clip needs a mono MusicGen model.")
+    audio = provenance.resample(samples, rate, loaded.sampling_rate)
+    hop = round(loaded.sampling_rate / loaded.frame_rate)  # samples per codec frame
+    frames = min(len(audio), round(CONTEXT_SECONDS * loaded.sampling_rate)) // hop
+    info = {
+        "seconds": round(len(audio) / loaded.sampling_rate, 3),
+        "context_seconds": round(frames * hop / loaded.sampling_rate, 3),
+        "sha256": _sha256(path),
+    }
+    return Continuation(audio, audio[len(audio) - frames * hop :], info)
+
+
+def _prompt_codes(lm: Any, context: Any, num_codebooks: int) -> Any:
+    """The clip's end as MusicGen's decoder input: its EnCodec codes, (num_codebooks, frames). EnCodec's quantizer
+    is residual, so the first num_codebooks codebooks are a coarser code of the same sound."""
+    import torch
+
+    values = torch.from_numpy(context)[None, None].to(lm.device, lm.audio_encoder.dtype)  # (batch, channels, samples)
+    return lm.audio_encoder.encode(values).audio_codes[0, 0, :num_codebooks]  # (chunks, batch, codebooks, frames)
+
+
+def _joined(clip: Any, made: Any, clip_end: int, new_samples: int, rate: int) -> Any:
+    """The whole clip, then what the model added after `clip_end` in `made` (its own rendering of the clip's end and
+    the continuation). Over the clip's last CROSSFADE_S the clip fades into that rendering, so the join does not
+    click."""
+    import numpy as np
+
+    n = min(round(CROSSFADE_S * rate), len(clip), clip_end)
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    head = np.array(clip, dtype=np.float32)
+    head[len(head) - n :] = head[len(head) - n :] * (1 - ramp) + made[clip_end - n : clip_end] * ramp
+    return np.concatenate([head, np.asarray(made[clip_end : clip_end + new_samples], dtype=np.float32)])
 
 
 def check_params(settings: Settings, p: MusicParams) -> MusicParams:
@@ -268,9 +330,10 @@ def peak_normalise(audio: Any) -> Any:
     return audio * (PEAK / peak) if peak > 0 else audio
 
 
-def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) -> Path:
+def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict, edited: bool = False) -> Path:
     """16-bit PCM WAV with the recipe in its RIFF INFO tags (and in full in the JSON beside it), AudioSeal's
-    watermark when the operator has provided its weights, and signed content credentials."""
+    watermark when the operator has provided its weights, and signed content credentials. `edited`: the audio
+    opens with a clip the studio was given (a continuation), so it is a composite, not wholly generated."""
     import soundfile as sf
 
     marked = provenance.audioseal_present(settings.audioseal_dir)
@@ -278,6 +341,7 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
         audio = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, settings.audioseal_dir))
 
     path = outputs.new_output_path(settings.output_dir, "music", recipe["prompt"], "wav")
+    source_type, action = (provenance.COMPOSITE, "c2pa.edited") if edited else (provenance.GENERATED, "c2pa.created")
     compact = {
         k: recipe[k]
         for k in (
@@ -290,7 +354,10 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
             "guidance_scale",
             "seed",
             "sampling_rate",
+            "mode",
+            "continued_from",
         )
+        if recipe.get(k) is not None
     }
     with outputs.atomic_target(path) as tmp:
         with sf.SoundFile(tmp, "w", samplerate=sampling_rate, channels=1, subtype="PCM_16", format="WAV") as f:
@@ -302,8 +369,8 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
             f.date = recipe["created"][:10]
             f.write(audio)
         recipe["provenance"] = {
-            "digital_source_type": provenance.IPTC + provenance.GENERATED,
-            "content_credentials": "C2PA, c2pa.created",
+            "digital_source_type": provenance.IPTC + source_type,
+            "content_credentials": f"C2PA, {action}",
             "watermark": "AudioSeal, payload GA" if marked else "none (STUDIO_AUDIOSEAL_DIR is not set)",
         }
         signed = provenance.sign(
@@ -311,8 +378,8 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict) 
             "audio/wav",
             provenance.studio_credentials(settings),
             title=path.name,
-            source_type=provenance.GENERATED,
-            action="c2pa.created",
+            source_type=source_type,
+            action=action,
             recipe=recipe,
         )
         tmp.write_bytes(signed)
@@ -328,13 +395,22 @@ def generate_music(
     *,
     model: str | None = None,
     melody: Any = None,
+    continue_from: Any = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[MusicUpdate]:
     """Generate `params.duration` seconds of music for `params.prompt` (following the `melody` clip, a path, with a
-    melody model): yields progress, then the saved WAV."""
+    melody model; going on from the end of the `continue_from` clip, a path, which then opens the result): yields
+    progress, then the saved WAV."""
     params = check_params(settings, params)
-    clip = read_melody(melody) if melody not in (None, "") else None
+    clip = read_clip(melody) if melody not in (None, "") else None
+    source = None
+    if continue_from not in (None, ""):
+        source = read_clip(continue_from, "clip to continue", MAX_CLIP_SECONDS)
+        if len(source[0]) < source[1]:
+            raise UserError(
+                "The clip to continue is shorter than 1 s: the model needs a second or more to go on from."
+            )
     model_id = checks.check_model_choice(
         model or settings.model_for("music"), model_choices(settings), settings.allow_custom_models, SETTING
     )
@@ -352,6 +428,14 @@ def generate_music(
             )
         frames = round(params.duration * loaded.frame_rate)
         new_tokens = frames + k - 1  # the delay pattern spends num_codebooks - 1 steps before the first full frame
+        going_on = _continuation(source, continue_from, loaded) if source is not None else None
+        heard = len(going_on.context) if going_on else 0  # samples of the clip the model goes on from
+        positions = int(lm.decoder.config.max_position_embeddings)
+        if going_on and heard / loaded.sampling_rate * loaded.frame_rate + new_tokens + 1 > positions:
+            raise UserError(
+                f"This model holds {positions / loaded.frame_rate:.0f} s at most: with the clip's last "
+                f"{heard / loaded.sampling_rate:g} s that is {params.duration:g} s too long. Ask for less."
+            )
         inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
         melody_info = None
         if clip is not None:
@@ -379,6 +463,8 @@ def generate_music(
 
         def run() -> Any:  # (samples,) at the model's sampling rate
             with torch.inference_mode():
+                if going_on:  # the model's output then starts with its own rendering of the clip's end
+                    inputs["decoder_input_ids"] = _prompt_codes(lm, going_on.context, k)
                 audio = lm.generate(
                     **inputs, **sampling, max_new_tokens=new_tokens, stopping_criteria=StoppingCriteriaList([Watch()])
                 )
@@ -391,8 +477,10 @@ def generate_music(
                 if progress:
                     progress(done / params.duration, f"{done:.1f} / {params.duration:g} s of audio")
                 yield MusicUpdate(done, params.duration, time.perf_counter() - start, params.seed)
-        audio = job.result()
-        audio = peak_normalise(audio[: frames * loaded.sampling_rate // round(loaded.frame_rate)])
+        new_samples = frames * loaded.sampling_rate // round(loaded.frame_rate)
+        made = job.result()
+        audio = _joined(going_on.audio, made, heard, new_samples, loaded.sampling_rate) if going_on else made
+        audio = peak_normalise(audio[: len(going_on.audio) + new_samples if going_on else new_samples])
         recipe = outputs.base_recipe(
             "music",
             model_id,
@@ -401,11 +489,13 @@ def generate_music(
             samples=int(audio.shape[0]),
             device=cache.device,
             melody=melody_info,
+            mode="continue" if going_on else "generate",
+            continued_from=going_on.info if going_on else None,
             dtype=str(cache.dtype).replace("torch.", ""),
             versions=outputs.library_versions("torch", "transformers"),
             **asdict(params),
         )
-        path = _save_wav(settings, audio, loaded.sampling_rate, recipe)
+        path = _save_wav(settings, audio, loaded.sampling_rate, recipe, edited=bool(going_on))
         yield MusicUpdate(
             params.duration,
             params.duration,
@@ -417,6 +507,7 @@ def generate_music(
             done=True,
             spectrogram=spectrogram_picture(audio, loaded.sampling_rate),
             steps_per_second=steps[0] / max(time.perf_counter() - start, 1e-9),
+            length=len(audio) / loaded.sampling_rate,
         )
 
 
@@ -490,12 +581,52 @@ def build(ctx) -> None:
                 type="filepath",
                 elem_id="music-melody",
             )
+            with gr.Accordion("Continue a clip", open=False, elem_id="music-continue-panel"):
+                clip = ui.checked(gr.Audio, CLIP_UNREADABLE)(
+                    label=f"Clip to continue (its last {CONTEXT_SECONDS:g} s are what the model hears)",
+                    sources=["upload", "microphone"],
+                    type="filepath",
+                    elem_id="music-clip",
+                )
+                gr.Markdown(
+                    "The result is the whole clip, then *Duration* seconds more in the style of the description "
+                    "(blank: the description inside a clip made here)."
+                )
+                continue_clip = gr.Button("Continue the clip", elem_id="music-continue-clip")
         with gr.Column(scale=3):
             status = gr.Markdown(elem_id="music-status")
             audio = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
             picture = gr.Image(label="Waveform", interactive=False, height=180, elem_id="music-waveform")
+            continue_result = gr.Button("➕ Continue this result", size="sm", elem_id="music-continue")
             seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="music-seed-used")
             recipe_view = gr.JSON(label="Recipe", open=False)
+
+    def run(params: MusicParams, model, melody, clip, history, ticket, request, progress):
+        with ui.job(ctx, request, "music", ticket) as stop_event:
+            for u in generate_music(
+                cache,
+                settings,
+                params,
+                model=model,
+                melody=melody,
+                continue_from=clip,
+                stop=stop_event,
+                progress=progress,
+            ):
+                if not u.done:
+                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip(), gr.skip()
+                else:
+                    entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
+                    how_it_went = (u.spectrogram, u.steps_per_second, u.seconds_total)
+                    yield (
+                        str(u.path),
+                        u.waveform,
+                        u.status(),
+                        u.seed,
+                        u.recipe,
+                        ui.history_add(history, entry),
+                        how_it_went,
+                    )
 
     @ui.user_errors
     def generate_music_ui(
@@ -513,25 +644,33 @@ def build(ctx) -> None:
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        with ui.job(ctx, request, "music", ticket) as stop_event:
-            params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
-            for u in generate_music(
-                cache, settings, params, model=model, melody=melody, stop=stop_event, progress=progress
-            ):
-                if not u.done:
-                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip(), gr.skip()
-                else:
-                    entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
-                    how_it_went = (u.spectrogram, u.steps_per_second, u.seconds_total)
-                    yield (
-                        str(u.path),
-                        u.waveform,
-                        u.status(),
-                        u.seed,
-                        u.recipe,
-                        ui.history_add(history, entry),
-                        how_it_went,
-                    )
+        params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
+        yield from run(params, model, melody, None, history, ticket, request, progress)
+
+    @ui.user_errors
+    def continue_music_ui(
+        clip,
+        prompt,
+        duration,
+        top_k,
+        top_p,
+        temperature,
+        guidance_scale,
+        seed,
+        model,
+        melody=None,
+        history=None,
+        ticket=None,
+        request: gr.Request = None,
+        progress=gr.Progress(track_tqdm=True),
+    ):
+        """`duration` seconds more after the end of `clip`; a blank description takes the one inside the clip."""
+        if not clip:
+            raise UserError("Add a clip to continue (upload or record one), or make some music first.")
+        if not str(prompt or "").strip():
+            prompt = studio_description(clip) or prompt
+        params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
+        yield from run(params, model, melody, clip, history, ticket, request, progress)
 
     gr.Examples(EXAMPLES, prompt, label="Try")
     inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]
@@ -560,5 +699,24 @@ def build(ctx) -> None:
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
     ui.queued(ctx, "music", generate.click, generate_music_ui, inputs, outs, api_name="generate_music", **common)
     ui.queued(ctx, "music", prompt.submit, generate_music_ui, inputs, outs, api_name=False, **common)
+    ui.queued(
+        ctx,
+        "music",
+        continue_clip.click,
+        continue_music_ui,
+        [clip, *inputs],
+        outs,
+        api_name="continue_music",
+        **common,
+    )
+
+    def result_as_clip(result):
+        if not result:
+            raise gr.Error("Make some music first, then continue it.")
+        return result
+
+    # "Continue this result" puts the result in the clip box (so the user sees what is continued), then runs.
+    taken = continue_result.click(result_as_clip, audio, clip, api_visibility="private", queue=False)
+    ui.queued(ctx, "music", taken.success, continue_music_ui, [clip, *inputs], outs, api_name=False, **common)
 
     ui.wire_stop(ctx, stop, "music", status)

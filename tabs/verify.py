@@ -17,7 +17,9 @@ MAX_VERIFY_BYTES = 200 * 1024 * 1024
 DAMAGED = "The file says it is {mime} but could not be decoded; it may be damaged."
 SOURCE_TYPES = {
     provenance.GENERATED: "made entirely by a generative model",
-    provenance.COMPOSITE: "a real photo or video combined with generated content (for example a face swap)",
+    provenance.COMPOSITE: (
+        "real media combined with generated content (a face swap, a repainted photo, a continued recording)"
+    ),
 }
 
 
@@ -114,8 +116,9 @@ def verify_file(path: Any, settings: Settings) -> dict:
             facts["source_type"] = (action.get("digitalSourceType") or "").replace(provenance.IPTC, "") or None
     recipe = facts.get("recipe") or {}
     facts["inpainted"] = recipe.get("mode") == "inpaint"  # a composite too, but of a picture and a repainted part
+    facts["continued"] = recipe.get("mode") == "continue"  # a composite too: a clip, then what the model added
     facts["from_face_swap"] = recipe.get("tab") == "faceswap" or (
-        facts.get("source_type") == provenance.COMPOSITE and not facts["inpainted"]
+        facts.get("source_type") == provenance.COMPOSITE and not (facts["inpainted"] or facts["continued"])
     )
     facts["summary"] = summarise(facts)
     return facts
@@ -170,6 +173,10 @@ def summarise(f: dict) -> str:
         share = (recipe or {}).get("mask_area")
         part = f" ({share:.0%} of it)" if isinstance(share, (int, float)) else ""
         lines.append(f"🖌️ Part of a picture was repainted by the model (inpainting){part}; the rest is the original.")
+    if f.get("continued"):
+        given = ((recipe or {}).get("continued_from") or {}).get("seconds")
+        part = f"the first {given:g} s are" if isinstance(given, (int, float)) else "it opens with"
+        lines.append(f"🎵 The model continued a clip: {part} the clip it was given, the rest is generated.")
     marked = (wm or {}).get("present") or cred.get("present") or recipe
     verdict = (
         "**This file carries the studio's marks.**"

@@ -59,3 +59,20 @@ def test_melody_through_the_api(client, tmp_path):
         client.predict(
             prompt="x", model="tiny:musicgen-melody", melody=handle_file(str(fake)), api_name="/generate_music"
         )
+
+
+def test_continue_a_result_through_the_api(client, server):
+    from gradio_client import handle_file
+
+    first, *_ = client.predict(prompt="warm synth pads", duration=2, seed=6, api_name="/generate_music")
+    audio, waveform, status, seed_used, recipe = client.predict(
+        clip=handle_file(first), prompt="  ", duration=1, seed=7, api_name="/continue_music"
+    )
+    assert sf.info(audio).frames == 3 * 32000 and "The clip is now 3.0 s long" in status
+    assert recipe["prompt"] == "warm synth pads"  # a blank description takes the one inside the clip
+    assert recipe["mode"] == "continue" and recipe["continued_from"]["seconds"] == 2.0
+    report, _facts = client.predict(file=handle_file(audio), api_name="/verify")
+    assert "The model continued a clip: the first 2 s are the clip it was given" in report
+    assert "This came from a face swap" not in report
+    with pytest.raises(AppError, match="Add a clip to continue"):
+        client.predict(clip=None, prompt="x", api_name="/continue_music")

@@ -43,6 +43,10 @@ def files(tmp_path_factory):
     clip = make_video(d / "clip.mp4", frames=4)
     (d / "truncated.mp4").write_bytes(clip.read_bytes()[:1500])
     (d / "notes.txt").write_text("hello")
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(d / "short.wav", np.zeros(8000, dtype=np.float32), 16000)  # half a second of silence
     return d
 
 
@@ -118,6 +122,11 @@ ROWS = [
         "not an audio file the studio can read",
     ),
     ("/generate_music", {"prompt": "beat", "melody": F + "full.png"}, "not an audio file the studio can read"),
+    ("/continue_music", {"clip": F + "text.wav", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"clip": F + "empty.wav", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"clip": F + "notes.txt", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"clip": F + "short.wav", "prompt": "beat"}, "shorter than 1 s"),
+    ("/continue_music", {"clip": F + "short.wav", "prompt": ""}, "description is empty"),  # no recipe inside
     # face swap
     (
         "/swap_face",

@@ -54,6 +54,8 @@ def test_music_generate_shows_a_player(page: Page, server):
     expect(page.locator("#music-status")).to_contain_text("Done:", timeout=30_000)
     expect(page.locator("#music-audio audio[src], #music-audio [data-testid^='waveform']").first).to_be_attached()
     expect(page.locator("#music-waveform img")).to_be_visible()
+    page.locator("#music-continue").click()  # the model goes on from the result, with the same description
+    expect(page.locator("#music-status")).to_contain_text("The clip is now", timeout=30_000)
 
 
 def test_face_swap_with_consent_shows_the_result(page: Page, server):

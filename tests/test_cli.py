@@ -47,6 +47,14 @@ def test_cli_text_matches_the_api(client, tiny_dir, tmp_path):
 def test_cli_music_and_refusals(tiny_dir, tmp_path):
     done = cli("music", "--prompt", "calm piano", "--duration", "1", "--seed", "2", tiny_dir=tiny_dir, out=tmp_path)
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-2].endswith(".wav")
+    first = done.stdout.strip().splitlines()[-2]
+    more = cli(
+        "music", "--prompt", "calm piano", "--duration", "1", "--continue", first, tiny_dir=tiny_dir, out=tmp_path
+    )
+    assert more.returncode == 0
+    import soundfile as sf
+
+    assert sf.info(more.stdout.strip().splitlines()[-2]).frames == 2 * 32000  # the clip, then one second more
     refused = cli(
         "faceswap",
         "--source",

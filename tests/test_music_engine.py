@@ -118,10 +118,10 @@ def tone(path, hz=440.0, seconds=3.0, rate=44100):
 
 
 def test_chroma_of_a_pure_tone_is_its_pitch_class(tmp_path):
-    from tabs.music import CHROMA_DEFAULTS, melody_chroma, read_melody
+    from tabs.music import CHROMA_DEFAULTS, melody_chroma, read_clip
 
     for hz, pitch_class in ((440.0, 9), (261.63, 0), (392.0, 7)):  # A4, C4, G4 (C = 0)
-        chroma = melody_chroma(*read_melody(tone(tmp_path / f"{hz}.wav", hz)), CHROMA_DEFAULTS)
+        chroma = melody_chroma(*read_clip(tone(tmp_path / f"{hz}.wav", hz)), CHROMA_DEFAULTS)
         assert chroma.shape == (1, 30 * 32000 // 4096 + 1, 12)
         assert chroma[0, 5].argmax().item() == pitch_class and chroma[0, 5].sum().item() == 1
 
@@ -133,7 +133,7 @@ def test_melody_model_is_conditioned_on_the_clip(shared_cache, settings, tmp_pat
     from transformers import AutoTokenizer, MusicgenMelodyForConditionalGeneration
 
     from core import tiny
-    from tabs.music import CHROMA_DEFAULTS, melody_chroma, peak_normalise, read_melody
+    from tabs.music import CHROMA_DEFAULTS, melody_chroma, peak_normalise, read_clip
 
     folder = tiny.ensure("tiny:musicgen-melody", tiny_dir)
     s = settings.replace(music_model=str(folder))
@@ -144,7 +144,7 @@ def test_melody_model_is_conditioned_on_the_clip(shared_cache, settings, tmp_pat
 
     model = MusicgenMelodyForConditionalGeneration.from_pretrained(folder)
     inputs = dict(AutoTokenizer.from_pretrained(folder)(["calm piano"], padding=True, return_tensors="pt"))
-    inputs["input_features"] = melody_chroma(*read_melody(clip), CHROMA_DEFAULTS)
+    inputs["input_features"] = melody_chroma(*read_clip(clip), CHROMA_DEFAULTS)
     torch.manual_seed(3)
     with torch.inference_mode():
         audio = model.generate(
@@ -185,3 +185,77 @@ def test_a_melody_needs_a_melody_model(shared_cache, settings, tmp_path):
         list(
             generate_music(shared_cache, settings, MusicParams("x", duration=1), melody=str(tone(tmp_path / "t.wav")))
         )
+
+
+def test_continuing_a_clip_keeps_it_and_goes_on_as_transformers_does(shared_cache, settings, tmp_path):
+    """The result opens with the clip itself (resampled to the model's rate, mono), then the model's continuation,
+    which equals transformers' own audio-prompted generation (`input_values`) from the clip."""
+    import torch
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    from core import provenance
+    from tabs.music import CROSSFADE_S, _joined, peak_normalise
+
+    rate, seconds = 44100, 2.5
+    t = np.arange(int(seconds * rate)) / rate
+    left, right = 0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)
+    clip = tmp_path / "stereo.wav"
+    sf.write(clip, np.stack([left, right], axis=1).astype(np.float32), rate)
+    params = MusicParams("calm piano", duration=1.5, seed=3)
+    final = list(generate_music(shared_cache, settings, params, continue_from=str(clip)))[-1]
+
+    got, got_rate = sf.read(final.path, dtype="int16")
+    stored = sf.read(clip, dtype="float32")[0].mean(axis=1)  # (the WAV holds 16-bit samples)
+    heard = provenance.resample(stored, rate, 32000)  # 2.5 s: 125 whole frames
+    assert got_rate == 32000 and len(got) == len(heard) + round(1.5 * 32000)
+    assert "The clip is now 4.0 s long" in final.status()
+    assert final.recipe["mode"] == "continue" and final.recipe["continued_from"]["seconds"] == 2.5
+    assert final.recipe["continued_from"]["context_seconds"] == 2.5
+    assert final.recipe["provenance"]["content_credentials"] == "C2PA, c2pa.edited"  # a composite, not all made
+
+    model = MusicgenForConditionalGeneration.from_pretrained(settings.music_model)
+    inputs = dict(AutoTokenizer.from_pretrained(settings.music_model)(["calm piano"], return_tensors="pt"))
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        made = model.generate(
+            **inputs,
+            input_values=torch.from_numpy(heard)[None, None],
+            do_sample=True,
+            top_k=250,
+            temperature=1.0,
+            guidance_scale=3.0,
+            max_new_tokens=75 + 3,
+        )[0, 0].numpy()
+    assert len(made) == len(heard) + 75 * 640  # the library's output starts with its rendering of the clip
+    expected = (peak_normalise(_joined(heard, made, len(heard), 75 * 640, 32000)) * 32767).astype(np.int16)
+    assert np.abs(got.astype(np.int32) - expected).max() <= 2  # equal up to 16-bit rounding
+    opening = got[: len(heard) - round(CROSSFADE_S * 32000)].astype(np.float32)
+    assert np.corrcoef(opening, heard[: len(opening)])[0, 1] > 0.999  # the clip itself, not the codec's version
+
+
+def test_only_the_end_of_a_long_clip_is_heard(shared_cache, settings, tmp_path):
+    from tabs.music import CONTEXT_SECONDS
+
+    clip = tone(tmp_path / "long.wav", seconds=CONTEXT_SECONDS + 2.3, rate=32000)
+    final = list(generate_music(shared_cache, settings, MusicParams("x", duration=1), continue_from=str(clip)))[-1]
+    assert final.recipe["continued_from"]["context_seconds"] == CONTEXT_SECONDS
+    assert sf.info(final.path).frames == round((CONTEXT_SECONDS + 2.3 + 1) * 32000)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "content", "fragment"),
+    [
+        (0.5, None, "shorter than 1 s"),
+        (0, None, "holds no sound"),
+        (0, b"RIFF....WAVEnot really", "clip to continue is not an audio file"),
+    ],
+)
+def test_bad_clips_to_continue_get_a_sentence(shared_cache, settings, tmp_path, seconds, content, fragment):
+    path = tmp_path / "clip.wav"
+    if content:
+        path.write_bytes(content)
+    else:
+        tone(path, seconds=seconds, rate=16000)
+    with pytest.raises(UserError, match=fragment):
+        list(generate_music(shared_cache, settings, MusicParams("x", duration=1), continue_from=str(path)))
+    assert not settings.output_dir.exists()
