@@ -639,41 +639,26 @@ def build(ctx) -> None:
         seed,
         model,
         melody=None,
+        continue_from=False,
         history=None,
         ticket=None,
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
-        yield from run(params, model, melody, None, history, ticket, request, progress)
-
-    @ui.user_errors
-    def continue_music_ui(
-        clip,
-        prompt,
-        duration,
-        top_k,
-        top_p,
-        temperature,
-        guidance_scale,
-        seed,
-        model,
-        melody=None,
-        history=None,
-        ticket=None,
-        request: gr.Request = None,
-        progress=gr.Progress(track_tqdm=True),
-    ):
-        """`duration` seconds more after the end of `clip`; a blank description takes the one inside the clip."""
-        if not clip:
+        """/generate_music, and /continue_music: `duration` seconds more after the end of the `continue_from` clip
+        (a blank description then takes the one inside the clip). False: nothing to continue (/generate_music)."""
+        if continue_from is False:
+            continue_from = None
+        elif not continue_from:  # the clip box is empty
             raise UserError("Add a clip to continue (upload or record one), or make some music first.")
-        if not str(prompt or "").strip():
-            prompt = studio_description(clip) or prompt
+        elif not str(prompt or "").strip():
+            prompt = studio_description(continue_from) or prompt
         params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
-        yield from run(params, model, melody, clip, history, ticket, request, progress)
+        yield from run(params, model, melody, continue_from, history, ticket, request, progress)
 
     gr.Examples(EXAMPLES, prompt, label="Try")
-    inputs = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody, ctx.history]
+    settings_in = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody]
+    inputs = [*settings_in, gr.State(False), ctx.history]  # nothing to continue (a State: not part of the API)
     with gr.Accordion("How it works: sound as tokens", open=settings.classroom, elem_id="music-how"):
         gr.Markdown(
             "MusicGen writes music as a stream of tokens (4 parallel codebooks, 50 steps per second of "
@@ -699,15 +684,9 @@ def build(ctx) -> None:
     common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
     ui.queued(ctx, "music", generate.click, generate_music_ui, inputs, outs, api_name="generate_music", **common)
     ui.queued(ctx, "music", prompt.submit, generate_music_ui, inputs, outs, api_name=False, **common)
+    continuing = [*settings_in, clip, ctx.history]
     ui.queued(
-        ctx,
-        "music",
-        continue_clip.click,
-        continue_music_ui,
-        [clip, *inputs],
-        outs,
-        api_name="continue_music",
-        **common,
+        ctx, "music", continue_clip.click, generate_music_ui, continuing, outs, api_name="continue_music", **common
     )
 
     def result_as_clip(result):
@@ -717,6 +696,6 @@ def build(ctx) -> None:
 
     # "Continue this result" puts the result in the clip box (so the user sees what is continued), then runs.
     taken = continue_result.click(result_as_clip, audio, clip, api_visibility="private", queue=False)
-    ui.queued(ctx, "music", taken.success, continue_music_ui, [clip, *inputs], outs, api_name=False, **common)
+    ui.queued(ctx, "music", taken.success, generate_music_ui, continuing, outs, api_name=False, **common)
 
     ui.wire_stop(ctx, stop, "music", status)

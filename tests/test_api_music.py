@@ -66,7 +66,7 @@ def test_continue_a_result_through_the_api(client, server):
 
     first, *_ = client.predict(prompt="warm synth pads", duration=2, seed=6, api_name="/generate_music")
     audio, waveform, status, seed_used, recipe = client.predict(
-        clip=handle_file(first), prompt="  ", duration=1, seed=7, api_name="/continue_music"
+        continue_from=handle_file(first), prompt="  ", duration=1, seed=7, api_name="/continue_music"
     )
     assert sf.info(audio).frames == 3 * 32000 and "The clip is now 3.0 s long" in status
     assert recipe["prompt"] == "warm synth pads"  # a blank description takes the one inside the clip
@@ -75,4 +75,4 @@ def test_continue_a_result_through_the_api(client, server):
     assert "The model continued a clip: the first 2 s are the clip it was given" in report
     assert "This came from a face swap" not in report
     with pytest.raises(AppError, match="Add a clip to continue"):
-        client.predict(clip=None, prompt="x", api_name="/continue_music")
+        client.predict(continue_from=None, prompt="x", api_name="/continue_music")

@@ -122,11 +122,11 @@ ROWS = [
         "not an audio file the studio can read",
     ),
     ("/generate_music", {"prompt": "beat", "melody": F + "full.png"}, "not an audio file the studio can read"),
-    ("/continue_music", {"clip": F + "text.wav", "prompt": "beat"}, "not an audio file the studio can read"),
-    ("/continue_music", {"clip": F + "empty.wav", "prompt": "beat"}, "not an audio file the studio can read"),
-    ("/continue_music", {"clip": F + "notes.txt", "prompt": "beat"}, "not an audio file the studio can read"),
-    ("/continue_music", {"clip": F + "short.wav", "prompt": "beat"}, "shorter than 1 s"),
-    ("/continue_music", {"clip": F + "short.wav", "prompt": ""}, "description is empty"),  # no recipe inside
+    ("/continue_music", {"continue_from": F + "text.wav", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"continue_from": F + "empty.wav", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"continue_from": F + "notes.txt", "prompt": "beat"}, "not an audio file the studio can read"),
+    ("/continue_music", {"continue_from": F + "short.wav", "prompt": "beat"}, "shorter than 1 s"),
+    ("/continue_music", {"continue_from": F + "short.wav", "prompt": ""}, "description is empty"),  # no recipe inside
     # face swap
     (
         "/swap_face",
