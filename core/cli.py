@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--init-image", help="an image to start from (image-to-image)")
     image.add_argument("--mask", help="with --init-image: inpaint, repainting where this picture is white")
     image.add_argument("--strength", type=float, default=0.5)
+    image.add_argument("--outpaint", help="with --init-image: extend these sides, e.g. right or left,right,top")
+    image.add_argument("--outpaint-pixels", type=int, default=128, help="pixels added to each side (--outpaint)")
     image.add_argument("--sampler", help="AUTOMATIC1111's name, e.g. 'DPM++ 2M Karras'; default: the model's own")
     common(image)
 
@@ -99,7 +101,7 @@ def run(argv: list[str]) -> int:
 def _generate(args: argparse.Namespace, settings, cache):
     """The saved paths, one by one (then a line with the seed where there is one)."""
     if args.tab == "image":
-        from tabs.image import ImageParams, generate_image, model_choices, model_defaults
+        from tabs.image import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
 
         d = model_defaults(args.model or model_choices(settings)[0])
         params = ImageParams(
@@ -111,11 +113,19 @@ def _generate(args: argparse.Namespace, settings, cache):
             args.height or d.size,
             args.seed,
             args.num_images,
-            args.strength,
+            OUTPAINT_STRENGTH if args.outpaint else args.strength,
             args.sampler,
         )
         final = list(
-            generate_image(cache, settings, params, model=args.model, init_image=args.init_image, mask=args.mask)
+            generate_image(
+                cache,
+                settings,
+                params,
+                model=args.model,
+                init_image=args.init_image,
+                mask=args.mask,
+                outpaint=(args.outpaint, args.outpaint_pixels) if args.outpaint else None,
+            )
         )[-1]
         yield from (str(p) for p in final.images)
         yield f"seed {final.seed}"

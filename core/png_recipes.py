@@ -39,9 +39,9 @@ def a1111_parameters(recipe: dict) -> str:
         "Size": f"{recipe['width']}x{recipe['height']}",
         "Model": recipe["model"],
     }
-    if recipe["mode"] in ("image-to-image", "inpaint"):
+    if recipe["mode"] in ("image-to-image", "inpaint", "outpaint"):
         fields["Denoising strength"] = recipe["strength"]
-    if recipe["mode"] == "inpaint":
+    if recipe["mode"] in ("inpaint", "outpaint"):
         fields["Mask blur"] = recipe["mask_blur"]
     fields["Version"] = outputs.STUDIO_NAME
     lines = [recipe["prompt"]]

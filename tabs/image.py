@@ -21,6 +21,7 @@ from core.settings import TINY_IMAGE_MODEL, Settings
 from tabs.image_parts import (
     DEFAULT_SAMPLER,
     MASK_BLUR,
+    OUTPAINT_SIDES,
     SAMPLERS,
     check_sampler,
     keep_outside_mask,
@@ -28,6 +29,7 @@ from tabs.image_parts import (
     make_scheduler,
     open_input_image,
     open_mask,
+    outpaint_canvas,
     upscaled,
 )
 
@@ -62,6 +64,8 @@ FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
 MAX_IMAGES = 4
+EDITS = ("inpaint", "outpaint")  # modes whose result keeps the input picture outside the mask
+OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fill only sets the colours around it)
 UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
 
 
@@ -215,11 +219,17 @@ def generate_image(
     model: str | None = None,
     init_image: Any = None,
     mask: Any = None,
+    outpaint: tuple[Any, Any] | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[ImageUpdate]:
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
-    open_mask) comes with it: yields progress, then the saved PNGs."""
+    open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas): yields progress,
+    then the saved PNGs."""
+    if outpaint is not None:
+        if init_image in (None, ""):
+            raise UserError("Add an image to extend (upload one under Image to image, or use a result).")
+        init_image, mask, outpaint = outpaint_canvas(open_input_image(init_image, settings), *outpaint, settings)
     inpaint = mask is not None and mask != "" and mask != []
     if inpaint and init_image in (None, ""):
         raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
@@ -301,8 +311,10 @@ def generate_image(
         images = job.result()
         if inpaint:
             images = [keep_outside_mask(init, image, mask_image) for image in images]
-        mode = "inpaint" if inpaint else "image-to-image" if img2img else "text-to-image"
+        mode = "outpaint" if outpaint else "inpaint" if inpaint else "image-to-image" if img2img else "text-to-image"
         recipe = _recipe(model_id, base, pipe, params, mode, cache)
+        if outpaint:
+            recipe.update(outpaint=outpaint)  # the sides extended and the pixels added to each
         if inpaint:
             painted = sum(mask_image.histogram()[128:]) / (mask_image.width * mask_image.height)
             recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted
@@ -347,9 +359,9 @@ def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Pat
         image,
         recipe,
         settings,
-        # an inpainted picture is the user's own outside the mask: a composite, edited (as a face swap)
-        source_type=provenance.COMPOSITE if recipe["mode"] == "inpaint" else provenance.GENERATED,
-        action="c2pa.edited" if recipe["mode"] == "inpaint" else "c2pa.created",
+        # an inpainted or outpainted picture is the user's own outside the mask: a composite, edited (as a face swap)
+        source_type=provenance.COMPOSITE if recipe["mode"] in EDITS else provenance.GENERATED,
+        action="c2pa.edited" if recipe["mode"] in EDITS else "c2pa.created",
         title=path.name,
         chunks={"parameters": a1111_parameters(recipe)},
     )
@@ -437,6 +449,18 @@ def build(ctx) -> None:
                 )
                 strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
                 transform = gr.Button("Generate from image", elem_id="image-transform")
+                with gr.Row():
+                    outpaint_sides = gr.CheckboxGroup(
+                        [side.capitalize() for side in OUTPAINT_SIDES],
+                        value=["Right"],
+                        label="Extend the picture (outpaint)",
+                        info="The model paints what lies beyond these edges; the picture itself stays as it is.",
+                        elem_id="image-outpaint-sides",
+                    )
+                    outpaint_pixels = ui.slider(
+                        8, 512, value=128, step=8, label="Pixels to add", elem_id="image-outpaint-pixels"
+                    )
+                outpaint = gr.Button("Extend the picture", elem_id="image-outpaint-run")
             with gr.Accordion("Inpaint: repaint part of an image", open=False, elem_id="image-inpaint-panel"):
                 editor = ui.checked(gr.ImageEditor, checks.IMAGE_UNREADABLE)(
                     label="Image: paint over what to repaint",
@@ -496,7 +520,7 @@ def build(ctx) -> None:
         queue=False,
     )
 
-    def run(params: ImageParams, model_id, image, history, ticket, request, progress, mask=None):
+    def run(params: ImageParams, model_id, image, history, ticket, request, progress, mask=None, outpaint=None):
         with ui.job(ctx, request, "image", ticket) as stop_event:
             for u in generate_image(
                 cache,
@@ -505,6 +529,7 @@ def build(ctx) -> None:
                 model=model_id,
                 init_image=image,
                 mask=mask,
+                outpaint=outpaint,
                 stop=stop_event,
                 progress=progress,
             ):
@@ -567,14 +592,17 @@ def build(ctx) -> None:
         num_images,
         model,
         sampler,
-        history,
+        outpaint_sides=None,
+        outpaint_pixels=None,
+        history=None,
         ticket=None,
         request: gr.Request = None,
         progress=gr.Progress(track_tqdm=True),
     ):
-        """From a picture (/image_to_image), or from the inpainting editor's value (/inpaint): {"background":
-        picture, "layers": [painted layers], "composite": ...}, repainting where the layers are painted."""
-        mask = None
+        """From a picture (/image_to_image); from the inpainting editor's value (/inpaint): {"background":
+        picture, "layers": [painted layers], "composite": ...}, repainting where the layers are painted; or from a
+        picture with the sides to extend and by how much (/outpaint; None: not outpainting)."""
+        mask, outpaint = None, None if outpaint_sides is None else (outpaint_sides, outpaint_pixels)
         if isinstance(image, dict):
             if not image.get("background"):
                 raise UserError(
@@ -584,11 +612,12 @@ def build(ctx) -> None:
                 raise UserError("The mask is empty: paint over the part of the image to repaint.")
             image, mask = image["background"], image["layers"]
         elif not image:
-            raise UserError("Add an input image for image-to-image (upload one, or use a result).")
+            what = "to extend" if outpaint else "for image-to-image"
+            raise UserError(f"Add an input image {what} (upload one under Image to image, or use a result).")
         params = ImageParams(
             prompt, negative_prompt, steps, guidance_scale, 512, 512, seed, num_images, strength, sampler
         )
-        yield from run(params, model, image, history, ticket, request, progress, mask)
+        yield from run(params, model, image, history, ticket, request, progress, mask, outpaint)
 
     @ui.user_errors
     def upscale_ui(
@@ -645,16 +674,18 @@ def build(ctx) -> None:
             api_name="generate_image" if trigger == generate.click else False,
             **common,
         )
-    for trigger, picture, how_much, name in (
-        (transform.click, init, strength, "image_to_image"),
-        (inpaint.click, editor, inpaint_strength, "inpaint"),
+    not_outpainting = [gr.State(None), gr.State(None)]  # (States: not part of these two endpoints' API)
+    for trigger, picture, how_much, extend, name in (
+        (transform.click, init, strength, not_outpainting, "image_to_image"),
+        (inpaint.click, editor, inpaint_strength, not_outpainting, "inpaint"),
+        (outpaint.click, init, gr.State(OUTPAINT_STRENGTH), [outpaint_sides, outpaint_pixels], "outpaint"),
     ):
         ui.queued(
             ctx,
             "image",
             trigger,
             image_to_image_ui,
-            [picture, prompt, negative, how_much, steps, guidance, seed, count, model, sampler, ctx.history],
+            [picture, prompt, negative, how_much, steps, guidance, seed, count, model, sampler, *extend, ctx.history],
             outs,
             api_name=name,
             **common,

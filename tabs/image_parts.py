@@ -115,3 +115,45 @@ def keep_outside_mask(original: Any, result: Any, mask: Any) -> Any:
 
     soft = mask.filter(ImageFilter.GaussianBlur(MASK_BLUR))
     return Image.composite(result.convert("RGB").resize(original.size), original.convert("RGB"), soft)
+
+
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
+OUTPAINT_OVERLAP = 8  # px of the original along each new edge that the model repaints too, so the seam blends
+
+
+def check_sides(sides: Any) -> list[str]:
+    """The sides to extend, in lower case ("Right" or "right, top" or a list of them)."""
+    named = sides.split(",") if isinstance(sides, str) else sides if isinstance(sides, (list, tuple)) else []
+    chosen = [str(s).strip().lower() for s in named if str(s).strip()]
+    if not chosen or any(s not in OUTPAINT_SIDES for s in chosen):
+        raise UserError(f"Choose the sides to extend: one or more of {', '.join(OUTPAINT_SIDES)}.")
+    return sorted(set(chosen), key=OUTPAINT_SIDES.index)
+
+
+def outpaint_canvas(image: Any, sides: Any, pixels: Any, settings: Settings) -> tuple[Any, Any, dict]:
+    """The picture on a larger canvas, `pixels` more on each chosen side (within the size limit), the mask (white
+    over the new area and a thin overlap into the picture), and what the recipe says about it. The new area starts
+    as the picture's edges stretched outwards and blurred: colours the model continues from, not a flat grey it
+    would have to undo."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    chosen = check_sides(sides)
+    pixels = int(checks.check_number(pixels, "number of pixels to add", 8, settings.max_image_size, integer=True))
+    pixels -= pixels % 8  # the model works on 8 px cells
+    left, right, top, bottom = (pixels if s in chosen else 0 for s in OUTPAINT_SIDES)
+    w, h = image.size
+    size = (w + left + right, h + top + bottom)
+    if max(size) > settings.max_image_size:
+        raise UserError(
+            f"Extended by {pixels} px the picture would be {size[0]}x{size[1]}; the limit is "
+            f"{settings.max_image_size} px a side. Add fewer pixels or choose fewer sides."
+        )
+    stretched = np.pad(np.asarray(image.convert("RGB")), ((top, bottom), (left, right), (0, 0)), mode="edge")
+    canvas = Image.fromarray(stretched).filter(ImageFilter.GaussianBlur(max(4, pixels // 4)))
+    canvas.paste(image.convert("RGB"), (left, top))
+    mask = Image.new("L", size, 255)
+    o = OUTPAINT_OVERLAP
+    inner = (left and left + o, top and top + o, left + w - (right and o), top + h - (bottom and o))
+    mask.paste(0, inner)
+    return canvas, mask, {"sides": chosen, "pixels": pixels}

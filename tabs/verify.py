@@ -115,7 +115,8 @@ def verify_file(path: Any, settings: Settings) -> dict:
         for action in credentials.get("actions", []):
             facts["source_type"] = (action.get("digitalSourceType") or "").replace(provenance.IPTC, "") or None
     recipe = facts.get("recipe") or {}
-    facts["inpainted"] = recipe.get("mode") == "inpaint"  # a composite too, but of a picture and a repainted part
+    # a composite too, but of a picture and a repainted (inpaint) or added (outpaint) part
+    facts["inpainted"] = recipe.get("mode") in ("inpaint", "outpaint")
     facts["continued"] = recipe.get("mode") == "continue"  # a composite too: a clip, then what the model added
     facts["from_face_swap"] = recipe.get("tab") == "faceswap" or (
         facts.get("source_type") == provenance.COMPOSITE and not (facts["inpainted"] or facts["continued"])
@@ -172,7 +173,12 @@ def summarise(f: dict) -> str:
     if f.get("inpainted"):
         share = (recipe or {}).get("mask_area")
         part = f" ({share:.0%} of it)" if isinstance(share, (int, float)) else ""
-        lines.append(f"🖌️ Part of a picture was repainted by the model (inpainting){part}; the rest is the original.")
+        if (recipe or {}).get("mode") == "outpaint":
+            lines.append(f"🖼️ A picture was extended by the model (outpainting){part}; the rest is the original.")
+        else:
+            lines.append(
+                f"🖌️ Part of a picture was repainted by the model (inpainting){part}; the rest is the original."
+            )
     if f.get("continued"):
         given = ((recipe or {}).get("continued_from") or {}).get("seconds")
         part = f"the first {given:g} s are" if isinstance(given, (int, float)) else "it opens with"

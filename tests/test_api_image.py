@@ -125,3 +125,28 @@ def test_upscale_doubles_the_size_and_keeps_the_prompt(client, tmp_path):
     Image.new("RGB", (1024, 64)).save(wide)
     with pytest.raises(AppError, match="already at the size limit"):
         client.predict(image=handle_file(str(wide)), prompt="x", api_name="/upscale")
+
+
+def test_outpainting_through_the_api_and_verify(client, tmp_path):
+    import numpy as np
+
+    source = tmp_path / "photo.png"
+    photo = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(source)
+    _p, gallery, status, _seed, recipe = client.predict(
+        image=handle_file(str(source)),
+        prompt="more sky",
+        outpaint_sides=["Top"],
+        outpaint_pixels=64,
+        seed=2,
+        api_name="/outpaint",
+    )
+    result = gallery_paths(gallery)[0]
+    out = np.asarray(Image.open(result).convert("RGB"))
+    assert out.shape == (128, 64, 3) and status.startswith("Done")
+    assert (out[64 + 24 :] == photo[24:]).all()  # the photo, below the (softened) seam
+    assert recipe["mode"] == "outpaint" and recipe["strength"] == 1.0 and recipe["outpaint"]["sides"] == ["top"]
+    report, _facts = client.predict(file=handle_file(result), api_name="/verify")
+    assert "extended by the model (outpainting)" in report and "This came from a face swap" not in report
+    with pytest.raises(AppError, match="Choose the sides to extend"):
+        client.predict(image=handle_file(str(source)), prompt="x", outpaint_sides=[], api_name="/outpaint")

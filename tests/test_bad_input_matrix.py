@@ -90,6 +90,10 @@ ROWS = [
     ("/image_to_image", {"image": F + "huge.png", "prompt": "x"}, "not an image the studio can read"),
     ("/image_to_image", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),
     ("/restore_image_settings", {"file": F + "full.png"}, "carries no recipe"),
+    ("/outpaint", {"image": F + "text.png", "prompt": "x", "outpaint_sides": ["Left"]}, "not an image"),
+    ("/outpaint", {"image": F + "full.png", "prompt": "x", "outpaint_sides": []}, "Choose the sides to extend"),
+    ("/outpaint", {"image": F + "full.png", "prompt": "x", "outpaint_pixels": 10**9}, "greater than maximum"),
+    ("/outpaint", {"image": None, "prompt": "x"}, "Add an input image to extend"),
     ("/upscale", {"image": F + "truncated.png", "prompt": "x"}, "not an image the studio can read"),
     ("/upscale", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),  # a photo: no recipe to take it from
     ("/inpaint", {"image": {"background": F + "text.png", "layers": [F + "full.png"]}, "prompt": "x"}, "not an image"),

@@ -40,10 +40,27 @@ def test_image_generate_shows_the_image(page: Page, server):
     reuse.click()
     expect(page.locator("#image-seed input")).to_have_value(seed)
     page.locator("#image-upscale").click()  # the result, twice the size, with detail added by image to image
-    expect(page.locator("#image-status")).to_contain_text(
-        re.compile(r"Done: 1 image\(s\).*seed " + seed), timeout=30_000
-    )
-    expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 128)
+    # (the status line still says "Done ... seed N" from the first picture until this one starts)
+    expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 128, timeout=30_000)
+    expect(page.locator("#image-status")).to_contain_text(re.compile(r"Done: 1 image\(s\).*seed " + seed))
+
+
+def test_outpaint_extends_a_result(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a lighthouse")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    page.locator("#image-use-result").click()
+    page.get_by_text("Image to image", exact=True).click()
+    expect(page.locator("#image-init img")).to_be_visible()  # the result, ready to extend
+    page.locator("#image-outpaint-sides").get_by_label("Left").check()  # and Right, ticked from the start
+    page.locator("#image-outpaint-pixels input[type=number]").fill("64")
+    page.locator("#image-outpaint-pixels input[type=number]").press("Enter")
+    page.locator("#image-outpaint-run").click()
+    # (the status line says "Done" from the first picture until this one starts: wait for the wider picture itself)
+    wider = page.locator("#image-gallery img").first
+    expect(wider).to_have_js_property("naturalWidth", 64 + 2 * 64, timeout=30_000)
 
 
 def test_music_generate_shows_a_player(page: Page, server):

@@ -79,7 +79,7 @@ def test_cli_music_and_refusals(tiny_dir, tmp_path):
     assert swapped.returncode == 0 and swapped.stdout.strip().endswith(".png")
 
 
-def test_cli_inpaints_with_a_mask_file_and_refuses_an_unknown_sampler(tiny_dir, tmp_path):
+def test_cli_inpaints_outpaints_and_refuses_an_unknown_sampler(tiny_dir, tmp_path):
     photo = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     Image.fromarray(photo).save(tmp_path / "photo.png")
     mask = Image.new("L", (64, 64), 0)
@@ -91,6 +91,9 @@ def test_cli_inpaints_with_a_mask_file_and_refuses_an_unknown_sampler(tiny_dir, 
     path = Path(done.stdout.strip().splitlines()[-2])
     assert (np.asarray(Image.open(path).convert("RGB"))[:, 32:] == photo[:, 32:]).all()
     assert json.loads(path.with_suffix(".json").read_text())["sampler"] == "UniPC"
+    wider = cli(*args, "--outpaint", "right", "--outpaint-pixels", "32", tiny_dir=tiny_dir, out=tmp_path)
+    assert wider.returncode == 0, wider.stderr
+    assert Image.open(wider.stdout.strip().splitlines()[-2]).size == (96, 64)
     refused = cli("image", "--prompt", "x", "--sampler", "Euler z", tiny_dir=tiny_dir, out=tmp_path)
     assert refused.returncode == 2 and "The sampler 'Euler z' is not offered here" in refused.stderr
 

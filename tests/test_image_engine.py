@@ -285,3 +285,61 @@ def test_a_mask_is_where_it_is_painted_or_where_it_is_white():
 def test_inpainting_needs_an_image(shared_cache, settings):
     with pytest.raises(UserError, match="Add an image to inpaint"):
         run(shared_cache, settings, mask=Image.new("L", (64, 64), 255))
+
+
+def test_outpainting_extends_the_picture_and_keeps_it(shared_cache, settings):
+    photo = np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    params = ImageParams("a wide valley", steps=2, seed=5, strength=1.0)
+    final = list(
+        generate_image(
+            shared_cache, settings, params, init_image=Image.fromarray(photo), outpaint=(["left", "bottom"], 36)
+        )
+    )[-1]
+    out = pixels(final.images[0])
+    assert out.shape == (64 + 32, 64 + 32, 3)  # 36 px, to the model's 8 px cells: 32 on each chosen side
+    kept = out[:64, 32:]  # where the photo is now
+    assert (kept[:40, 24:] == photo[:40, 24:]).all()  # away from the (softened) seams: the photo, pixel for pixel
+    from tabs.image_parts import outpaint_canvas
+
+    start, _mask, _info = outpaint_canvas(Image.fromarray(photo), ["left", "bottom"], 32, settings)
+    assert np.abs(out[:, :24] - np.asarray(start, dtype=np.int16)[:, :24]).mean() > 10  # the model painted the strip
+    recipe = read_recipe(final.images[0])
+    assert recipe["mode"] == "outpaint" and recipe["outpaint"] == {"sides": ["left", "bottom"], "pixels": 32}
+    assert "Mask blur: 4" in a1111_parameters(recipe)
+
+
+def test_the_outpaint_canvas_starts_from_the_edges_and_masks_only_the_new_area(settings):
+    from tabs.image_parts import OUTPAINT_OVERLAP, outpaint_canvas
+
+    photo = Image.new("RGB", (64, 64), (200, 30, 30))
+    canvas, mask, info = outpaint_canvas(photo, "Right, top", 64, settings)
+    assert canvas.size == mask.size == (128, 128) and info == {"sides": ["right", "top"], "pixels": 64}
+    assert canvas.getpixel((120, 10)) == (200, 30, 30)  # the stretched edge colour, not grey
+    m = np.asarray(mask) > 0
+    assert m[:64].all() and m[:, 64:].all()  # the new area
+    assert not m[64 + OUTPAINT_OVERLAP :, : 64 - OUTPAINT_OVERLAP].any()  # the picture, but for a thin seam
+    assert m[64 : 64 + OUTPAINT_OVERLAP, :].all() and m[:, 64 - OUTPAINT_OVERLAP : 64].all()
+
+
+@pytest.mark.parametrize(
+    ("sides", "amount", "fragment"),
+    [
+        ([], 64, "Choose the sides to extend"),
+        (["up"], 64, "Choose the sides to extend"),
+        (["left"], 0, "number of pixels to add must be between 8"),
+        (["left", "right"], 512, "the limit is"),
+    ],
+)
+def test_bad_outpaint_requests_get_a_sentence(shared_cache, settings, sides, amount, fragment):
+    with pytest.raises(UserError, match=fragment):
+        list(
+            generate_image(
+                shared_cache,
+                settings,
+                ImageParams("x", strength=1.0),
+                init_image=Image.new("RGB", (64, 64)),
+                outpaint=(sides, amount),
+            )
+        )
+    with pytest.raises(UserError, match="Add an image to extend"):
+        list(generate_image(shared_cache, settings, ImageParams("x"), outpaint=(["left"], 64)))
