@@ -104,6 +104,7 @@ def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
 
 
 STOPPED_BEFORE_START = "Stopped before it started: nothing was made."
+WAITING = "Waiting for the model…"  # a status line from the click until the run starts (not the last run's "Done")
 TICKET_TTL_S = 3600  # a ticket whose request never reached the worker (queue full, page closed) is forgotten
 
 
@@ -186,17 +187,32 @@ def job(ctx: Context, request: gr.Request | None, tab: str, ticket: str | None =
         ctx.stops.done(session, tab, event)
 
 
-def queued(ctx: Context, tab: str, trigger: Callable, fn: Callable, inputs: list, outputs: list, **kwargs: Any) -> Any:
+def queued(
+    ctx: Context,
+    tab: str,
+    trigger: Callable,
+    fn: Callable,
+    inputs: list,
+    outputs: list,
+    status: Any = None,
+    **kwargs: Any,
+) -> Any:
     """Wire `trigger` (e.g. button.click) to run `fn` in the queue so that Stop can cancel it while it waits: an
     instant, unqueued step takes a ticket, then `fn` runs with the ticket as its last input (a gr.State, so API
-    clients never see it; they call `fn` directly, without one)."""
+    clients never see it; they call `fn` directly, without one). With `status`, that step also says WAITING there
+    (not the last run's "Done" while this one waits), and a refused request clears it."""
     ticket = gr.State(None)
 
-    def take_ticket(request: gr.Request) -> str | None:
-        return ctx.stops.ticket(session_of(request), tab)
+    def take_ticket(request: gr.Request) -> Any:
+        taken = ctx.stops.ticket(session_of(request), tab)
+        return (taken, WAITING) if status is not None else taken
 
-    taken = trigger(take_ticket, None, ticket, api_visibility="private", queue=False)
-    return taken.then(fn, [*inputs, ticket], outputs, **kwargs)
+    shown = ticket if status is None else [ticket, status]
+    taken = trigger(take_ticket, None, shown, api_visibility="private", queue=False)
+    run = taken.then(fn, [*inputs, ticket], outputs, **kwargs)
+    if status is not None:
+        run.failure(lambda: "", None, status, api_visibility="private", queue=False)
+    return run
 
 
 def session_of(request: gr.Request | None) -> str | None:

@@ -577,6 +577,7 @@ def build(ctx) -> None:
         [result_video, summary_box, summary_json, ctx.history],
         api_name="swap_face_video",
         show_progress_on=[summary_box],
+        status=summary_box,
         **common,
     )
 

@@ -335,6 +335,7 @@ def build(ctx) -> None:
         concurrency_limit=settings.concurrency,
         concurrency_id="gan",
         show_progress_on=[status],
+        status=status,
     )
 
     ui.wire_stop(ctx, stop, "gan", status, stopping="Paused: Train / Resume carries on.")

@@ -662,7 +662,9 @@ def build(ctx) -> None:
     how.change(lambda frames: frames or [], how, film, api_visibility="private", queue=False)
     last_seed = gr.State(None)  # what "Reuse last seed" gives: None (a random seed) until something ran
     outs = [preview, gallery, status, seed_used, recipe_view, ctx.history, how, last_seed]
-    common = dict(concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview])
+    common = dict(
+        concurrency_limit=settings.concurrency, concurrency_id="image", show_progress_on=[preview], status=status
+    )
     for trigger in (generate.click, prompt.submit):
         ui.queued(
             ctx,

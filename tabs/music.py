@@ -681,7 +681,9 @@ def build(ctx) -> None:
 
     how.change(show_how, how, [spectrogram, speed], api_visibility="private", queue=False)
     outs = [audio, picture, status, seed_used, recipe_view, ctx.history, how]
-    common = dict(concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status])
+    common = dict(
+        concurrency_limit=settings.concurrency, concurrency_id="music", show_progress_on=[status], status=status
+    )
     ui.queued(ctx, "music", generate.click, generate_music_ui, inputs, outs, api_name="generate_music", **common)
     ui.queued(ctx, "music", prompt.submit, generate_music_ui, inputs, outs, api_name=False, **common)
     continuing = [*settings_in, clip, ctx.history]

@@ -25,7 +25,6 @@ CURATED = (
     "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
 )
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
-WAITING = "Waiting for the model…"  # the stats line from Send until the first token (not the last answer's "Done")
 HOW_STEPS = 200  # steps shown in "How it works"
 PRESETS = {
     "Fast": {"max_new_tokens": 96, "temperature": 0.7, "note": "Short answers: quick on any CPU, may stop early."},
@@ -411,7 +410,7 @@ def build(ctx) -> None:
     def take_message(text: str, chat: list, request: gr.Request) -> tuple:
         text = checks.check_text(text, "message", settings.max_prompt_chars)
         ticket = ctx.stops.ticket(ui.session_of(request), "text")  # Stop cancels the answer while it waits
-        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket, False, WAITING
+        return "", list(chat or []) + [{"role": "user", "content": text}], text, ticket, False, ui.WAITING
 
     @ui.user_errors
     def respond(
@@ -522,7 +521,7 @@ def build(ctx) -> None:
             raise UserError("There is no message to answer again.")
         text = message_text(chat[retry.index].get("content"))
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
-        return chat[: retry.index + 1], text, ticket, False, WAITING
+        return chat[: retry.index + 1], text, ticket, False, ui.WAITING
 
     answer_after(
         chatbot.retry(
@@ -537,7 +536,7 @@ def build(ctx) -> None:
         if len(chat) < 2 or chat[-1].get("role") != "assistant" or chat[-2].get("role") != "user":
             raise UserError("There is no answer to continue yet: send a message first.")
         ticket = ctx.stops.ticket(ui.session_of(request), "text")
-        return message_text(chat[-2].get("content")), ticket, True, WAITING
+        return message_text(chat[-2].get("content")), ticket, True, ui.WAITING
 
     answer_after(
         go_on.click(

@@ -166,3 +166,11 @@ def test_a_refused_answer_leaves_no_waiting_line(page: Page, server):
     page.locator("#text-message textarea").press("Enter")
     expect(page.get_by_text("seed must be between 0").first).to_be_visible(timeout=15_000)
     expect(page.locator("#text-stats")).not_to_contain_text("Waiting for the model", timeout=5_000)
+
+
+def test_the_image_status_says_waiting_then_clears_on_a_refusal(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-generate").click()  # no prompt: refused once the request runs
+    expect(page.get_by_text("The prompt is empty").first).to_be_visible(timeout=15_000)
+    expect(page.locator("#image-status")).not_to_contain_text("Waiting for the model", timeout=5_000)
