@@ -345,6 +345,7 @@ def _save_wav(settings: Settings, audio: Any, sampling_rate: int, recipe: dict, 
     compact = {
         k: recipe[k]
         for k in (
+            "tab",
             "model",
             "revision",
             "duration",
