@@ -52,6 +52,17 @@ def drawing_neighbour():
         neighbour.join()
 
 
+def picture_made_in_page(page, url: str, prompt: str) -> None:
+    """Open the studio in `page` and make one picture on the Image tab (a browser test's first step)."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill(prompt)
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -46,11 +46,9 @@ def test_image_generate_shows_the_image(page: Page, server):
 
 
 def test_outpaint_extends_a_result(page: Page, server):
-    page.goto(server["url"])
-    page.get_by_role("tab", name="Image").click()
-    page.locator("#image-prompt textarea").fill("a lighthouse")
-    page.locator("#image-generate").click()
-    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    from conftest import picture_made_in_page
+
+    picture_made_in_page(page, server["url"], "a lighthouse")
     page.locator("#image-use-result").click()
     page.get_by_text("Image to image", exact=True).click()
     expect(page.locator("#image-init img")).to_be_visible()  # the result, ready to extend

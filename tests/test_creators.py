@@ -6,6 +6,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from conftest import picture_made_in_page
 from playwright.sync_api import Page, expect
 
 from core.ui import history_entry, history_zip
@@ -32,11 +33,7 @@ def test_text_answer_becomes_the_image_prompt(page: Page, server):
 
 
 def test_image_hands_off_to_music_and_face_swap(page: Page, server):
-    page.goto(server["url"])
-    page.get_by_role("tab", name="Image").click()
-    page.locator("#image-prompt textarea").fill("a stormy sea at night")
-    page.locator("#image-generate").click()
-    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+    picture_made_in_page(page, server["url"], "a stormy sea at night")
     page.locator("#image-to-music").click()
     expect(page.get_by_role("tab", name="Music", selected=True)).to_be_visible()
     expect(page.locator("#music-prompt textarea")).to_have_value("A soundtrack for this scene: a stormy sea at night")
