@@ -215,6 +215,14 @@ def queued(
     return run
 
 
+def seed_used_box(elem_id: str) -> gr.Number:
+    """The "Seed used" box, hidden until a run fills it: Gradio's Number shows an empty value as 0, which reads as a
+    seed that was used."""
+    box = gr.Number(label="Seed used", interactive=False, precision=0, elem_id=elem_id, visible=False)
+    box.change(lambda: gr.Number(visible=True), None, box, api_visibility="private", queue=False)
+    return box
+
+
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 

@@ -502,7 +502,7 @@ def build(ctx) -> None:
                 ctx.shared["image_to_faceswap"] = gr.Button(
                     "🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap"
                 )
-            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="image-seed-used")
+            seed_used = ui.seed_used_box("image-seed-used")
             recipe_view = gr.JSON(label="Recipe", open=False)
     selected = gr.State(None)
     gr.Examples(EXAMPLES, prompt, label="Try")

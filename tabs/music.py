@@ -599,7 +599,7 @@ def build(ctx) -> None:
             audio = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
             picture = gr.Image(label="Waveform", interactive=False, height=180, elem_id="music-waveform")
             continue_result = gr.Button("➕ Continue this result", size="sm", elem_id="music-continue")
-            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="music-seed-used")
+            seed_used = ui.seed_used_box("music-seed-used")
             recipe_view = gr.JSON(label="Recipe", open=False)
 
     def run(params: MusicParams, model, melody, clip, history, ticket, request, progress):

@@ -391,7 +391,7 @@ def build(ctx) -> None:
                 seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(
                     -1, label="Seed (-1 = random)", precision=0, elem_id="text-seed"
                 )
-            seed_used = gr.Number(label="Seed used", interactive=False, precision=0, elem_id="text-seed-used")
+            seed_used = ui.seed_used_box("text-seed-used")
 
     pending = gr.State("")  # the message being answered
     ticket = gr.State(None)  # lets Stop cancel the answer while it still waits in the queue

@@ -26,8 +26,9 @@ def test_image_generate_shows_the_image(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Image").click()
     reuse = page.get_by_role("button", name="♻ Reuse last seed")
+    expect(page.locator("#image-seed-used")).to_be_hidden()  # no "Seed used: 0" before anything was made
     page.locator("#image-seed input").fill("123")
-    reuse.click()  # nothing made yet: back to a random seed (not the 0 the empty "Seed used" box shows)
+    reuse.click()  # nothing made yet: back to a random seed
     expect(page.locator("#image-seed input")).to_have_value("-1")
     page.locator("#image-prompt textarea").fill("a tiny red boat")
     page.locator("#image-generate").click()
@@ -35,8 +36,8 @@ def test_image_generate_shows_the_image(page: Page, server):
     picture = page.locator("#image-gallery img").first
     expect(picture).to_be_visible()
     expect(picture).to_have_js_property("naturalWidth", 64)  # (0 until the picture has loaded)
+    expect(page.locator("#image-seed-used input")).to_have_value(re.compile(r"^\d+$"))
     seed = page.locator("#image-seed-used input").input_value()
-    assert seed.isdigit()
     reuse.click()
     expect(page.locator("#image-seed input")).to_have_value(seed)
     page.locator("#image-upscale").click()  # the result, twice the size, with detail added by image to image
