@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.checked import checked
 from core.device import is_out_of_memory
 from core.errors import UserError
 from core.models import ModelCache
@@ -72,30 +73,6 @@ def user_errors(fn: Callable) -> Callable:
             raise _to_gradio_error(exc) from None
 
     return call
-
-
-@functools.cache
-def checked(component: type, sentence: str) -> type:
-    """A Gradio input component whose unreadable input (an upload that is not what it says, a word where a number
-    belongs) gives `sentence` instead of a processing error. "{label}" in it becomes the component's label.
-
-    Uses Gradio's template mechanism (is_template): the browser renders the parent component as usual.
-    """
-
-    class Checked(component):
-        is_template = True
-
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except gr.Error:
-                raise
-            except Exception:
-                label = str(self.label or "value").split(" (")[0].lower()
-                raise gr.Error(sentence.format(label=label), print_exception=False) from None
-
-    Checked.__name__ = Checked.__qualname__ = f"Checked{component.__name__}"
-    return Checked
 
 
 def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
