@@ -241,13 +241,27 @@ class Continuation:
     info: dict  # what the recipe says about it
 
 
-def _continuation(clip: tuple[Any, int], path: Any, loaded: LoadedMusic) -> Continuation:
+def _read_clip_to_continue(path: Any) -> tuple[Any, int]:
+    samples, rate = read_clip(path, "clip to continue", MAX_CLIP_SECONDS)
+    if len(samples) < rate:
+        raise UserError("The clip to continue is shorter than 1 s: the model needs a second or more to go on from.")
+    return samples, rate
+
+
+def _continuation(clip: tuple[Any, int], path: Any, loaded: LoadedMusic, new_tokens: int) -> Continuation:
+    """What the model goes on from, checked against what the model can hold (its end and `new_tokens` steps)."""
     samples, rate = clip
     if int(loaded.model.decoder.config.audio_channels) != 1:
         raise UserError("This model makes stereo music: continuing a clip needs a mono MusicGen model.")
     audio = provenance.resample(samples, rate, loaded.sampling_rate)
     hop = round(loaded.sampling_rate / loaded.frame_rate)  # samples per codec frame
     frames = min(len(audio), round(CONTEXT_SECONDS * loaded.sampling_rate)) // hop
+    positions = int(loaded.model.decoder.config.max_position_embeddings)
+    if frames + new_tokens + 1 > positions:
+        raise UserError(
+            f"This model holds {positions / loaded.frame_rate:.0f} s at most: with the clip's last "
+            f"{frames / loaded.frame_rate:g} s that is too long. Ask for fewer seconds."
+        )
     info = {
         "seconds": round(len(audio) / loaded.sampling_rate, 3),
         "context_seconds": round(frames * hop / loaded.sampling_rate, 3),
@@ -263,6 +277,31 @@ def _prompt_codes(lm: Any, context: Any, num_codebooks: int) -> Any:
 
     values = torch.from_numpy(context)[None, None].to(lm.device, lm.audio_encoder.dtype)  # (batch, channels, samples)
     return lm.audio_encoder.encode(values).audio_codes[0, 0, :num_codebooks]  # (chunks, batch, codebooks, frames)
+
+
+def _recipe(
+    model_id: str,
+    params: MusicParams,
+    cache: ModelCache,
+    loaded: LoadedMusic,
+    audio: Any,
+    melody_info: dict | None,
+    going_on: Continuation | None,
+) -> dict:
+    return outputs.base_recipe(
+        "music",
+        model_id,
+        revision=hub.revision_of(getattr(loaded.model.config, "_name_or_path", "")),
+        sampling_rate=loaded.sampling_rate,
+        samples=int(audio.shape[0]),
+        device=cache.device,
+        melody=melody_info,
+        mode="continue" if going_on else "generate",
+        continued_from=going_on.info if going_on else None,
+        dtype=str(cache.dtype).replace("torch.", ""),
+        versions=outputs.library_versions("torch", "transformers"),
+        **asdict(params),
+    )
 
 
 def _joined(clip: Any, made: Any, clip_end: int, new_samples: int, rate: int) -> Any:
@@ -405,13 +444,7 @@ def generate_music(
     progress, then the saved WAV."""
     params = check_params(settings, params)
     clip = read_clip(melody) if melody not in (None, "") else None
-    source = None
-    if continue_from not in (None, ""):
-        source = read_clip(continue_from, "clip to continue", MAX_CLIP_SECONDS)
-        if len(source[0]) < source[1]:
-            raise UserError(
-                "The clip to continue is shorter than 1 s: the model needs a second or more to go on from."
-            )
+    source = _read_clip_to_continue(continue_from) if continue_from not in (None, "") else None
     model_id = checks.check_model_choice(
         model or settings.model_for("music"), model_choices(settings), settings.allow_custom_models, SETTING
     )
@@ -429,14 +462,8 @@ def generate_music(
             )
         frames = round(params.duration * loaded.frame_rate)
         new_tokens = frames + k - 1  # the delay pattern spends num_codebooks - 1 steps before the first full frame
-        going_on = _continuation(source, continue_from, loaded) if source is not None else None
+        going_on = _continuation(source, continue_from, loaded, new_tokens) if source is not None else None
         heard = len(going_on.context) if going_on else 0  # samples of the clip the model goes on from
-        positions = int(lm.decoder.config.max_position_embeddings)
-        if going_on and heard / loaded.sampling_rate * loaded.frame_rate + new_tokens + 1 > positions:
-            raise UserError(
-                f"This model holds {positions / loaded.frame_rate:.0f} s at most: with the clip's last "
-                f"{heard / loaded.sampling_rate:g} s that is {params.duration:g} s too long. Ask for less."
-            )
         inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
         melody_info = None
         if clip is not None:
@@ -482,20 +509,7 @@ def generate_music(
         made = job.result()
         audio = _joined(going_on.audio, made, heard, new_samples, loaded.sampling_rate) if going_on else made
         audio = peak_normalise(audio[: len(going_on.audio) + new_samples if going_on else new_samples])
-        recipe = outputs.base_recipe(
-            "music",
-            model_id,
-            revision=hub.revision_of(getattr(lm.config, "_name_or_path", "")),
-            sampling_rate=loaded.sampling_rate,
-            samples=int(audio.shape[0]),
-            device=cache.device,
-            melody=melody_info,
-            mode="continue" if going_on else "generate",
-            continued_from=going_on.info if going_on else None,
-            dtype=str(cache.dtype).replace("torch.", ""),
-            versions=outputs.library_versions("torch", "transformers"),
-            **asdict(params),
-        )
+        recipe = _recipe(model_id, params, cache, loaded, audio, melody_info, going_on)
         path = _save_wav(settings, audio, loaded.sampling_rate, recipe, edited=bool(going_on))
         yield MusicUpdate(
             params.duration,

@@ -259,3 +259,16 @@ def test_bad_clips_to_continue_get_a_sentence(shared_cache, settings, tmp_path, 
     with pytest.raises(UserError, match=fragment):
         list(generate_music(shared_cache, settings, MusicParams("x", duration=1), continue_from=str(path)))
     assert not settings.output_dir.exists()
+
+
+def test_a_continuation_longer_than_the_model_holds_is_refused(settings, tmp_path):
+    import torch
+
+    from tabs.music import _continuation, load_music_model, read_clip
+
+    loaded = load_music_model(settings.music_model, "cpu", torch.float32)
+    loaded.model.decoder.config.max_position_embeddings = 200  # 4 s at 50 frames a second
+    clip = tone(tmp_path / "three.wav", seconds=3, rate=32000)
+    assert _continuation(read_clip(clip), clip, loaded, new_tokens=40).info["context_seconds"] == 3.0
+    with pytest.raises(UserError, match="This model holds 4 s at most"):
+        _continuation(read_clip(clip), clip, loaded, new_tokens=60)
