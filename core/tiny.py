@@ -204,9 +204,8 @@ def build_music(folder: Path, melody: bool = False) -> Path:
     audio_encoder = EncodecConfig(
         sampling_rate=32000,
         upsampling_ratios=[8, 5, 4, 4],
-        target_bandwidths=[
-            1.2
-        ],  # 4 codebooks of 64 codes at 50 frames/s: as many as the decoder reads (as in MusicGen)
+        # 4 codebooks of 64 codes at 50 frames/s: as many as the decoder reads (as in MusicGen)
+        target_bandwidths=[1.2],
         codebook_size=64,
         num_filters=4,
         hidden_size=16,

@@ -142,7 +142,6 @@ class ImageUpdate:
 # ------------------------------------------------------------------------------------------- the engine -------
 
 
-# Linear maps from 4-channel SD latents to RGB: a preview with no extra model (factors widely used by SD UIs).
 def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     with import_lock:
         import torch
@@ -226,10 +225,11 @@ def generate_image(
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
     open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas): yields progress,
     then the saved PNGs."""
+    outpainted = None  # what the recipe says about an outpainting: the sides extended and the pixels added to each
     if outpaint is not None:
         if init_image in (None, ""):
             raise UserError("Add an image to extend (upload one under Image to image, or use a result).")
-        init_image, mask, outpaint = outpaint_canvas(open_input_image(init_image, settings), *outpaint, settings)
+        init_image, mask, outpainted = outpaint_canvas(open_input_image(init_image, settings), *outpaint, settings)
     inpaint = mask is not None and mask != "" and mask != []
     if inpaint and init_image in (None, ""):
         raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
@@ -311,10 +311,10 @@ def generate_image(
         images = job.result()
         if inpaint:
             images = [keep_outside_mask(init, image, mask_image) for image in images]
-        mode = "outpaint" if outpaint else "inpaint" if inpaint else "image-to-image" if img2img else "text-to-image"
+        mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if img2img else "text-to-image"
         recipe = _recipe(model_id, base, pipe, params, mode, cache)
-        if outpaint:
-            recipe.update(outpaint=outpaint)  # the sides extended and the pixels added to each
+        if outpainted:
+            recipe.update(outpaint=outpainted)
         if inpaint:
             painted = sum(mask_image.histogram()[128:]) / (mask_image.width * mask_image.height)
             recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted

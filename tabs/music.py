@@ -507,8 +507,8 @@ def generate_music(
                 yield MusicUpdate(done, params.duration, time.perf_counter() - start, params.seed)
         new_samples = frames * loaded.sampling_rate // round(loaded.frame_rate)
         made = job.result()
-        audio = _joined(going_on.audio, made, heard, new_samples, loaded.sampling_rate) if going_on else made
-        audio = peak_normalise(audio[: len(going_on.audio) + new_samples if going_on else new_samples])
+        joined = _joined(going_on.audio, made, heard, new_samples, loaded.sampling_rate) if going_on else None
+        audio = peak_normalise(made[:new_samples] if joined is None else joined)
         recipe = _recipe(model_id, params, cache, loaded, audio, melody_info, going_on)
         path = _save_wav(settings, audio, loaded.sampling_rate, recipe, edited=bool(going_on))
         yield MusicUpdate(
@@ -616,33 +616,6 @@ def build(ctx) -> None:
             seed_used = ui.seed_used_box("music-seed-used")
             recipe_view = gr.JSON(label="Recipe", open=False)
 
-    def run(params: MusicParams, model, melody, clip, history, ticket, request, progress):
-        with ui.job(ctx, request, "music", ticket) as stop_event:
-            for u in generate_music(
-                cache,
-                settings,
-                params,
-                model=model,
-                melody=melody,
-                continue_from=clip,
-                stop=stop_event,
-                progress=progress,
-            ):
-                if not u.done:
-                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip(), gr.skip()
-                else:
-                    entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
-                    how_it_went = (u.spectrogram, u.steps_per_second, u.seconds_total)
-                    yield (
-                        str(u.path),
-                        u.waveform,
-                        u.status(),
-                        u.seed,
-                        u.recipe,
-                        ui.history_add(history, entry),
-                        how_it_went,
-                    )
-
     @ui.user_errors
     def generate_music_ui(
         prompt,
@@ -669,7 +642,31 @@ def build(ctx) -> None:
         elif not str(prompt or "").strip():
             prompt = studio_description(continue_from) or prompt
         params = MusicParams(prompt, duration, top_k, top_p, temperature, guidance_scale, seed)
-        yield from run(params, model, melody, continue_from, history, ticket, request, progress)
+        with ui.job(ctx, request, "music", ticket) as stop_event:
+            for u in generate_music(
+                cache,
+                settings,
+                params,
+                model=model,
+                melody=melody,
+                continue_from=continue_from,
+                stop=stop_event,
+                progress=progress,
+            ):
+                if not u.done:
+                    yield gr.skip(), gr.skip(), u.status(), u.seed, gr.skip(), gr.skip(), gr.skip()
+                else:
+                    entry = ui.history_entry("Music", params.prompt, [u.path, outputs.recipe_path(u.path)])
+                    how_it_went = (u.spectrogram, u.steps_per_second, u.seconds_total)
+                    yield (
+                        str(u.path),
+                        u.waveform,
+                        u.status(),
+                        u.seed,
+                        u.recipe,
+                        ui.history_add(history, entry),
+                        how_it_went,
+                    )
 
     gr.Examples(EXAMPLES, prompt, label="Try")
     settings_in = [prompt, duration, top_k, top_p, temperature, guidance, seed, model, melody]
