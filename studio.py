@@ -42,12 +42,13 @@ def prepare_environment(offline: bool) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, only: str | None = None) -> int:
+    """Serve the studio (`only`: one tab by its package name, as `python -m tabs.<name>` does), or run `generate`."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:
         prepare_environment(offline="--offline" in argv or os.environ.get("STUDIO_OFFLINE", "") in ("1", "true"))
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        from core.cli import run
+        from app.cli import run
 
         return run(argv[1:])
     args = parse_args(argv)
@@ -63,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prepare_environment(settings.offline)
 
-    from core.app import build_app, launch
+    from app.server import build_app, launch
 
-    demo = build_app(settings)
+    tabs = None
+    if only is not None:
+        from tabs import TABS
+
+        tabs = tuple((title, module) for title, module in TABS if module.__name__ == f"tabs.{only}")
+    demo = build_app(settings, tabs=tabs)
     launch(demo, settings)
     return 0
 

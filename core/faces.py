@@ -193,7 +193,8 @@ class NeuralModels:
     emap: np.ndarray  # (512, 512): maps an ArcFace embedding to the swapper's latent
 
     @classmethod
-    def load(cls, folder: Path) -> NeuralModels:
+    def load(cls, folder: Path, device: str = "cpu") -> NeuralModels:
+        """Both sessions on `device` (see onnx_device): CUDA's provider there, the CPU's elsewhere."""
         import onnx
         import onnxruntime as ort
         from onnx import numpy_helper
@@ -203,14 +204,24 @@ class NeuralModels:
         emap = numpy_helper.to_array(graph.graph.initializer[-1])  # the graph's last initializer, by design
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        providers = ["CPUExecutionProvider"]
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
+        providers: list = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            index = int(device.split(":", 1)[1]) if ":" in device else 0
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         return cls(
             swapper=ort.InferenceSession(str(swapper_path), options, providers=providers),
             recogniser=ort.InferenceSession(str(Path(folder) / NEURAL_FILES[1]), options, providers=providers),
             emap=emap.astype(np.float32),
         )
+
+
+def onnx_device(device: str) -> str:
+    """Where onnxruntime runs the neural engine for the studio's device (core.device picks it): that CUDA device
+    when onnxruntime has CUDA's provider, else the CPU."""
+    import onnxruntime as ort
+
+    cuda = device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    return device if cuda else "cpu"
 
 
 def neural_available(folder: Path | None) -> bool:

@@ -286,3 +286,13 @@ class ModelCache:
         if idle:
             devices.free_memory()
         return len(idle), len(chosen) - len(idle)
+
+
+def make_cache(settings: Any) -> ModelCache:
+    """The cache for a core.settings.Settings: its device, memory budget, offline flag and tiny-model folder."""
+    return ModelCache(
+        budget_bytes=settings.memory_budget_bytes,
+        device=settings.device,
+        offline=settings.offline,
+        tiny_dir=settings.cache_dir / "tiny",
+    )

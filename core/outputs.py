@@ -19,8 +19,10 @@ import re
 import secrets
 import sys
 import tempfile
+import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +88,7 @@ def _writable(folder: Path) -> str | None:
 
 
 def audit_log_path(output_dir: Path) -> Path:
-    """The face swap audit log: in the output folder, but never served over HTTP (see core.app.launch)."""
+    """The face swap audit log: in the output folder, but never served over HTTP (see app.server.launch)."""
     return Path(output_dir) / "faceswap" / "audit.jsonl"
 
 
@@ -142,6 +144,84 @@ def base_recipe(tab: str, model: str, **params: Any) -> dict[str, Any]:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **params,
     }
+
+
+SIGNED = {"png": "image/png", "wav": "audio/wav", "mp4": "video/mp4"}  # kinds that carry signed content credentials
+
+
+def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
+    """One line of a browser's History panel: when, which tab, what, and the files (outputs and recipes)."""
+    return {
+        "time": time.strftime("%H:%M:%S"),
+        "tab": tab,
+        "summary": summary[:200],
+        "files": [str(f) for f in files if f],
+        "preview": preview,
+    }
+
+
+@dataclass
+class Saved:
+    """An output on disk with its recipe (which is also in `recipe_path(path)` beside it)."""
+
+    path: Path
+    recipe: dict[str, Any]
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path, recipe_path(self.path)]
+
+    def entry(self, tab: str, summary: str, preview: bool = False) -> dict[str, Any]:
+        """Its History entry (`preview`: the output is a picture the panel can show)."""
+        return history_entry(tab, summary, self.files, preview=str(self.path) if preview else None)
+
+
+def finish(
+    settings: Any,
+    tab: str,
+    title: str,
+    ext: str,
+    recipe: dict[str, Any],
+    write: Callable[[Path, dict[str, Any]], None],
+    *,
+    edited: bool = False,
+    label: bool = False,
+) -> Saved:
+    """The one save path of every output (PNG, WAV, MP4, Markdown).
+
+    A fresh path under the output folder (see new_output_path); the recipe's provenance block, one schema for all
+    tabs; the file written by `write(tmp, recipe)` into a temporary file beside it (a writer that marks the file
+    says how in recipe["provenance"]["watermark"]); signed content credentials for the kinds that carry them; the
+    renaming into place; then the recipe beside it. `edited`: the output keeps something the user gave (inpainting,
+    a continuation, a face swap), so it is a composite. `label`: it carries a visible "AI-generated" label.
+    """
+    from core import provenance
+
+    source_type, action = (provenance.COMPOSITE, "c2pa.edited") if edited else (provenance.GENERATED, "c2pa.created")
+    mime = SIGNED.get(ext)
+    path = new_output_path(settings.output_dir, tab, title, ext)
+    recipe["provenance"] = {
+        "digital_source_type": provenance.IPTC + source_type,
+        "content_credentials": f"C2PA, {action}" if mime else "none (a text file cannot carry them)",
+        "watermark": "none",
+        "label": label,
+    }
+    with atomic_target(path) as tmp:
+        write(tmp, recipe)
+        if mime:
+            credentials = provenance.studio_credentials(settings)
+            signed = provenance.sign(
+                tmp.read_bytes(),
+                mime,
+                credentials,
+                title=path.name,
+                source_type=source_type,
+                action=action,
+                recipe=recipe,
+            )
+            tmp.write_bytes(signed)
+    save_recipe(path, recipe)
+    return Saved(path, recipe)
 
 
 def save_png(image: Any, path: Path, text_chunks: dict[str, str]) -> Path:

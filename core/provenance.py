@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,56 +276,29 @@ def studio_credentials(settings: Any) -> Credentials:
     return _cached_credentials(Path(settings.cache_dir), settings.c2pa_cert, settings.c2pa_key)
 
 
-def finish_png(
-    image: Any,
-    recipe: dict,
-    settings: Any,
-    *,
-    source_type: str,
-    action: str,
-    title: str,
-    chunks: dict[str, str] | None = None,
-) -> bytes:
-    """PNG bytes of `image` carrying the watermark, XMP, the recipe (text chunks) and signed content credentials.
-    Records what was applied in recipe["provenance"] (so the recipe saved beside it says so too)."""
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
+def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Path, dict], None]:
+    """For outputs.finish: writes `image` as a PNG carrying the invisible watermark (said so in the recipe's
+    provenance block), IPTC's source type in XMP, the text `chunks` and the whole recipe (`studio_recipe`)."""
 
-    marked, watermarked = embed_watermark(np.asarray(image.convert("RGB")))
-    recipe["provenance"] = {
-        "watermark": WATERMARK_PAYLOAD.decode() if watermarked else "skipped: under 256x256 pixels",
-        "digital_source_type": IPTC + source_type,
-        "content_credentials": "C2PA, " + action,
-    }
-    info = PngInfo()
-    for key, value in {**(chunks or {}), "studio_recipe": json.dumps(recipe, ensure_ascii=False, default=str)}.items():
-        info.add_itxt(key, value)
-    info.add_itxt("XML:com.adobe.xmp", xmp_packet(source_type), zip=False)
-    buffer = io.BytesIO()
-    Image.fromarray(marked).save(buffer, format="PNG", pnginfo=info)
-    return sign(
-        buffer.getvalue(),
-        "image/png",
-        studio_credentials(settings),
-        title=title,
-        source_type=source_type,
-        action=action,
-        recipe=recipe,
-    )
+    def write(path: Path, recipe: dict) -> None:
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
 
+        marked, watermarked = embed_watermark(np.asarray(image.convert("RGB")))
+        recipe["provenance"]["watermark"] = (
+            WATERMARK_PAYLOAD.decode() if watermarked else "skipped: under 256x256 pixels"
+        )
+        source_type = recipe["provenance"]["digital_source_type"].replace(IPTC, "")
+        info = PngInfo()
+        for key, value in {
+            **(chunks or {}),
+            "studio_recipe": json.dumps(recipe, ensure_ascii=False, default=str),
+        }.items():
+            info.add_itxt(key, value)
+        info.add_itxt("XML:com.adobe.xmp", xmp_packet(source_type), zip=False)
+        Image.fromarray(marked).save(path, format="PNG", pnginfo=info)
 
-def sign_file(path: Path, mime: str, settings: Any, *, source_type: str, action: str, recipe: dict) -> None:
-    """Add signed content credentials to a file already written (WAV, MP4), replacing it atomically."""
-    signed = sign(
-        Path(path).read_bytes(),
-        mime,
-        studio_credentials(settings),
-        title=Path(path).name,
-        source_type=source_type,
-        action=action,
-        recipe=recipe,
-    )
-    outputs.atomic_write(path, signed)
+    return write
 
 
 # ------------------------------------------------------------------------------------- audio (AudioSeal) ----

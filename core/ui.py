@@ -1,17 +1,15 @@
-"""UI parts every tab shares: error wrapping, per-session Stop, the History panel and the model panel."""
+"""UI parts every tab shares: error wrapping, the hand-off slots, the History panel and the model panel (the run
+path and Stop are in core.jobs)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import inspect
 import json
 import logging
 import os
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from core.checked import checked
 from core.device import is_out_of_memory
 from core.errors import UserError
 from core.models import ModelCache
+from core.outputs import history_entry  # noqa: F401  (re-exported: tabs and tests use ui.history_entry)
 from core.settings import Settings
 
 log = logging.getLogger("studio.ui")
@@ -80,118 +79,6 @@ def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
     return checked(gr.Slider, "The {label} must be a number.")(minimum, maximum, **kwargs)
 
 
-STOPPED_BEFORE_START = "Stopped before it started: nothing was made."
-WAITING = "Waiting for the model…"  # a status line from the click until the run starts (not the last run's "Done")
-TICKET_TTL_S = 3600  # a ticket whose request never reached the worker (queue full, page closed) is forgotten
-
-
-class Stops:
-    """Per-session stop flags: one user's Stop ends that user's jobs on one tab, never anyone else's.
-
-    Stop reaches a job while it runs (its flag is checked at every step) and while it still waits in the queue: the
-    page takes a ticket the moment the user asks (`ticket`, unqueued), the queued job starts with that ticket, and a
-    ticket stopped meanwhile makes the job end at once, before any work (`start` raises STOPPED_BEFORE_START).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[tuple[str, str], list[threading.Event]] = {}
-        self._waiting: dict[str, tuple[tuple[str, str], threading.Event, float]] = {}
-
-    def ticket(self, session: str | None, tab: str) -> str | None:
-        if not session:
-            return None
-        ticket = os.urandom(8).hex()
-        now = time.monotonic()
-        with self._lock:
-            for old in [t for t, (_, _, made) in self._waiting.items() if now - made > TICKET_TTL_S]:
-                del self._waiting[old]
-            self._waiting[ticket] = ((session, tab), threading.Event(), now)
-        return ticket
-
-    def start(self, session: str | None, tab: str, ticket: str | None = None) -> threading.Event:
-        with self._lock:
-            waited = self._waiting.pop(ticket, None) if ticket else None
-            event = waited[1] if waited and waited[0] == (session, tab) else threading.Event()
-            if event.is_set():
-                raise UserError(STOPPED_BEFORE_START)
-            if session:
-                self._running.setdefault((session, tab), []).append(event)
-        return event
-
-    def stop(self, session: str | None, tab: str) -> tuple[int, int]:
-        """Stop this session's jobs on `tab`; returns (running jobs stopped, waiting requests cancelled)."""
-        if not session:
-            return 0, 0
-        with self._lock:
-            running = self._running.pop((session, tab), [])
-            waiting = [e for key, e, _ in self._waiting.values() if key == (session, tab) and not e.is_set()]
-        for event in running + waiting:
-            event.set()
-        return len(running), len(waiting)
-
-    def done(self, session: str | None, tab: str, event: threading.Event) -> None:
-        with self._lock:
-            events = self._running.get((session, tab), []) if session else []
-            if event in events:
-                events.remove(event)
-                if not events:
-                    del self._running[(session, tab)]
-
-
-def wire_stop(ctx: Context, button: gr.Button, tab: str, status: Any, stopping: str = "Stopping…") -> None:
-    """Stop ends this browser session's jobs on `tab`, running or waiting (never anyone else's), and says so in
-    `status`."""
-
-    def stop(request: gr.Request) -> str:
-        running, waiting = ctx.stops.stop(session_of(request), tab)
-        if not running and not waiting:
-            return "Nothing is running."
-        cancelled = f"{waiting} waiting request(s) cancelled: they will not run." if waiting else ""
-        return f"{stopping} {cancelled}".strip() if running else cancelled
-
-    button.click(stop, None, status, api_visibility="private", queue=False)
-
-
-@contextlib.contextmanager
-def job(ctx: Context, request: gr.Request | None, tab: str, ticket: str | None = None) -> Iterator[threading.Event]:
-    """The Stop flag of this session's job on `tab` for the length of the block (see Stops)."""
-    session = session_of(request)
-    event = ctx.stops.start(session, tab, ticket)
-    try:
-        yield event
-    finally:
-        ctx.stops.done(session, tab, event)
-
-
-def queued(
-    ctx: Context,
-    tab: str,
-    trigger: Callable,
-    fn: Callable,
-    inputs: list,
-    outputs: list,
-    status: Any = None,
-    **kwargs: Any,
-) -> Any:
-    """Wire `trigger` (e.g. button.click) to run `fn` in the queue so that Stop can cancel it while it waits: an
-    instant, unqueued step takes a ticket, then `fn` runs with the ticket as its last input (a gr.State, so API
-    clients never see it; they call `fn` directly, without one). With `status`, that step also says WAITING there
-    (not the last run's "Done" while this one waits), and a refused request clears it."""
-    ticket = gr.State(None)
-
-    def take_ticket(request: gr.Request) -> Any:
-        taken = ctx.stops.ticket(session_of(request), tab)
-        return (taken, WAITING) if status is not None else taken
-
-    shown = ticket if status is None else [ticket, status]
-    taken = trigger(take_ticket, None, shown, api_visibility="private", queue=False)
-    run = taken.then(fn, [*inputs, ticket], outputs, **kwargs)
-    if status is not None:
-        run.failure(lambda: "", None, status, api_visibility="private", queue=False)
-    return run
-
-
 def seed_used_box(elem_id: str) -> gr.Number:
     """The "Seed used" box, hidden until a run fills it: Gradio's Number shows an empty value as 0, which reads as a
     seed that was used."""
@@ -200,8 +87,22 @@ def seed_used_box(elem_id: str) -> gr.Number:
     return box
 
 
-def session_of(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None) if request is not None else None
+@dataclass
+class Handoffs:
+    """Components one tab offers another (set while the tabs build, each by the tab that owns it); app.handoffs
+    wires them once every tab exists. A slot left None (its tab absent) wires nothing."""
+
+    text_chat: Any = None  # the Text tab's chat
+    text_to_image: Any = None  # its "Use as image prompt" button
+    image_prompt: Any = None
+    image_gallery: Any = None
+    image_selected: Any = None  # the path of the result chosen in the gallery
+    image_expand: Any = None  # "Expand prompt" (the text model writes a richer prompt)
+    image_to_music: Any = None
+    image_to_faceswap: Any = None
+    music_prompt: Any = None
+    music_expand: Any = None
+    faceswap_target: Any = None
 
 
 @dataclass
@@ -210,20 +111,10 @@ class Context:
 
     settings: Settings
     cache: ModelCache
-    stops: Stops
+    stops: Any  # core.jobs.Stops
     history: gr.State  # list of history entries (dicts), newest first, kept in the browser across reloads
     tabs: gr.Tabs | None = None  # to switch tabs in hand-offs
-    shared: dict[str, Any] = field(default_factory=dict)  # components tabs offer to each other, by name
-
-
-def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
-    return {
-        "time": time.strftime("%H:%M:%S"),
-        "tab": tab,
-        "summary": summary[:200],
-        "files": [str(f) for f in files if f],
-        "preview": preview,
-    }
+    shared: Handoffs = field(default_factory=Handoffs)  # components tabs offer to each other
 
 
 def history_add(history: list[dict] | None, entry: dict[str, Any]) -> list[dict]:

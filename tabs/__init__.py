@@ -1,12 +1,13 @@
-"""The tabs, in display order: (title, module). Each module has build(ctx) and a plain-Python generate_*()."""
+"""The tabs, in display order: (title, package). Each package has engine.py (plain Python: parameters, checks and
+the generate functions), page.py (the Gradio page) and build(ctx), which builds the page."""
 
 from tabs import faceswap, gan, image, music, text, verify
 
 TABS = (
-    ("Image", image),
-    ("Text", text),
-    ("Music", music),
-    ("Face swap", faceswap),
-    ("GAN lab", gan),
-    ("Verify", verify),
+    (image.TITLE, image),
+    (text.TITLE, text),
+    (music.TITLE, music),
+    (faceswap.TITLE, faceswap),
+    (gan.TITLE, gan),
+    (verify.TITLE, verify),
 )

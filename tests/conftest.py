@@ -29,6 +29,21 @@ from core.settings import Settings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 
+# Test tiers (registered in pyproject.toml), so a contributor can run the fast ones alone: `pytest -m unit`,
+# `-m "unit or engine"`. A test marked with a tier keeps it; the others get one from the fixtures they use.
+TIERS = ("unit", "engine", "api", "browser")
+SERVERS = {"server", "client", "classroom_server", "locked_server"}  # a running studio: api
+MODELS = {"settings", "shared_cache", "tiny_dir", "tiny_text", "tiny_image", "tiny_music"}  # tiny models: engine
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        used = set(item.fixturenames)
+        tier = "browser" if "page" in used else "api" if used & SERVERS else "engine" if used & MODELS else "unit"
+        item.add_marker(tier)
+
 
 @contextlib.contextmanager
 def drawing_neighbour():
@@ -117,7 +132,7 @@ def shared_cache():
 def running_studio(tiny_dir: Path, output_dir: Path, warm: bool = False, **overrides):
     """A real studio server on a free port in --tiny mode (finding the tiny models this session built through the
     cache folder --tiny uses); yields (url, demo, settings) and closes it afterwards."""
-    from core.app import build_app, launch
+    from app.server import build_app, launch
     from core.settings import classroom_limits
 
     settings = classroom_limits(

@@ -9,8 +9,8 @@ import soundfile as sf
 import torch
 
 from core import provenance
-from tabs.music import MusicParams, generate_music
-from tabs.verify import verify_file
+from tabs.music.engine import MusicParams, generate_music
+from tabs.verify.engine import verify_file
 
 
 @pytest.fixture(scope="module")

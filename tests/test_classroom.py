@@ -7,10 +7,10 @@ from faces_helpers import ASTRONAUT, HOPPER
 from playwright.sync_api import Page, expect
 
 from core.settings import from_env
-from tabs.faceswap import swap_face_image
-from tabs.image import ImageParams, generate_image
-from tabs.music import MusicParams, generate_music
-from tabs.text import TextParams, _encode, build_messages, generate_text, load_text_model
+from tabs.faceswap.engine import swap_face_image
+from tabs.image.engine import ImageParams, generate_image
+from tabs.music.engine import MusicParams, generate_music
+from tabs.text.engine import TextParams, _encode, build_messages, generate_text, load_text_model
 
 
 def test_token_probabilities_match_the_models_own_logits(shared_cache, settings):

@@ -11,7 +11,8 @@ from PIL import Image
 
 from core import faces
 from core.errors import UserError
-from tabs.faceswap import CONSENT_MISSING, swap_face_image, swap_face_video
+from tabs.faceswap.engine import CONSENT_MISSING, swap_face_image
+from tabs.faceswap.video import swap_face_video
 
 
 @pytest.fixture
@@ -235,3 +236,22 @@ def test_a_video_that_hides_its_length_is_still_capped(shared_cache, fs_settings
     with pytest.raises(UserError, match="longer than the limit of 0.5 s"):
         list(swap_face_video(shared_cache, capped, str(HOPPER), str(clip), consent=True))
     assert not list((capped.output_dir / "faceswap").rglob("*.mp4"))
+
+
+def test_the_neural_models_stay_leased_while_a_swap_uses_them(fs_settings, tmp_path):
+    """The ONNX sessions are held in the cache for the whole swap: Unload (or the memory budget) cannot take them
+    away half way through a video, and their key names the device they run on."""
+    from core.models import ModelCache
+    from tabs.faceswap.engine import swapper
+
+    s = fs_settings.replace(faceswap_model_dir=stand_in_models(tmp_path / "models"))
+    cache = ModelCache(device="cpu", offline=True)
+    target = rgb(ASTRONAUT)
+    with swapper(cache, s, rgb(HOPPER), "neural") as swap:
+        assert cache.unload() == (0, 1)  # in use: kept
+        (entry,) = cache.snapshot()
+        assert entry["kind"] == "faceswap" and entry["in_use"] and entry["device"] == faces.onnx_device("cpu")
+        assert swap.models is not None and swap.models.swapper is not None  # what the frames still use
+        out = swap.apply(target, faces.detect_faces(target), -1)
+        assert (out != target).any()
+    assert cache.unload() == (1, 0)  # the swap is over: now it may go

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from tabs.gan import GanLab, train
+from tabs.gan.engine import GanLab, train
 
 
 def test_losses_move_and_samples_change_across_epochs(settings):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.errors import UserError
 from core.png_recipes import a1111_parameters, parse_a1111, read_recipe
-from tabs.image import ImageParams, generate_image
+from tabs.image.engine import ImageParams, generate_image
 
 
 def run(cache, settings, **kwargs):
@@ -38,16 +38,17 @@ def test_sizes(shared_cache, settings, width, height):
 
 
 def test_progress_counts_every_step(shared_cache, settings, monkeypatch):
-    import tabs.image
+    import tabs.image.engine
 
-    monkeypatch.setattr(tabs.image, "PREVIEW_EVERY_S", 0)  # every step, for the test (normally twice a second)
-    monkeypatch.setattr(tabs.image, "UPDATE_EVERY_S", 0)
+    monkeypatch.setattr(tabs.image.engine, "PREVIEW_EVERY_S", 0)  # every step, for the test (normally twice a second)
+    monkeypatch.setattr(tabs.image.engine, "UPDATE_EVERY_S", 0)
     updates = run(shared_cache, settings, steps=8, seed=3)
     steps = [s for s in dict.fromkeys(u.step for u in updates if not u.done) if s]  # slow steps may repeat
     assert steps == list(range(1, 9)) and updates[-1].done
     # a preview at every step but the last, which goes straight to the real image
     assert {u.step for u in updates if u.preview is not None} == set(range(1, 8))
-    assert updates[0].preview.size == (32, 32)  # latent resolution of the tiny model (its VAE scales by 2)
+    first_preview = next(u.preview for u in updates if u.preview is not None)  # (a slow first step: a bare tick)
+    assert first_preview.size == (32, 32)  # latent resolution of the tiny model (its VAE scales by 2)
     throttled = run(shared_cache, settings, steps=8, seed=3)
     monkeypatch.undo()
     assert throttled[0].step == 1 and throttled[-1].done
@@ -259,7 +260,7 @@ def test_a_model_that_cannot_load_is_a_sentence_and_the_next_request_works(share
 
 
 def test_a_mask_is_where_it_is_painted_or_where_it_is_white():
-    from tabs.image_parts import open_mask
+    from tabs.image.parts import open_mask
 
     def painted(box, mode="RGBA", fill=(255, 0, 0, 255)):
         layer = Image.new(mode, (32, 32), (0, 0, 0, 0) if mode == "RGBA" else 0)
@@ -299,7 +300,7 @@ def test_outpainting_extends_the_picture_and_keeps_it(shared_cache, settings):
     assert out.shape == (64 + 32, 64 + 32, 3)  # 36 px, to the model's 8 px cells: 32 on each chosen side
     kept = out[:64, 32:]  # where the photo is now
     assert (kept[:40, 24:] == photo[:40, 24:]).all()  # away from the (softened) seams: the photo, pixel for pixel
-    from tabs.image_parts import outpaint_canvas
+    from tabs.image.parts import outpaint_canvas
 
     start, _mask, _info = outpaint_canvas(Image.fromarray(photo), ["left", "bottom"], 32, settings)
     assert np.abs(out[:, :24] - np.asarray(start, dtype=np.int16)[:, :24]).mean() > 10  # the model painted the strip
@@ -309,7 +310,7 @@ def test_outpainting_extends_the_picture_and_keeps_it(shared_cache, settings):
 
 
 def test_the_outpaint_canvas_starts_from_the_edges_and_masks_only_the_new_area(settings):
-    from tabs.image_parts import OUTPAINT_OVERLAP, outpaint_canvas
+    from tabs.image.parts import OUTPAINT_OVERLAP, outpaint_canvas
 
     photo = Image.new("RGB", (64, 64), (200, 30, 30))
     canvas, mask, info = outpaint_canvas(photo, "Right, top", 64, settings)

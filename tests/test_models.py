@@ -7,7 +7,7 @@ import torch
 from core import hub
 from core.errors import ModelUnavailable
 from core.models import ModelCache, ModelKey, measure_bytes
-from tabs.text import load_text_model
+from tabs.text.engine import load_text_model
 
 MB = 1_000_000
 

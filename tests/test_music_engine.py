@@ -9,7 +9,7 @@ import soundfile as sf
 from conftest import drawing_neighbour
 
 from core.errors import UserError
-from tabs.music import MusicParams, generate_music
+from tabs.music.engine import MusicParams, generate_music
 
 
 def run(cache, settings, **kwargs):
@@ -70,9 +70,9 @@ def test_recipe_in_the_wav_and_beside_it(shared_cache, settings):
 
 
 def test_progress_in_seconds_of_audio(shared_cache, settings, monkeypatch):
-    import tabs.music
+    import tabs.music.engine
 
-    monkeypatch.setattr(tabs.music, "UPDATE_EVERY_S", 0.02)
+    monkeypatch.setattr(tabs.music.engine, "UPDATE_EVERY_S", 0.02)
     updates = run(shared_cache, settings, duration=6)
     done = [u.seconds_done for u in updates[:-1]]
     assert len(done) >= 3 and done == sorted(done) and 0 <= done[0] and done[-1] <= 6.0
@@ -118,7 +118,7 @@ def tone(path, hz=440.0, seconds=3.0, rate=44100):
 
 
 def test_chroma_of_a_pure_tone_is_its_pitch_class(tmp_path):
-    from tabs.music import CHROMA_DEFAULTS, melody_chroma, read_clip
+    from tabs.music.clips import CHROMA_DEFAULTS, melody_chroma, read_clip
 
     for hz, pitch_class in ((440.0, 9), (261.63, 0), (392.0, 7)):  # A4, C4, G4 (C = 0)
         chroma = melody_chroma(*read_clip(tone(tmp_path / f"{hz}.wav", hz)), CHROMA_DEFAULTS)
@@ -133,7 +133,8 @@ def test_melody_model_is_conditioned_on_the_clip(shared_cache, settings, tmp_pat
     from transformers import AutoTokenizer, MusicgenMelodyForConditionalGeneration
 
     from core import tiny
-    from tabs.music import CHROMA_DEFAULTS, melody_chroma, peak_normalise, read_clip
+    from tabs.music.clips import CHROMA_DEFAULTS, melody_chroma, read_clip
+    from tabs.music.engine import peak_normalise
 
     folder = tiny.ensure("tiny:musicgen-melody", tiny_dir)
     s = settings.replace(music_model=str(folder))
@@ -194,7 +195,8 @@ def test_continuing_a_clip_keeps_it_and_goes_on_as_transformers_does(shared_cach
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
     from core import provenance
-    from tabs.music import CROSSFADE_S, _joined, peak_normalise
+    from tabs.music.clips import CROSSFADE_S, joined
+    from tabs.music.engine import peak_normalise
 
     rate, seconds = 44100, 2.5
     t = np.arange(int(seconds * rate)) / rate
@@ -227,14 +229,14 @@ def test_continuing_a_clip_keeps_it_and_goes_on_as_transformers_does(shared_cach
             max_new_tokens=75 + 3,
         )[0, 0].numpy()
     assert len(made) == len(heard) + 75 * 640  # the library's output starts with its rendering of the clip
-    expected = (peak_normalise(_joined(heard, made, len(heard), 75 * 640, 32000)) * 32767).astype(np.int16)
+    expected = (peak_normalise(joined(heard, made, len(heard), 75 * 640, 32000)) * 32767).astype(np.int16)
     assert np.abs(got.astype(np.int32) - expected).max() <= 2  # equal up to 16-bit rounding
     opening = got[: len(heard) - round(CROSSFADE_S * 32000)].astype(np.float32)
     assert np.corrcoef(opening, heard[: len(opening)])[0, 1] > 0.999  # the clip itself, not the codec's version
 
 
 def test_only_the_end_of_a_long_clip_is_heard(shared_cache, settings, tmp_path):
-    from tabs.music import CONTEXT_SECONDS
+    from tabs.music.clips import CONTEXT_SECONDS
 
     clip = tone(tmp_path / "long.wav", seconds=CONTEXT_SECONDS + 2.3, rate=32000)
     final = list(generate_music(shared_cache, settings, MusicParams("x", duration=1), continue_from=str(clip)))[-1]
@@ -264,11 +266,12 @@ def test_bad_clips_to_continue_get_a_sentence(shared_cache, settings, tmp_path, 
 def test_a_continuation_longer_than_the_model_holds_is_refused(settings, tmp_path):
     import torch
 
-    from tabs.music import _continuation, load_music_model, read_clip
+    from tabs.music.clips import continuation, read_clip
+    from tabs.music.engine import load_music_model
 
     loaded = load_music_model(settings.music_model, "cpu", torch.float32)
     loaded.model.decoder.config.max_position_embeddings = 200  # 4 s at 50 frames a second
     clip = tone(tmp_path / "three.wav", seconds=3, rate=32000)
-    assert _continuation(read_clip(clip), clip, loaded, new_tokens=40).info["context_seconds"] == 3.0
+    assert continuation(read_clip(clip), clip, loaded, new_tokens=40).info["context_seconds"] == 3.0
     with pytest.raises(UserError, match="This model holds 4 s at most"):
-        _continuation(read_clip(clip), clip, loaded, new_tokens=60)
+        continuation(read_clip(clip), clip, loaded, new_tokens=60)

@@ -10,13 +10,13 @@ import soundfile as sf
 from faces_helpers import ASTRONAUT, HOPPER
 from PIL import Image
 
-from core import provenance
+from core import outputs, provenance
 from core.errors import UserError
 from core.settings import Settings
-from tabs.faceswap import swap_face_image
-from tabs.image import ImageParams, generate_image
-from tabs.music import MusicParams, generate_music
-from tabs.verify import verify_file
+from tabs.faceswap.engine import swap_face_image
+from tabs.image.engine import ImageParams, generate_image
+from tabs.music.engine import MusicParams, generate_music
+from tabs.verify.engine import verify_file
 
 EXIFTOOL = shutil.which("exiftool")
 
@@ -144,13 +144,6 @@ def test_operator_certificates_are_used(made, tmp_path):
     own = credentials(tmp_path / "operator")  # stands in for an operator's own CA-issued chain and key
     cert, key = tmp_path / "operator" / "c2pa" / "chain.pem", tmp_path / "operator" / "c2pa" / "signer.key"
     s = made["settings"].replace(c2pa_cert=cert, c2pa_key=key, cache_dir=tmp_path / "elsewhere")
-    data = provenance.finish_png(
-        Image.open(made["image"]),
-        {"tab": "image"},
-        s,
-        source_type=provenance.GENERATED,
-        action="c2pa.created",
-        title="x.png",
-    )
-    assert provenance.read_c2pa(data, "image/png", own.root_pem)["state"] == "Trusted"
+    saved = outputs.finish(s, "image", "x", "png", {"tab": "image"}, provenance.png_writer(Image.open(made["image"])))
+    assert provenance.read_c2pa(saved.path.read_bytes(), "image/png", own.root_pem)["state"] == "Trusted"
     assert not (tmp_path / "elsewhere" / "c2pa").exists()  # no local CA was made

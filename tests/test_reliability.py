@@ -11,10 +11,10 @@ from gradio_client import Client
 
 from core import outputs
 from core.errors import UserError
+from core.jobs import Stops
 from core.models import ModelCache, ModelKey
-from core.ui import Stops
-from tabs.image import ImageParams, generate_image
-from tabs.text import TextParams, generate_text, load_text_model
+from tabs.image.engine import ImageParams, generate_image
+from tabs.text.engine import TextParams, generate_text, load_text_model
 
 
 def test_one_users_stop_never_stops_another():
@@ -131,6 +131,7 @@ def test_memory_stays_bounded_when_two_models_alternate(tiny_text, tmp_path):
     assert max(rss[10:]) - rss[4] < 50 * 1024**2  # no growth beyond noise after warm-up
 
 
+@pytest.mark.api  # its own studio, with a queue of one
 def test_a_full_queue_says_busy(tiny_dir, tmp_path):
     from conftest import running_studio
 

@@ -45,7 +45,7 @@ def test_results_reach_their_user_but_are_not_served_by_their_path(server, clien
 
 
 def test_only_an_output_folder_outside_the_working_and_temp_folders_is_served_by_path(tmp_path):
-    from core.app import served_paths
+    from app.server import served_paths
 
     assert not any("outputs" in p for p in served_paths(Settings(output_dir=Path("outputs"))))  # under the cwd
     assert not any("out" in Path(p).name for p in served_paths(Settings(output_dir=tmp_path / "out")))  # temp

@@ -12,7 +12,7 @@ def test_building_the_app_imports_no_heavy_library():
     code = (
         "import sys, studio\n"
         "from core.settings import Settings\n"
-        "from core.app import build_app\n"
+        "from app.server import build_app\n"
         "build_app(Settings())\n"
         "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))\n"
     )
@@ -35,7 +35,7 @@ def test_the_history_key_outlives_a_restart(tmp_path):
     unreadable after a restart, so the key is kept in the cache folder (readable by the studio's user only)."""
     import gradio as gr
 
-    from core.app import build_app
+    from app.server import build_app
     from core.settings import Settings
 
     def history_key(cache_dir):

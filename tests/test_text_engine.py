@@ -7,7 +7,7 @@ import pytest
 from conftest import drawing_neighbour
 
 from core.errors import UserError
-from tabs.text import TextParams, build_messages, generate_text
+from tabs.text.engine import TextParams, build_messages, generate_text
 
 
 def run(cache, settings, prompt="Hello", **kwargs):

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import handoffs, ui
+from app import handoffs
+from core import jobs, ui
 from core.device import import_lock
-from core.models import ModelCache
+from core.models import ModelCache, make_cache
 from core.outputs import audit_log_path
 from core.settings import Settings, auth_pairs
 
@@ -26,15 +27,6 @@ WARM_IMPORTS = (
     ("diffusers", ("AutoPipelineForText2Image", "AutoPipelineForImage2Image")),
 )
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "studio.css"
-
-
-def make_cache(settings: Settings) -> ModelCache:
-    return ModelCache(
-        budget_bytes=settings.memory_budget_bytes,
-        device=settings.device,
-        offline=settings.offline,
-        tiny_dir=settings.cache_dir / "tiny",
-    )
 
 
 def _banner(settings: Settings) -> str:
@@ -69,9 +61,11 @@ def browser_secret(settings: Settings) -> str | None:
         return None
 
 
-def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
+def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple | None = None) -> gr.Blocks:
+    """The studio with every tab of tabs.TABS (or only `tabs`, (title, module) pairs: a tab run on its own)."""
     from tabs import TABS
 
+    tabs = TABS if tabs is None else tabs
     cache = cache or make_cache(settings)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(
@@ -82,11 +76,11 @@ def build_app(settings: Settings, cache: ModelCache | None = None) -> gr.Blocks:
         banner = _banner(settings)
         if banner:
             gr.Markdown(banner, elem_id="studio-banner")
-        ctx = ui.Context(settings=settings, cache=cache, stops=ui.Stops(), history=gr.State([]))
+        ctx = ui.Context(settings=settings, cache=cache, stops=jobs.Stops(), history=gr.State([]))
         # The history survives a page reload, and a restart of the studio (the key is kept on disk).
         stored = gr.BrowserState([], storage_key="studio-history", secret=browser_secret(settings))
         with gr.Tabs() as ctx.tabs:
-            for title, module in TABS:
+            for title, module in tabs:
                 with gr.Tab(title, id=module.__name__.split(".")[-1]):
                     module.build(ctx)
         roots = ui.history_roots(settings)

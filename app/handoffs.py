@@ -1,7 +1,7 @@
 """Hand-offs between tabs: what one tab made becomes the next tab's input, with one click.
 
-Tabs put the components they offer in ctx.shared by name while they build; wire() connects them once all tabs
-exist (a tab built first cannot see one built later).
+Tabs fill their slots of ctx.shared (core.ui.Handoffs) while they build; wire() connects them once all tabs exist
+(a tab built first cannot see one built later). A slot whose tab is absent stays None and wires nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ EXPAND_SYSTEM = {
 
 
 def last_answer(chat: list[dict] | None) -> str:
-    from tabs.text import message_text
+    from tabs.text.engine import message_text
 
     for message in reversed(chat or []):
         if message.get("role") == "assistant" and message_text(message.get("content")).strip():
@@ -48,54 +48,60 @@ def wire(ctx: ui.Context) -> None:
     def go(tab: str) -> Any:
         return gr.Tabs(selected=tab)
 
-    if {"text_chat", "text_to_image", "image_prompt"} <= s.keys():
-        s["text_to_image"].click(
+    def ready(*slots: Any) -> bool:
+        return all(slot is not None for slot in slots)
+
+    if ready(s.text_chat, s.text_to_image, s.image_prompt):
+        s.text_to_image.click(
             lambda chat: (last_answer(chat), go("image")),
-            s["text_chat"],
-            [s["image_prompt"], tabs],
+            s.text_chat,
+            [s.image_prompt, tabs],
             api_visibility="private",
             queue=False,
         )
-    if {"image_to_music", "image_prompt", "music_prompt"} <= s.keys():
+    if ready(s.image_to_music, s.image_prompt, s.music_prompt):
 
         def soundtrack(prompt: str):
             if not (prompt or "").strip():
                 raise gr.Error("Write an image prompt first: it becomes the music's description.")
             return f"A soundtrack for this scene: {prompt.strip()}", go("music")
 
-        s["image_to_music"].click(
-            soundtrack, s["image_prompt"], [s["music_prompt"], tabs], api_visibility="private", queue=False
+        s.image_to_music.click(
+            soundtrack, s.image_prompt, [s.music_prompt, tabs], api_visibility="private", queue=False
         )
-    if {"image_to_faceswap", "image_selected", "image_gallery", "faceswap_target"} <= s.keys():
-        s["image_to_faceswap"].click(
+    if ready(s.image_to_faceswap, s.image_selected, s.image_gallery, s.faceswap_target):
+        s.image_to_faceswap.click(
             lambda sel, gal: (first_or_selected(sel, gal), go("faceswap")),
-            [s["image_selected"], s["image_gallery"]],
-            [s["faceswap_target"], tabs],
+            [s.image_selected, s.image_gallery],
+            [s.faceswap_target, tabs],
             api_visibility="private",
             queue=False,
         )
-    for kind in ("image", "music"):
-        button, prompt = s.get(f"{kind}_expand"), s.get(f"{kind}_prompt")
-        if button is None or prompt is None:
-            continue
+    for kind, button, prompt in (("image", s.image_expand, s.image_prompt), ("music", s.music_expand, s.music_prompt)):
+        if ready(button, prompt):
+            _wire_expand(ctx, kind, button, prompt)
 
-        def expand(text: str, kind: str = kind) -> str:
-            from tabs.text import TextParams, generate_text
 
-            *_, final = generate_text(
-                ctx.cache,
-                ctx.settings,
-                text,
-                system_prompt=EXPAND_SYSTEM[kind],
-                params=TextParams(max_new_tokens=120, temperature=0.7),
-            )
-            return final.text.strip() or text
+def _wire_expand(ctx: ui.Context, kind: str, button: Any, prompt: Any) -> None:
+    """ "Expand prompt": the text model rewrites the idea in `prompt` as a richer one (/expand_<kind>_prompt)."""
 
-        button.click(
-            ui.user_errors(expand),
-            prompt,
-            prompt,
-            api_name=f"expand_{kind}_prompt",
-            concurrency_id="text",
-            concurrency_limit=ctx.settings.concurrency,
+    def expand(text: str) -> str:
+        from tabs.text.engine import TextParams, generate_text
+
+        *_, final = generate_text(
+            ctx.cache,
+            ctx.settings,
+            text,
+            system_prompt=EXPAND_SYSTEM[kind],
+            params=TextParams(max_new_tokens=120, temperature=0.7),
         )
+        return final.text.strip() or text
+
+    button.click(
+        ui.user_errors(expand),
+        prompt,
+        prompt,
+        api_name=f"expand_{kind}_prompt",
+        concurrency_id="text",
+        concurrency_limit=ctx.settings.concurrency,
+    )

@@ -79,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from core.app import make_cache
     from core.errors import UserError
+    from core.models import make_cache
     from core.settings import from_env
 
     try:
@@ -101,7 +101,7 @@ def run(argv: list[str]) -> int:
 def _generate(args: argparse.Namespace, settings, cache):
     """The saved paths, one by one (then a line with the seed where there is one)."""
     if args.tab == "image":
-        from tabs.image import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
+        from tabs.image.engine import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
 
         d = model_defaults(args.model or model_choices(settings)[0])
         params = ImageParams(
@@ -130,7 +130,7 @@ def _generate(args: argparse.Namespace, settings, cache):
         yield from (str(p) for p in final.images)
         yield f"seed {final.seed}"
     elif args.tab == "text":
-        from tabs.text import DEFAULT_SYSTEM_PROMPT, TextParams, generate_text
+        from tabs.text.engine import DEFAULT_SYSTEM_PROMPT, TextParams, generate_text
 
         params = TextParams(
             args.max_new_tokens, args.temperature, args.top_p, args.top_k, args.repetition_penalty, args.seed
@@ -148,7 +148,7 @@ def _generate(args: argparse.Namespace, settings, cache):
         yield str(final.saved)
         yield f"seed {final.seed}"
     elif args.tab == "music":
-        from tabs.music import MusicParams, generate_music
+        from tabs.music.engine import MusicParams, generate_music
 
         params = MusicParams(
             args.prompt, args.duration, args.top_k, args.top_p, args.temperature, args.guidance, args.seed

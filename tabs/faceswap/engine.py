@@ -1,0 +1,304 @@
+"""The Face swap tab's engine: consent first, a classic engine that works offline out of the box, a neural one when
+present. Plain Python: consent and limits, input checks, then `swap_face_image` and `swap_face_video` in steps
+(check -> models from the cache, held for the whole swap -> swap -> save with provenance -> audit). The face
+geometry lives in core/faces.py."""
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import checks, faces, outputs, provenance
+from core.errors import UserError
+from core.models import ModelCache, ModelKey
+from core.settings import Settings
+
+CONSENT_VERSION = "1"
+CONSENT_TEXT = "I have the consent of the people shown, or the right to use these images."
+CONSENT_MISSING = f"Tick the consent box first: {CONSENT_TEXT} The studio does not swap faces without it."
+MAX_SIDE = 2048  # larger images are scaled down to this (longest side, pixels)
+MAX_VIDEO_SIDE = 1920  # video frames are scaled down to this (longest side, pixels): Full HD
+MAX_VIDEO_FPS = 60  # with the length cap, bounds the frames of a video whose header says nothing about its length
+ENGINES = ("auto", "classic", "neural")
+UNREADABLE_IMAGE = "The {} is not an image the studio can read (PNG, JPEG or WebP)."
+UNREADABLE_VIDEO = "The target video is not a video the studio can read (MP4, MOV, WebM or MKV)."
+_audit_lock = threading.Lock()
+
+
+@dataclass
+class SwapResult:
+    path: Path  # the saved PNG (or MP4), with a .json recipe beside it
+    summary: dict  # faces found, faces swapped, engine, notes
+    recipe: dict
+    image: Any = None  # the result as a PIL image (images only)
+    mesh: Any = None  # the face mesh and its triangles on source, target and result (How it works)
+
+
+@dataclass
+class VideoUpdate:
+    frames_done: int
+    frames_total: int
+    elapsed: float
+    result: SwapResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def status(self) -> str:
+        if self.result:
+            return (
+                f"Done: {self.frames_total} frames in {self.elapsed:.1f} s ({self.result.summary['engine']} engine)."
+            )
+        eta = self.elapsed / self.frames_done * (self.frames_total - self.frames_done) if self.frames_done else 0
+        return f"Frame {self.frames_done}/{self.frames_total} · about {eta:.0f} s left"
+
+
+# ----------------------------------------------------------------------------------------- inputs ----------
+
+
+def open_image(value: Any, what: str) -> tuple[np.ndarray, str, list[str]]:
+    """(RGB array, sha256 of the input, notes): EXIF rotation applied, huge images scaled down, bombs refused."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if value is None or (isinstance(value, str) and not value):
+        raise UserError(f"Add a {what}.")
+    notes: list[str] = []
+    try:
+        if hasattr(value, "size") and hasattr(value, "convert"):
+            image, digest = value, hashlib.sha256(value.tobytes()).hexdigest()
+        else:
+            data = Path(value).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            image = checks.open_image_file(value, what, UNREADABLE_IMAGE.format(what))
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    except UserError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise UserError(UNREADABLE_IMAGE.format(what)) from None
+    if max(image.size) > MAX_SIDE:
+        scale = MAX_SIDE / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        notes.append(f"The {what} was scaled down to {image.width}x{image.height}.")
+    return np.asarray(image), digest, notes
+
+
+def check_consent(consent: Any) -> None:
+    if consent is not True:  # only a real True: "false", 0 or a missing value from an API client all refuse
+        raise UserError(CONSENT_MISSING)
+
+
+def check_face_index(face_index: Any, found: int) -> int:
+    try:
+        index = int(face_index)
+        if index != float(face_index):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UserError("The face number must be -1 (all faces) or the number of a face on the preview.") from None
+    if index != -1 and not 1 <= index <= found:
+        raise UserError(f"There is no face {index} in the target: it has {found} face(s). Use -1 for all faces.")
+    return index
+
+
+# ----------------------------------------------------------------------------------------- engine ----------
+
+
+def pick_engine(settings: Settings, engine: str) -> str:
+    if engine not in ENGINES:
+        raise UserError(f"The engine must be one of {', '.join(ENGINES)}.")
+    present = faces.neural_available(settings.faceswap_model_dir)
+    if engine == "neural" and not present:
+        raise UserError(
+            "The neural engine needs inswapper_128.onnx and w600k_r50.onnx in STUDIO_FACESWAP_MODEL_DIR "
+            "(see the README); the classic engine works without them."
+        )
+    return "neural" if engine == "neural" or (engine == "auto" and present) else "classic"
+
+
+class Swapper:
+    """One source face, ready to be put on any number of target faces (images or video frames). Made by
+    `swapper()`, which holds the neural engine's models in the cache for as long as it is used."""
+
+    def __init__(self, source: np.ndarray, engine: str, models: Any = None) -> None:
+        found = faces.detect_faces(source)
+        if not found:
+            raise UserError("No face was found in the source image: use a clear, frontal photo of one face.")
+        self.source, self.source_face, self.engine, self.models = source, max(found, key=_area), engine, models
+        self.embedding = faces.embedding(models, source, self.source_face) if engine == "neural" else None
+
+    def apply(self, target: np.ndarray, target_faces: list, face_index: int) -> np.ndarray:
+        chosen = target_faces if face_index == -1 else [target_faces[face_index - 1]]
+        out = target
+        for face in chosen:
+            if self.engine == "neural":
+                out = faces.swap_neural(self.models, self.embedding, out, face)
+            else:
+                out = faces.swap_classic(self.source, self.source_face, out, face)
+        return out
+
+
+@contextlib.contextmanager
+def swapper(cache: ModelCache, settings: Settings, source: np.ndarray, engine: str) -> Iterator[Swapper]:
+    """A Swapper for the length of the block. The neural engine's ONNX sessions come from the model cache under a
+    key that names the device they run on, and stay leased (never evicted, say by Unload) until the block ends."""
+    if engine != "neural":
+        yield Swapper(source, engine)
+        return
+    folder = Path(settings.faceswap_model_dir)
+    device = faces.onnx_device(cache.device)
+    key = ModelKey("faceswap", str(folder), None, device, "onnx")
+    with cache.acquire(key, lambda: faces.NeuralModels.load(folder, device)) as models:
+        yield Swapper(source, engine, models)
+
+
+def _area(face: faces.Face) -> int:
+    x0, y0, x1, y1 = face.box
+    return (x1 - x0) * (y1 - y0)
+
+
+def label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
+    """A small, legible label in the bottom-right corner."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(image)
+    size = max(12, im.height // 32)
+    font = ImageFont.load_default(size=size)
+    draw = ImageDraw.Draw(im, "RGBA")
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+    pad = size // 3
+    w, h = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
+    left, top = im.width - w - pad, im.height - h - pad
+    draw.rectangle([left, top, left + w, top + h], fill=(0, 0, 0, 150))
+    draw.text((left + pad - x0, top + pad - y0), text, font=font, fill=(255, 255, 255, 235))
+    return np.asarray(im)
+
+
+def audit(settings: Settings, entry: dict) -> None:
+    """One JSON line per swap in <output_dir>/faceswap/audit.jsonl: who-what-when without any image."""
+    path = outputs.audit_log_path(settings.output_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}, sort_keys=True) + "\n"
+    with _audit_lock, open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+
+
+def _recipe(kind: str, engine: str, hashes: dict, face_index: int, summary: dict, settings: Settings) -> dict:
+    model = "inswapper_128 + ArcFace w600k_r50" if engine == "neural" else "classic (mediapipe face mesh)"
+    return outputs.base_recipe(
+        "faceswap",
+        model,
+        kind=kind,
+        engine=engine,
+        face_index=face_index,
+        labelled=settings.faceswap_label,
+        consent_version=CONSENT_VERSION,
+        consent_statement=CONSENT_TEXT,
+        inputs_sha256=hashes,
+        summary=summary,
+        versions=outputs.library_versions("mediapipe", "opencv-contrib-python", "onnxruntime", "av"),
+    )
+
+
+def mesh_picture(panels: list[tuple[np.ndarray, list]], height: int = 320) -> Any:
+    """Side by side: each image with its faces' 468-point mesh and Delaunay triangles drawn on it."""
+    from PIL import Image, ImageDraw
+
+    drawn = []
+    for image, found in panels:
+        im = Image.fromarray(image)
+        draw = ImageDraw.Draw(im)
+        for face in found:
+            pts = face.mesh
+            for tri in faces._triangles(pts):
+                draw.polygon([tuple(pts[i]) for i in tri], outline=(34, 211, 238))
+        scale = height / im.height
+        drawn.append(im.resize((max(1, round(im.width * scale)), height)))
+    out = Image.new("RGB", (sum(d.width for d in drawn) + 8 * (len(drawn) - 1), height), "white")
+    x = 0
+    for d in drawn:
+        out.paste(d, (x, 0))
+        x += d.width + 8
+    return out
+
+
+def preview_faces(target: Any) -> tuple[Any, int]:
+    """The target with its faces boxed and numbered (what face_index refers to), and how many there are."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image, _, _ = open_image(target, "target image")
+    found = faces.detect_faces(image)
+    im = Image.fromarray(image)
+    draw = ImageDraw.Draw(im)
+    size = max(14, im.height // 25)
+    font = ImageFont.load_default(size=size)
+    for i, face in enumerate(found, 1):
+        x0, y0, x1, y1 = face.box
+        draw.rectangle([x0, y0, x1, y1], outline=(250, 204, 21), width=max(2, size // 8))
+        draw.text((x0 + 4, max(0, y0 - size - 4)), str(i), font=font, fill=(250, 204, 21))
+    return im, len(found)
+
+
+def swap_face_image(
+    cache: ModelCache,
+    settings: Settings,
+    source: Any,
+    target: Any,
+    *,
+    consent: Any,
+    face_index: Any = -1,
+    engine: str = "auto",
+) -> SwapResult:
+    """Put the face in `source` on the face(s) of `target`; save the result with its recipe; audit the swap."""
+    from PIL import Image
+
+    # 1. check the inputs (consent first)
+    check_consent(consent)
+    engine = pick_engine(settings, engine)
+    source_img, source_hash, notes = open_image(source, "source image")
+    target_img, target_hash, target_notes = open_image(target, "target image")
+    notes += target_notes
+    # 2. the models, held for the whole swap; 3. swap
+    with swapper(cache, settings, source_img, engine) as swap:
+        found = faces.detect_faces(target_img)
+        if not found:
+            raise UserError("No face was found in the target image: use a photo where the face is clearly visible.")
+        index = check_face_index(face_index, len(found))
+        result = swap.apply(target_img, found, index)
+    if settings.faceswap_label:
+        result = label(result)
+    # 4. save with provenance, and audit
+    summary = {
+        "faces_found": len(found),
+        "faces_swapped": len(found) if index == -1 else 1,
+        "engine": engine,
+        "labelled": settings.faceswap_label,
+        "notes": notes,
+    }
+    hashes = {"source": source_hash, "target": target_hash}
+    recipe = _recipe("image", engine, hashes, index, summary, settings)
+    image = Image.fromarray(result)
+    write = provenance.png_writer(image)
+    saved = outputs.finish(
+        settings, "faceswap", f"swap-{engine}", "png", recipe, write, edited=True, label=settings.faceswap_label
+    )
+    audit(settings, _audit_entry("image", engine, hashes, index, saved.path, faces_found=len(found)))
+    after = faces.detect_faces(result)
+    mesh = mesh_picture([(source_img, [swap.source_face]), (target_img, found), (result, after)])
+    return SwapResult(path=saved.path, summary=summary, recipe=recipe, image=image, mesh=mesh)
+
+
+def _audit_entry(kind: str, engine: str, hashes: dict, index: int, path: Path, **counts: int) -> dict:
+    return {
+        "kind": kind,
+        "engine": engine,
+        "inputs_sha256": hashes,
+        "consent_version": CONSENT_VERSION,
+        "face_index": index,
+        **counts,
+        "output": path.name,
+    }

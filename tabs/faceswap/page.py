@@ -1,0 +1,184 @@
+"""The Face swap tab's page: consent first, then components and wiring. Swaps come from engine.swap_face_image and
+video.swap_face_video (through core.jobs.run)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core import faces, jobs, ui
+from tabs.faceswap.engine import CONSENT_TEXT, UNREADABLE_IMAGE, UNREADABLE_VIDEO, preview_faces, swap_face_image
+from tabs.faceswap.video import VideoUpdate, swap_face_video
+
+TAB = "faceswap"
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "faces"
+
+
+@dataclass
+class Page:
+    """The tab's components, by name (those named after an API parameter are its inputs)."""
+
+    source_image: Any = None
+    target_image: Any = None
+    target_video: Any = None
+    consent: Any = None
+    face_index: Any = None
+    engine: Any = None
+    swap: Any = None
+    swap_video: Any = None
+    stop: Any = None
+    faces_preview: Any = None
+    result: Any = None
+    result_video: Any = None
+    summary_box: Any = None
+    summary_json: Any = None
+    how: Any = None  # the face mesh picture for "How it works" (a State)
+
+
+def build(ctx: ui.Context) -> None:
+    settings, page = ctx.settings, Page()
+    consent_note = (
+        f"Swap only faces you have the right to use. Every swap needs the box ticked: “{CONSENT_TEXT}” "
+        "Each swap is recorded in a local audit log (no images)."
+    )
+    if settings.classroom:
+        gr.Markdown(f"## ✋ Consent first\n### {consent_note}", elem_id="faceswap-consent-note")
+    else:
+        gr.Markdown(f"**Consent first.** {consent_note}", elem_id="faceswap-consent-note")
+    with gr.Row():
+        with gr.Column():
+            _inputs(ctx, page)
+        with gr.Column():
+            page.faces_preview = gr.Image(
+                label="Faces found in the target", interactive=False, height=260, elem_id="faceswap-faces"
+            )
+            page.result = gr.Image(
+                label="Result", type="filepath", format="png", interactive=False, elem_id="faceswap-result"
+            )
+            page.result_video = gr.Video(label="Result video", interactive=False, elem_id="faceswap-result-video")
+            page.summary_box = gr.Markdown(elem_id="faceswap-summary")
+            page.summary_json = gr.JSON(label="Summary", open=False)
+    page.how = _how_it_works(settings.classroom)
+    _wire(ctx, page)
+
+
+def _inputs(ctx: ui.Context, page: Page) -> None:
+    settings = ctx.settings
+    engines = ["auto", "classic"] + (["neural"] if faces.neural_available(settings.faceswap_model_dir) else [])
+    page.source_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"))(
+        label="Source face", type="filepath", elem_id="faceswap-source", sources=["upload", "clipboard"]
+    )
+    with gr.Tabs():
+        with gr.Tab("Image"):
+            page.target_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("target image"))(
+                label="Target image", type="filepath", elem_id="faceswap-target", sources=["upload", "clipboard"]
+            )
+            page.swap = gr.Button("Swap", variant="primary", elem_id="faceswap-swap")
+            ctx.shared.faceswap_target = page.target_image
+        with gr.Tab("Video"):
+            page.target_video = ui.checked(gr.Video, UNREADABLE_VIDEO)(
+                label=f"Target video (up to {settings.max_video_seconds:g} s)",
+                elem_id="faceswap-video",
+                sources=["upload"],
+            )
+            with gr.Row():
+                page.swap_video = gr.Button("Swap every frame", variant="primary", elem_id="faceswap-swap-video")
+                page.stop = gr.Button("Stop", variant="stop")
+    page.consent = gr.Checkbox(False, label=CONSENT_TEXT, elem_id="faceswap-consent")
+    with gr.Row():
+        page.face_index = gr.Number(-1, label="Face to swap (-1 = all; numbers on the preview)", precision=0)
+        page.engine = gr.Radio(engines, value="auto", label="Engine", visible=not settings.classroom)
+    gr.Examples(
+        [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
+        [page.source_image, page.target_image],
+        label="Public-domain faces to try",
+    )
+
+
+def _how_it_works(open_: bool) -> Any:
+    with gr.Accordion("How it works: the face mesh", open=open_, elem_id="faceswap-how"):
+        gr.Markdown(
+            "The studio finds 468 points on each face and joins them into triangles. Each triangle of the "
+            "source face is stretched onto the matching triangle of the target face, then the colours are "
+            "matched and the edges blended. Source, target, and the result (found again):"
+        )
+        mesh = gr.Image(
+            label="Mesh and triangles: source, target, result", interactive=False, elem_id="faceswap-how-mesh"
+        )
+    how = gr.State(None)
+    how.change(lambda picture: picture, how, mesh, api_visibility="private", queue=False)
+    return how
+
+
+def _wire(ctx: ui.Context, page: Page) -> None:
+    settings, cache = ctx.settings, ctx.cache
+
+    @ui.user_errors
+    def find(target_path):
+        if not target_path:
+            return None, ""
+        picture, count = preview_faces(target_path)
+        return picture, f"{count} face(s) found in the target." if count else "No face found in the target."
+
+    page.target_image.change(find, page.target_image, [page.faces_preview, page.summary_box], api_visibility="private")
+
+    @ui.user_errors
+    def swap_face(source_image, target_image, consent, face_index=-1, engine="auto", history=None):
+        r = swap_face_image(
+            cache, settings, source_image, target_image, consent=consent, face_index=face_index, engine=engine
+        )
+        summary = f"{r.summary['faces_swapped']} face(s), {r.summary['engine']} engine"
+        entry = ui.history_entry("Face swap", summary, [r.path, r.path.with_suffix(".json")], preview=str(r.path))
+        text = (
+            f"Swapped {r.summary['faces_swapped']} of {r.summary['faces_found']} face(s) with the "
+            f"**{r.summary['engine']}** engine. " + " ".join(r.summary["notes"])
+        )
+        return str(r.path), text, r.summary, ui.history_add(history, entry), r.mesh
+
+    common = dict(concurrency_limit=settings.concurrency, concurrency_id=TAB)
+    page.swap.click(
+        swap_face,
+        [page.source_image, page.target_image, page.consent, page.face_index, page.engine, ctx.history],
+        [page.result, page.summary_box, page.summary_json, ctx.history, page.how],
+        api_name="swap_face",
+        **common,
+    )
+
+    @ui.user_errors
+    def swap_video(request: gr.Request, progress=gr.Progress(), *, ticket=None, history=None, **form):
+        def work(stop) -> Iterator[VideoUpdate]:
+            source, target = form.pop("source_image"), form.pop("target_video")
+            return swap_face_video(cache, settings, source, target, stop=stop, progress=progress, **form)
+
+        def show(u: VideoUpdate) -> dict:
+            if u.result is None:
+                return {page.summary_box: u.status()}
+            r = u.result
+            entry = ui.history_entry(
+                "Face swap", f"video, {r.summary['frames']} frames", [r.path, r.path.with_suffix(".json")]
+            )
+            return {
+                page.result_video: str(r.path),
+                page.summary_box: u.status(),
+                page.summary_json: r.summary,
+                ctx.history: ui.history_add(history, entry),
+            }
+
+        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+    names = ("source_image", "target_video", "consent", "face_index", "engine")
+    jobs.queued(
+        ctx,
+        TAB,
+        page.swap_video.click,
+        swap_video,
+        {**{name: getattr(page, name) for name in names}, "history": ctx.history},
+        [page.result_video, page.summary_box, page.summary_json, ctx.history],
+        api_name="swap_face_video",
+        show_progress_on=[page.summary_box],
+        status=page.summary_box,
+        **common,
+    )
+    jobs.wire_stop(ctx, page.stop, TAB, page.summary_box)

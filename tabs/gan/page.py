@@ -1,0 +1,100 @@
+"""The GAN lab's page: components and wiring. Training runs engine.train through core.jobs.run; one lab per
+browser session, kept on the server."""
+
+import threading
+
+import gradio as gr
+
+from core import jobs, ui
+from tabs.gan.engine import EXPLANATION, MAX_EPOCHS, GanLab, GanUpdate, grid_picture, train
+
+TAB = "gan"
+
+
+def build(ctx: ui.Context) -> None:
+    settings = ctx.settings
+    labs: dict[str, GanLab] = {}  # one lab per browser session, kept on the server
+    labs_lock = threading.Lock()
+
+    def lab_for(request: gr.Request | None, seed: int = 0, fresh: bool = False) -> GanLab:
+        key = jobs.session_of(request) or "api"
+        with labs_lock:
+            if fresh or key not in labs:
+                if len(labs) >= 50:  # a classroom's worth; the oldest goes first
+                    labs.pop(next(iter(labs)))
+                labs[key] = GanLab(seed=seed)
+            return labs[key]
+
+    gr.Markdown(EXPLANATION)
+    with gr.Row():
+        with gr.Column(scale=1):
+            epochs = ui.slider(1, MAX_EPOCHS, value=60, step=1, label="Epochs to train (about 0.5 s each here)")
+            seed = ui.checked(gr.Number, "The seed must be a whole number.")(0, label="Seed", precision=0)
+            with gr.Row():
+                start = gr.Button("Train / Resume", variant="primary", elem_id="gan-train")
+                stop = gr.Button("Stop", variant="stop", elem_id="gan-stop")
+                reset = gr.Button("Start over", elem_id="gan-reset")
+            status = gr.Markdown(elem_id="gan-status")
+            walk = ui.slider(
+                0,
+                1,
+                value=0,
+                step=0.05,
+                label="Walk the latent space: from one random input to another",
+                elem_id="gan-walk",
+            )
+            walked = gr.Image(
+                label="Every digit from the same point of the walk",
+                interactive=False,
+                height=120,
+                elem_id="gan-walked",
+            )
+        with gr.Column(scale=1):
+            samples = gr.Image(label="The generator's digits (rows 0-9)", interactive=False, elem_id="gan-samples")
+            losses = gr.Image(label="Losses per epoch", interactive=False, elem_id="gan-losses")
+
+    @ui.user_errors
+    def train_ui(request: gr.Request, progress=gr.Progress(), *, epochs, seed, history=None, ticket=None):
+        lab = lab_for(request, int(seed or 0))
+
+        def show(u: GanUpdate) -> dict:
+            shown = {samples: u.samples, losses: u.losses, status: u.status()}
+            if u.saved is None:
+                return shown
+            files = [u.saved, u.saved.with_suffix(".json")]
+            entry = ui.history_entry("GAN lab", f"digits after {u.epoch} epochs", files, preview=str(u.saved))
+            return {
+                **shown,
+                status: u.status() + f" · saved {u.saved.name}",
+                ctx.history: ui.history_add(history, entry),
+            }
+
+        work = lambda stop: train(lab, epochs, settings, stop=stop, progress=progress)  # noqa: E731
+        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+    jobs.queued(
+        ctx,
+        TAB,
+        start.click,
+        train_ui,
+        {"epochs": epochs, "seed": seed, "history": ctx.history},
+        [samples, losses, status, ctx.history],
+        api_name="train_gan",
+        concurrency_limit=settings.concurrency,
+        concurrency_id=TAB,
+        show_progress_on=[status],
+        status=status,
+    )
+
+    jobs.wire_stop(ctx, stop, TAB, status, stopping="Paused: Train / Resume carries on.")
+
+    def reset_ui(seed, request: gr.Request):
+        lab_for(request, int(seed or 0), fresh=True)
+        return None, None, "A new, untrained GAN: press Train."
+
+    reset.click(reset_ui, seed, [samples, losses, status], api_visibility="private")
+
+    def walk_ui(t, request: gr.Request = None):
+        return grid_picture(lab_for(request).walk(float(t)), 10)
+
+    walk.change(walk_ui, walk, walked, api_name="gan_walk", concurrency_id="gan-walk")

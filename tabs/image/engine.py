@@ -1,0 +1,394 @@
+"""The Image tab's engine: text-to-image, image-to-image, inpainting and outpainting with diffusers, live progress
+and previews, recipes in every PNG. Plain Python: model choices and their defaults, parameters and their checks, then
+`generate_image` in steps (check -> model from the cache -> denoise with progress -> save). Samplers, input pictures,
+masks and previews are plain functions in parts.py."""
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from core import checks, hub, outputs, provenance
+from core.device import Worker, gpu, import_lock
+from core.errors import Stopped, UserError
+from core.models import ModelCache
+from core.png_recipes import a1111_parameters, sampler_name
+from core.settings import TINY_IMAGE_MODEL, Settings
+from tabs.image.parts import (
+    DEFAULT_SAMPLER,
+    MASK_BLUR,
+    check_sampler,
+    keep_outside_mask,
+    latent_preview,
+    make_scheduler,
+    open_input_image,
+    open_mask,
+    outpaint_canvas,
+)
+
+SETTING = "STUDIO_IMAGE_MODEL"
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    steps: int
+    guidance: float
+    size: int
+    note: str = ""
+
+
+CURATED = {
+    "stabilityai/sd-turbo": ModelDefaults(1, 0.0, 512, "SD-Turbo: 1-4 steps, guidance 0. Fast on a CPU."),
+    "stabilityai/sdxl-turbo": ModelDefaults(1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier."),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelDefaults(
+        25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU."
+    ),
+}
+TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
+OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
+MAX_STEPS = 100
+PRESETS = ("Fast", "Balanced", "Quality")
+EXAMPLES = [
+    "a watercolor fox in a snowy forest, soft morning light",
+    "a cozy reading nook with plants and warm lamps, isometric illustration",
+    "a lighthouse on a cliff at dusk, dramatic clouds, oil painting",
+]
+FILM_FRAMES = 24  # frames in the "How it works" filmstrip
+PREVIEW_EVERY_S = 0.5  # seconds between live previews
+UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
+MAX_IMAGES = 4
+EDITS = ("inpaint", "outpaint")  # modes whose result keeps the input picture outside the mask
+OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fill only sets the colours around it)
+UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
+
+
+def model_defaults(model_id: str) -> ModelDefaults:
+    if model_id == TINY_IMAGE_MODEL:
+        return TINY_DEFAULTS
+    return CURATED.get(model_id, OTHER_DEFAULTS)
+
+
+def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, int, str]:
+    """(steps, guidance, size, what it trades) of a preset for a model, from the model's own defaults."""
+    d = model_defaults(model_id)
+    size = min(d.size, size_max)
+    if name == "Fast":
+        small = max(64, size * 3 // 4 // 8 * 8)
+        return max(1, d.steps // 2), d.guidance, small, f"Fast: {max(1, d.steps // 2)} step(s) at {small} px, rougher."
+    if name == "Quality":
+        steps = min(MAX_STEPS, 4 if d.steps <= 2 else d.steps * 2)
+        return steps, d.guidance, size, f"Quality: {steps} steps at {size} px, slower, finer detail."
+    return d.steps, d.guidance, size, f"Balanced: the model's own defaults ({d.steps} step(s), {size} px)."
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("image")
+    return [first] + [m for m in CURATED if m != first and not settings.tiny]
+
+
+def download_patterns(half: bool) -> list[str]:
+    """A diffusers repo's configs, tokenizers and one set of safetensors weights (fp16 files on GPUs)."""
+    weights = (
+        ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
+        if half
+        else ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
+    )
+    return ["model_index.json", "*/*.json", "*/*.txt"] + weights
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    prompt: str
+    negative_prompt: str = ""
+    steps: int = 1
+    guidance_scale: float = 0.0
+    width: int = 512
+    height: int = 512
+    seed: int | None = -1  # -1 or None = random; image i of a batch uses seed + i
+    num_images: int = 1
+    strength: float = 0.5  # image-to-image: how much of the input is repainted (1 = all)
+    sampler: str = DEFAULT_SAMPLER  # a key of SAMPLERS, or the model's own scheduler
+
+
+@dataclass
+class ImageUpdate:
+    step: int  # denoising steps done
+    total: int
+    seconds: float
+    seed: int
+    preview: Any = None  # a PIL image: a cheap approximation of the first image, every few steps
+    images: list[Path] = field(default_factory=list)  # saved PNGs, once done
+    recipe: dict | None = None
+    done: bool = False
+    filmstrip: list = field(default_factory=list)  # once done: the first image at each step (How it works)
+
+    @property
+    def eta(self) -> float:
+        return self.seconds / self.step * (self.total - self.step) if self.step else 0.0
+
+    def status(self) -> str:
+        if self.done:
+            return f"Done: {len(self.images)} image(s) in {self.seconds:.1f} s, seed {self.seed}."
+        return f"Step {self.step}/{self.total} · {self.seconds:.1f} s · about {self.eta:.0f} s left"
+
+
+# ------------------------------------------------------------------------------------------- the engine -------
+
+
+def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
+    with import_lock:
+        import torch
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: F401
+
+    half = dtype != torch.float32 and any(Path(folder).rglob("*.fp16.safetensors"))
+    pipe = AutoPipelineForText2Image.from_pretrained(
+        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if device.startswith("cuda") and hub.weight_bytes(folder) > 0.8 * torch.cuda.mem_get_info(device)[0]:
+        pipe.enable_model_cpu_offload(device=device)  # does not fit the GPU: keep parts on the CPU until needed
+    else:
+        pipe.to(device)
+    if device == "mps":
+        pipe.enable_attention_slicing()
+    return pipe
+
+
+def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> ImageParams:
+    limit = settings.max_image_size
+    size_hint = f"a multiple of 8 from 64 to {limit}" + (" (larger sizes need a GPU)" if limit <= 1024 else "")
+    sizes = {}
+    for name in ("width", "height"):
+        value = checks.check_number(getattr(p, name), name, 64, limit, integer=True)
+        if value % 8:
+            raise UserError(f"The {name} must be {size_hint}; {value} is not a multiple of 8.")
+        sizes[name] = value
+    checked = ImageParams(
+        prompt=checks.check_text(p.prompt, "prompt", settings.max_prompt_chars),
+        negative_prompt=checks.check_text(p.negative_prompt, "negative prompt", settings.max_prompt_chars, False),
+        steps=int(checks.check_number(p.steps, "number of steps", 1, MAX_STEPS, integer=True)),
+        guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 30)),
+        seed=checks.resolve_seed(p.seed),
+        num_images=int(checks.check_number(p.num_images, "number of images", 1, MAX_IMAGES, integer=True)),
+        strength=float(checks.check_number(p.strength, "strength", 0.01, 1)),
+        sampler=check_sampler(p.sampler),
+        **sizes,
+    )
+    if image_to_image and int(checked.steps * checked.strength) < 1:
+        raise UserError(
+            f"With {checked.steps} step(s) at strength {checked.strength:g} no denoising step would run: "
+            "raise the steps or the strength."
+        )
+    return checked
+
+
+def _pipeline_args(params: ImageParams, init: Any, on_step: Callable, mask: Any = None) -> dict[str, Any]:
+    """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i."""
+    import torch
+
+    args = dict(
+        prompt=params.prompt,
+        negative_prompt=params.negative_prompt or None,
+        num_inference_steps=params.steps,
+        guidance_scale=params.guidance_scale,
+        num_images_per_prompt=params.num_images,
+        generator=[torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)],
+        callback_on_step_end=on_step,
+    )
+    if mask is not None:
+        return dict(args, image=init, mask_image=mask, strength=params.strength, width=init.width, height=init.height)
+    if init is not None:
+        return dict(args, image=init, strength=params.strength)
+    return dict(args, width=params.width, height=params.height)
+
+
+@dataclass
+class Request:
+    """A checked request: what to run the pipeline on, and what the recipe says about it."""
+
+    params: ImageParams
+    mode: str  # text-to-image, image-to-image, inpaint or outpaint
+    init: Any = None  # the input picture (PIL), or None for text-to-image
+    mask: Any = None  # the inpainting mask (PIL "L", white = repaint), or None
+    outpainted: dict | None = None  # the sides extended and the pixels added to each (outpainting)
+
+    @property
+    def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps
+        return int(self.params.steps * self.params.strength) if self.init is not None else self.params.steps
+
+
+def check_request(
+    settings: Settings, params: ImageParams, init_image: Any, mask: Any, outpaint: tuple[Any, Any] | None
+) -> Request:
+    """Check everything before any model loads: the parameters, the input picture, the mask or the outpainting."""
+    outpainted = None
+    if outpaint is not None:
+        if init_image in (None, ""):
+            raise UserError("Add an image to extend (upload one under Image to image, or use a result).")
+        init_image, mask, outpainted = outpaint_canvas(open_input_image(init_image, settings), *outpaint, settings)
+    inpaint = mask is not None and mask != "" and mask != []
+    if inpaint and init_image in (None, ""):
+        raise UserError("Add an image to inpaint (upload one, or use a result), then paint over what to repaint.")
+    init = open_input_image(init_image, settings) if init_image is not None else None
+    if init is not None:
+        params = replace(params, width=init.size[0], height=init.size[1])
+    params = check_params(settings, params, init is not None)
+    mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
+    return Request(params, mode, init, open_mask(mask, init.size) if inpaint else None, outpainted)
+
+
+def _pipeline_for(base: Any, request: Request) -> Any:
+    """A pipeline of our own around the shared weights (the scheduler's state is per run), of the request's kind."""
+    with import_lock:
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+
+    kind = (
+        AutoPipelineForInpainting
+        if request.mask is not None
+        else AutoPipelineForImage2Image
+        if request.init is not None
+        else AutoPipelineForText2Image
+    )
+    pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, request.params.sampler))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _denoise(
+    pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float
+) -> Iterator[ImageUpdate]:
+    """Run the pipeline on a Worker, yielding progress (with a cheap preview twice a second) as steps finish; returns
+    (the images, the filmstrip of the first image's denoising for "How it works")."""
+    import torch
+
+    params, total = request.params, request.steps_run
+    job = Worker("image-generate")
+    events: queue.Queue = queue.Queue()  # (steps done, preview or None) after each step; None at the end
+    last_preview = [time.perf_counter()]
+    film: list = []  # the denoising, step by step (at most FILM_FRAMES frames)
+    film_every = max(1, -(-total // FILM_FRAMES))
+
+    def on_step(_pipe, i, _t, kwargs):
+        if stop.is_set() or job.halt.is_set():
+            raise Stopped
+        done, now, preview = i + 1, time.perf_counter(), None
+        if done % film_every == 0 and done < total:
+            film.append(latent_preview(kwargs["latents"]))
+        if done < total and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
+            preview, last_preview[0] = latent_preview(kwargs["latents"]), now
+        events.put((done, preview))
+        return kwargs
+
+    def run() -> list:
+        try:
+            with torch.inference_mode():
+                return pipe(**_pipeline_args(params, request.init, on_step, request.mask)).images
+        finally:
+            events.put(None)
+
+    last_yield, done = 0.0, 0
+    with job.start(run):
+        while True:
+            try:
+                event = events.get(timeout=max(UPDATE_EVERY_S, 0.05))
+            except queue.Empty:  # a slow step: still report, so the page (and a Stop) is never kept waiting
+                last_yield = time.perf_counter() - start
+                yield ImageUpdate(step=done, total=total, seconds=last_yield, seed=params.seed)
+                continue
+            if event is None:
+                break
+            (done, preview), elapsed = event, time.perf_counter() - start
+            if progress:
+                progress(done / total, f"Step {done}/{total}")
+            if preview is not None or done == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
+                last_yield = elapsed
+                yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed, preview=preview)
+    return job.result(), film
+
+
+@gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
+def generate_image(
+    cache: ModelCache,
+    settings: Settings,
+    params: ImageParams,
+    *,
+    model: str | None = None,
+    init_image: Any = None,
+    mask: Any = None,
+    outpaint: tuple[Any, Any] | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[ImageUpdate]:
+    """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
+    open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas): yields progress,
+    then the saved PNGs."""
+    # 1. check the inputs
+    request = check_request(settings, params, init_image, mask, outpaint)
+    params = request.params
+    model_id = checks.check_model_choice(
+        model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    stop = stop or threading.Event()
+    # 2. the model from the cache, held while it runs
+    patterns = download_patterns(half=cache.device != "cpu")
+    with cache.model(
+        "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
+    ) as base:
+        pipe = _pipeline_for(base, request)
+        # 3. denoise, with progress and previews
+        start = time.perf_counter()
+        images, film = yield from _denoise(pipe, request, stop, progress, start)
+        recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
+    # 4. save every picture with its recipe
+    if request.mask is not None:
+        images = [keep_outside_mask(request.init, image, request.mask) for image in images]
+    if request.outpainted:
+        recipe.update(outpaint=request.outpainted)
+    if request.mask is not None:
+        painted = sum(request.mask.histogram()[128:]) / (request.mask.width * request.mask.height)
+        recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted
+    paths = [_save(settings, image, recipe, i) for i, image in enumerate(images)]
+    total = request.steps_run
+    yield ImageUpdate(
+        step=total,
+        total=total,
+        seconds=time.perf_counter() - start,
+        seed=params.seed,
+        images=paths,
+        recipe=recipe,
+        done=True,
+        filmstrip=film + [images[0]],
+    )
+
+
+def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, mode: str, cache: ModelCache) -> dict:
+    revision = hub.revision_of(base.config.get("_name_or_path", ""))
+    return outputs.base_recipe(
+        "image",
+        model_id,
+        revision=revision,
+        mode=mode,
+        pipeline=type(pipe).__name__,
+        scheduler=type(pipe.scheduler).__name__,
+        device=cache.device,
+        dtype=str(cache.dtype).replace("torch.", ""),
+        versions=outputs.library_versions("torch", "diffusers", "transformers"),
+        **{**asdict(p), "sampler": sampler_name(pipe.scheduler)},  # what ran, in AUTOMATIC1111's words
+    )
+
+
+def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Path:
+    recipe = {
+        **batch_recipe,
+        "seed": batch_recipe["seed"] + index,
+        "batch_seed": batch_recipe["seed"],
+        "batch_index": index,
+    }
+    # an inpainted or outpainted picture is the user's own outside the mask: a composite, edited (as a face swap)
+    write = provenance.png_writer(image, chunks={"parameters": a1111_parameters(recipe)})
+    return outputs.finish(
+        settings, "image", recipe["prompt"], "png", recipe, write, edited=recipe["mode"] in EDITS
+    ).path

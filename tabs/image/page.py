@@ -1,0 +1,419 @@
+"""The Image tab's page: components and wiring. Pictures come from engine.generate_image through core.jobs.run.
+
+Each run's inputs are named (their names are the API's parameters, in the API's order) and map onto ImageParams.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core import checks, jobs, ui
+from core.errors import UserError
+from core.png_recipes import read_recipe
+from tabs.image.engine import (
+    EXAMPLES,
+    MAX_IMAGES,
+    MAX_STEPS,
+    OUTPAINT_STRENGTH,
+    PRESETS,
+    UPSCALE_STRENGTH,
+    ImageParams,
+    ImageUpdate,
+    generate_image,
+    model_choices,
+    model_defaults,
+    preset_values,
+)
+from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS, upscaled
+
+TAB = "image"
+NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
+
+
+@dataclass
+class Page:
+    """The tab's components, by name (those named after an ImageParams field are its inputs)."""
+
+    prompt: Any = None
+    negative_prompt: Any = None
+    steps: Any = None
+    guidance_scale: Any = None
+    width: Any = None
+    height: Any = None
+    seed: Any = None
+    num_images: Any = None
+    model: Any = None
+    sampler: Any = None
+    generate: Any = None
+    stop: Any = None
+    model_note: Any = None
+    preset: Any = None
+    reuse: Any = None
+    init: Any = None  # the input picture (image to image, outpainting, upscaling)
+    strength: Any = None
+    transform: Any = None
+    outpaint_sides: Any = None
+    outpaint_pixels: Any = None
+    outpaint: Any = None
+    editor: Any = None  # the inpainting editor (picture + painted mask)
+    inpaint_strength: Any = None
+    inpaint: Any = None
+    restore: Any = None
+    preview: Any = None
+    status: Any = None
+    gallery: Any = None
+    use_result: Any = None
+    upscale: Any = None
+    seed_used: Any = None
+    recipe_view: Any = None
+    selected: Any = None  # the result chosen in the gallery (a State)
+    how: Any = None  # the filmstrip for "How it works" (a State)
+    last_seed: Any = None  # what "Reuse last seed" gives: None (random) until something ran (a State)
+
+
+def build(ctx: ui.Context) -> None:
+    page = Page()
+    with gr.Row():
+        with gr.Column(scale=2):
+            _prompt_and_settings(ctx, page)
+            _edit_panels(ctx, page)
+        with gr.Column(scale=3):
+            _results(ctx, page)
+    page.selected, page.last_seed = gr.State(None), gr.State(None)
+    gr.Examples(EXAMPLES, page.prompt, label="Try")
+    page.how = _how_it_works(ctx.settings.classroom)
+    ctx.shared.image_prompt, ctx.shared.image_gallery = page.prompt, page.gallery
+    ctx.shared.image_selected = page.selected
+    _wire_runs(ctx, page)
+    _wire_controls(ctx, page)
+    _wire_restore(ctx, page)
+
+
+def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
+    settings = ctx.settings
+    choices, size_max = model_choices(settings), settings.max_image_size
+    first = model_defaults(choices[0])
+    page.prompt = gr.Textbox(
+        "",
+        label="Prompt",
+        lines=3,
+        elem_id="image-prompt",
+        max_length=settings.max_prompt_chars,
+        placeholder="a watercolor fox in a snowy forest, soft light",
+    )
+    page.negative_prompt = gr.Textbox(
+        "", label="Negative prompt", lines=1, elem_id="image-negative", placeholder="what to avoid (guidance > 1)"
+    )
+    with gr.Row():
+        page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
+        ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
+        page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
+    page.model = gr.Dropdown(
+        visible=not settings.classroom,
+        choices=choices,
+        value=choices[0],
+        label="Model",
+        allow_custom_value=settings.allow_custom_models,
+    )
+    page.model_note = gr.Markdown(first.note)
+    page.preset = gr.Radio(
+        list(PRESETS),
+        label="Preset",
+        elem_id="image-preset",
+        info="Fast: fewer steps, smaller. Quality: more steps. Balanced: the model's own.",
+    )
+    with gr.Row():
+        page.steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps", elem_id="image-steps")
+        page.guidance_scale = ui.slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
+    page.sampler = gr.Dropdown(
+        [DEFAULT_SAMPLER, *SAMPLERS],
+        value=DEFAULT_SAMPLER,
+        label="Sampler",
+        elem_id="image-sampler",
+        visible=not settings.classroom,
+        info="How each step removes noise. Turbo models are tuned for their own (Euler).",
+    )
+    with gr.Row():
+        page.width = ui.slider(64, size_max, value=first.size, step=8, label="Width")
+        page.height = ui.slider(64, size_max, value=first.size, step=8, label="Height")
+    with gr.Row():
+        page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(
+            -1, label="Seed (-1 = random)", precision=0, elem_id="image-seed"
+        )
+        page.reuse = gr.Button("♻ Reuse last seed", size="sm")
+        page.num_images = ui.slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+
+
+def _edit_panels(ctx: ui.Context, page: Page) -> None:
+    """Image to image (with outpainting), inpainting, and restoring the settings of a PNG."""
+    with gr.Accordion("Image to image", open=False):
+        page.init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
+            label="Input image", type="filepath", format="png", elem_id="image-init", sources=["upload", "clipboard"]
+        )
+        page.strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
+        page.transform = gr.Button("Generate from image", elem_id="image-transform")
+        with gr.Row():
+            page.outpaint_sides = gr.CheckboxGroup(
+                [side.capitalize() for side in OUTPAINT_SIDES],
+                value=["Right"],
+                label="Extend the picture (outpaint)",
+                info="The model paints what lies beyond these edges; the picture itself stays as it is.",
+                elem_id="image-outpaint-sides",
+            )
+            page.outpaint_pixels = ui.slider(
+                8, 512, value=128, step=8, label="Pixels to add", elem_id="image-outpaint-pixels"
+            )
+        page.outpaint = gr.Button("Extend the picture", elem_id="image-outpaint-run")
+    with gr.Accordion("Inpaint: repaint part of an image", open=False, elem_id="image-inpaint-panel"):
+        page.editor = ui.checked(gr.ImageEditor, checks.IMAGE_UNREADABLE)(
+            label="Image: paint over what to repaint",
+            type="filepath",
+            format="png",
+            sources=["upload", "clipboard"],
+            brush=gr.Brush(colors=["#ff2d7a"], color_mode="fixed"),
+            eraser=gr.Eraser(),
+            layers=False,
+            transforms=(),
+            canvas_size=None,  # the canvas follows the picture's size (a fixed one would rescale it)
+            elem_id="image-inpaint",
+        )
+        page.inpaint_strength = ui.slider(
+            0.05, 1, value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
+        )
+        page.inpaint = gr.Button("Repaint the painted area", elem_id="image-inpaint-run")
+    with gr.Accordion("Restore settings from a PNG", open=False, visible=not ctx.settings.classroom):
+        page.restore = gr.File(
+            label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
+        )
+
+
+def _results(ctx: ui.Context, page: Page) -> None:
+    page.preview = gr.Image(label="Preview", interactive=False, visible=True, height=256, elem_id="image-preview")
+    page.status = gr.Markdown(elem_id="image-status")
+    page.gallery = gr.Gallery(
+        label="Results",
+        format="png",
+        columns=2,
+        fit_columns=False,
+        object_fit="contain",
+        height=420,
+        elem_id="image-gallery",
+        interactive=False,
+    )
+    with gr.Row():
+        page.use_result = gr.Button("Use for image to image / inpaint", size="sm", elem_id="image-use-result")
+        page.upscale = gr.Button("⤢ Upscale ×2", size="sm", elem_id="image-upscale")
+        ctx.shared.image_to_music = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
+        ctx.shared.image_to_faceswap = gr.Button("🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap")
+    page.seed_used = ui.seed_used_box("image-seed-used")
+    page.recipe_view = gr.JSON(label="Recipe", open=False)
+
+
+def _how_it_works(open_: bool) -> Any:
+    with gr.Accordion("How it works: from noise to picture", open=open_, elem_id="image-how"):
+        gr.Markdown(
+            "The model starts from random noise and removes a little of it at every step, guided by the "
+            "prompt. These frames are the picture after each step (a quick preview of the model's "
+            "internal 'latent' image), ending with the final result."
+        )
+        film = gr.Gallery(
+            label="Denoising, step by step", columns=8, height=200, object_fit="contain", elem_id="image-how-film"
+        )
+    how = gr.State(None)
+    how.change(lambda frames: frames or [], how, film, api_visibility="private", queue=False)
+    return how
+
+
+# ------------------------------------------------------------------------------------------------ runs ------
+
+
+def _run(
+    ctx, page: Page, params: ImageParams, model: Any, image: Any = None, *, request, progress, ticket, history, **edit
+):
+    """One run of the engine, shown as it goes: the preview and step counter, then the pictures and their recipe
+    (and a History entry). `edit`: mask= (inpainting) or outpaint=(sides, pixels)."""
+
+    def work(stop) -> Iterator[ImageUpdate]:
+        return generate_image(
+            ctx.cache, ctx.settings, params, model=model, init_image=image, stop=stop, progress=progress, **edit
+        )
+
+    def show(u: ImageUpdate) -> dict:
+        shown = {page.status: u.status(), page.seed_used: u.seed, page.last_seed: u.seed}
+        if not u.done:
+            return {**shown, page.preview: u.preview} if u.preview is not None else shown
+        files = [f for p in u.images for f in (p, p.with_suffix(".json"))]
+        entry = ui.history_entry("Image", params.prompt, files, preview=str(u.images[0]))
+        return {
+            **shown,
+            page.preview: None,
+            page.gallery: [str(p) for p in u.images],
+            page.recipe_view: u.recipe,
+            ctx.history: ui.history_add(history, entry),
+            page.how: u.filmstrip,
+        }
+
+    yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+
+def _picture_and_mask(image: Any, outpaint: Any) -> tuple[Any, Any]:
+    """(picture, mask): a picture as it is; the inpainting editor's value, {"background": picture, "layers":
+    [painted layers], ...}, as its picture and the painted layers (repainted where painted)."""
+    if isinstance(image, dict):
+        if not image.get("background"):
+            raise UserError(NO_PICTURE)
+        if not image.get("layers"):
+            raise UserError("The mask is empty: paint over the part of the image to repaint.")
+        return image["background"], image["layers"]
+    if not image:
+        what = "to extend" if outpaint else "for image-to-image"
+        raise UserError(f"Add an input image {what} (upload one under Image to image, or use a result).")
+    return image, None
+
+
+def _wire_runs(ctx: ui.Context, page: Page) -> None:
+    """Generate (/generate_image), from a picture (/image_to_image, /inpaint, /outpaint) and ⤢ Upscale (/upscale)."""
+    outs = [
+        page.preview, page.gallery, page.status, page.seed_used, page.recipe_view, ctx.history, page.how,
+        page.last_seed,
+    ]  # fmt: skip
+    common = dict(
+        concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, show_progress_on=[page.preview],
+        status=page.status,
+    )  # fmt: skip
+    fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")
+    named = {name: getattr(page, name) for name in (*fields, "model", "sampler")}
+
+    @ui.user_errors
+    def generate(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
+        model = f.pop("model")
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from _run(ctx, page, ImageParams(**f), model, **job)
+
+    for trigger, api_name in ((page.generate.click, "generate_image"), (page.prompt.submit, False)):
+        inputs = {**named, "history": ctx.history}
+        jobs.queued(ctx, TAB, trigger, generate, inputs, outs, api_name=api_name, **common)
+
+    @ui.user_errors
+    def from_picture(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
+        """From a picture (/image_to_image), the inpainting editor's value (/inpaint), or a picture with the sides
+        to extend and by how much (/outpaint; outpaint_sides None: not outpainting)."""
+        model, sides, pixels = f.pop("model"), f.pop("outpaint_sides", None), f.pop("outpaint_pixels", None)
+        outpaint = None if sides is None else (sides, pixels)
+        image, mask = _picture_and_mask(f.pop("image"), outpaint)
+        params = ImageParams(**f)
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from _run(ctx, page, params, model, image, mask=mask, outpaint=outpaint, **job)
+
+    after_picture = {k: v for k, v in named.items() if k not in ("width", "height")}
+    extend = {"outpaint_sides": page.outpaint_sides, "outpaint_pixels": page.outpaint_pixels}
+    for trigger, picture, how_much, api_name in (
+        (page.transform.click, page.init, page.strength, "image_to_image"),
+        (page.inpaint.click, page.editor, page.inpaint_strength, "inpaint"),
+        (page.outpaint.click, page.init, gr.State(OUTPAINT_STRENGTH), "outpaint"),
+    ):
+        inputs = {"image": picture, "prompt": page.prompt, "negative_prompt": page.negative_prompt}
+        inputs.update(strength=how_much, **{k: v for k, v in after_picture.items() if k not in inputs})
+        inputs.update({**(extend if api_name == "outpaint" else {}), "history": ctx.history})
+        jobs.queued(ctx, TAB, trigger, from_picture, inputs, outs, api_name=api_name, **common)
+
+    @ui.user_errors
+    def upscale(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
+        """Twice the size, then an image-to-image pass at low strength that adds the detail (A1111's "hires
+        fix"). A blank prompt takes the one in the picture's recipe."""
+        image, model = f.pop("image"), f.pop("model")
+        if not image:
+            raise UserError("Generate an image (or add one under Image to image) first, then upscale it.")
+        params = ImageParams(**f, strength=UPSCALE_STRENGTH)
+        if not str(params.prompt or "").strip():
+            try:
+                params = replace(params, prompt=read_recipe(image).get("prompt", ""))
+            except UserError:  # no recipe inside: the empty prompt is refused below, with its sentence
+                pass
+        steps = max(int(checks.check_number(params.steps, "number of steps", 1, MAX_STEPS, integer=True)), 3)
+        picture = upscaled(image, ctx.settings)
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from _run(ctx, page, replace(params, steps=steps), model, picture, **job)
+
+    # Upscale ×2 takes the chosen result (as "Use for image to image" does), then runs in the queue on it.
+    chosen = page.upscale.click(
+        _use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
+    )
+    inputs = {"image": page.init, **{k: v for k, v in after_picture.items() if k != "num_images"}}
+    jobs.queued(
+        ctx, TAB, chosen.success, upscale, {**inputs, "history": ctx.history}, outs, api_name="upscale", **common
+    )
+    jobs.wire_stop(ctx, page.stop, TAB, page.status)
+
+
+# ------------------------------------------------------------------------------------- other controls ------
+
+
+def _item_path(item: Any) -> str:
+    """A Gallery item's file: (path, caption) or {"image": {"path": ...}}."""
+    if isinstance(item, (list, tuple)):
+        item = item[0]
+    if isinstance(item, dict):
+        item = item.get("image", item)
+        item = item.get("path", item) if isinstance(item, dict) else item
+    return str(item)
+
+
+def _use_result(chosen: str | None, items: list | None) -> tuple[str, str]:
+    """The chosen result (or the first) fills both image to image and the inpainting editor."""
+    if chosen or items:
+        path = chosen or _item_path(items[0])
+        return path, path
+    raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
+
+
+def _wire_controls(ctx: ui.Context, page: Page) -> None:
+    size_max = ctx.settings.max_image_size
+    sizes = [page.steps, page.guidance_scale, page.width, page.height, page.model_note]
+
+    def apply_preset(name: str, model_id: str):
+        steps_value, guidance_value, size_value, note = preset_values(name, model_id, size_max)
+        return steps_value, guidance_value, size_value, size_value, note
+
+    page.preset.input(apply_preset, [page.preset, page.model], sizes, api_visibility="private", queue=False)
+
+    def apply_defaults(model_id: str):
+        d = model_defaults(model_id)
+        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), d.note
+
+    page.model.input(apply_defaults, page.model, sizes, api_visibility="private", queue=False)
+    page.reuse.click(
+        lambda s: -1 if s is None else s, page.last_seed, page.seed, api_visibility="private", queue=False
+    )
+
+    def on_select(evt: gr.SelectData, items):
+        return _item_path(items[evt.index]) if items and evt.index is not None else None
+
+    page.gallery.select(on_select, page.gallery, page.selected, api_visibility="private", queue=False)
+    page.use_result.click(
+        _use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
+    )
+
+
+def _wire_restore(ctx: ui.Context, page: Page) -> None:
+    """Restore settings from a PNG (ours or AUTOMATIC1111's): /restore_image_settings."""
+    choices = model_choices(ctx.settings)
+    restored = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed")
+    outputs = [getattr(page, name) for name in restored] + [page.model, page.sampler, page.status]
+
+    @ui.user_errors
+    def restore_settings(file):
+        if not file:
+            return {}
+        r = read_recipe(file)
+        shown = {getattr(page, name): r[name] for name in restored if name in r}
+        if r.get("model") in choices:
+            shown[page.model] = r["model"]
+        if r.get("sampler") in SAMPLERS:
+            shown[page.sampler] = r["sampler"]
+        return {**shown, page.status: f"Restored the settings of {Path(file).name}."}
+
+    page.restore.upload(restore_settings, page.restore, outputs, api_name="restore_image_settings")

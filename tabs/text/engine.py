@@ -1,0 +1,351 @@
+"""The Text tab's engine: a streaming chat with a small instruction-tuned model (transformers), using the model's
+own chat template. Plain Python: model choices, parameters and their checks, then `generate_text` in steps (check ->
+model from the cache -> stream with Stop -> save with its recipe)."""
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core import checks, outputs
+from core import sampling as sampler
+from core.device import Worker, gpu, import_lock
+from core.errors import UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+SETTING = "STUDIO_TEXT_MODEL"
+CURATED = (
+    "Qwen/Qwen2.5-0.5B-Instruct",  # default: Apache-2.0, fast on a laptop CPU
+    "HuggingFaceTB/SmolLM2-360M-Instruct",  # Apache-2.0, smallest
+    "Qwen/Qwen2.5-1.5B-Instruct",  # Apache-2.0, better answers, wants a GPU or patience
+)
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise assistant."
+HOW_STEPS = 200  # steps shown in "How it works"
+PRESETS = {
+    "Fast": {"max_new_tokens": 96, "temperature": 0.7, "note": "Short answers: quick on any CPU, may stop early."},
+    "Balanced": {"max_new_tokens": 256, "temperature": 0.7, "note": "The defaults: a paragraph or two."},
+    "Thorough": {"max_new_tokens": 1024, "temperature": 0.5, "note": "Long, steadier answers: slower."},
+}
+EXAMPLES = [
+    "Explain how a diffusion model turns noise into a picture, in three sentences.",
+    "Write a haiku about a lighthouse in fog.",
+    "Give me three ideas for a short film about friendship and robots.",
+]
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("text")
+    return [first] + [m for m in CURATED if m != first and not settings.tiny]
+
+
+@dataclass(frozen=True)
+class TextParams:
+    max_new_tokens: int = 256
+    temperature: float = 0.7  # 0 = greedy (always the most likely token)
+    top_p: float = 0.9
+    top_k: int = 50  # 0 = off
+    repetition_penalty: float = 1.1
+    seed: int | None = -1  # -1 or None = random; the seed used is reported
+
+
+@dataclass
+class TextUpdate:
+    text: str  # the answer so far
+    seed: int
+    tokens: int = 0
+    seconds: float = 0.0
+    done: bool = False
+    stopped: bool = False
+    saved: Path | None = None  # transcript (with a .json recipe beside it), once done
+    candidates: list | None = None  # once done: per step, the chosen token and the model's top 5 (How it works)
+    left_out: int = 0  # the oldest chat messages left out to fit the model's context
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def stats(self) -> str:
+        state = "Stopped" if self.stopped else ("Done" if self.done else "Generating")
+        speed = f"{self.tokens_per_second:.1f} tokens/s"
+        note = (
+            f". The oldest {self.left_out} message(s) of the chat were left out to fit the model's context"
+            if self.left_out
+            else ""
+        )
+        return f"{state}: {self.tokens} tokens in {self.seconds:.1f} s ({speed}), seed {self.seed}{note}"
+
+
+@dataclass
+class LoadedText:
+    tokenizer: Any
+    model: Any
+
+
+def load_text_model(folder: Path, device: str, dtype: Any) -> LoadedText:
+    with import_lock:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, TextIteratorStreamer  # noqa: F401
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    return LoadedText(tokenizer=tokenizer, model=model.to(device).eval())
+
+
+def check_params(settings: Settings, params: TextParams) -> TextParams:
+    return TextParams(
+        max_new_tokens=int(
+            checks.check_number(params.max_new_tokens, "max new tokens", 1, settings.max_new_tokens, True)
+        ),
+        temperature=float(checks.check_number(params.temperature, "temperature", 0, 2)),
+        top_p=float(checks.check_number(params.top_p, "top-p", 0.01, 1)),
+        top_k=int(checks.check_number(params.top_k, "top-k", 0, 1000, True)),
+        repetition_penalty=float(checks.check_number(params.repetition_penalty, "repetition penalty", 0.5, 2)),
+        seed=checks.resolve_seed(params.seed),
+    )
+
+
+def message_text(content: Any) -> str:
+    """Chatbot message content as plain text (Gradio may hand it over as a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or content.get("content") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(message_text(part) for part in content)
+    return "" if content is None else str(content)
+
+
+def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    for m in history:
+        if m.get("role") in ("user", "assistant"):
+            messages.append({"role": m["role"], "content": message_text(m.get("content"))})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+MAX_CHARS_PER_TOKEN = 16  # no tokenizer we offer packs more characters into one token (long runs of spaces aside)
+
+
+def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = False) -> dict:
+    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context. With
+    `continuing`, the last message is an answer to go on with (the template leaves it open).
+
+    The chat comes from the browser and can be any length: turns that could not fit even at MAX_CHARS_PER_TOKEN
+    are dropped by counting characters first, so a long (or forged) chat costs one tokenisation, not thousands.
+    """
+    first_turn = 1 if messages and messages[0]["role"] == "system" else 0
+    keep = 2 if continuing else 1  # the new message (and the answer being continued) always stay
+    chars, start, kept = sum(len(m["content"]) for m in messages), first_turn, len(messages) - keep
+    while chars > room * MAX_CHARS_PER_TOKEN and start < kept:
+        n = min(2, kept - start)  # the oldest turn: a user message and its answer
+        chars -= sum(len(m["content"]) for m in messages[start : start + n])
+        start += n
+    del messages[first_turn:start]
+    while True:
+        if getattr(tokenizer, "chat_template", None):
+            enc = tokenizer.apply_chat_template(
+                messages,
+                add_generation_prompt=not continuing,
+                continue_final_message=continuing,
+                return_tensors="pt",
+                return_dict=True,
+            )
+        else:  # a base model without a template: a plain transcript
+            text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages)
+            text = text[:-1] if continuing else text + "Assistant:"
+            enc = tokenizer(text, return_tensors="pt")
+        if enc["input_ids"].shape[1] <= room:
+            return dict(enc)
+        n = min(2, len(messages) - keep - first_turn)  # the oldest turn, as above
+        if n <= 0:
+            raise UserError(
+                f"The message is too long for this model's context ({room} tokens with the answer). "
+                "Shorten it or lower max new tokens."
+            )
+        del messages[first_turn : first_turn + n]
+
+
+def _save_transcript(
+    settings: Settings, model_id: str, messages: list[dict], answer: str, params: TextParams, update: TextUpdate
+) -> Path:
+    lines = [
+        "# Chat transcript",
+        "",
+        f"- {outputs.AI_STATEMENT}",
+        f"- Model: {model_id}",
+        f"- Settings: {', '.join(f'{k}={v}' for k, v in asdict(params).items())}",
+        f"- {update.stats()}",
+        "",
+    ]
+    for m in messages + [{"role": "assistant", "content": answer}]:
+        lines += [f"**{m['role'].title()}:**", "", m["content"], ""]
+    recipe = outputs.base_recipe(
+        "text",
+        model_id,
+        messages=messages,
+        answer=answer,
+        stopped=update.stopped,
+        tokens=update.tokens,
+        seconds=round(update.seconds, 3),
+        versions=outputs.library_versions("torch", "transformers"),
+        **asdict(params),
+    )
+    markdown = "\n".join(lines)
+    saved = outputs.finish(
+        settings, "text", messages[-1]["content"], "md", recipe, lambda tmp, _: tmp.write_text(markdown, "utf-8")
+    )
+    return saved.path
+
+
+def _sampling(params: TextParams, device: Any) -> dict[str, Any]:
+    """generate()'s sampling arguments. Sampling draws from this request's own generator: the same seed gives the
+    same answer even while other requests generate at the same time (torch's global generator is shared)."""
+    if params.temperature <= 0:
+        return dict(sampler.GREEDY)
+    processors = sampler.seeded_processors(
+        params.seed, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, device=device
+    )
+    return dict(sampler.GREEDY, logits_processor=processors)
+
+
+def _candidates(tokenizer: Any, chosen: list[int], top5: list[list[tuple[int, float]]]) -> list[dict]:
+    """For "How it works": per step, the token picked and the model's five likeliest, decoded."""
+    return [
+        {
+            "step": i + 1,
+            "chosen": tokenizer.decode([c]),
+            "top": [(tokenizer.decode([t]), round(p, 4)) for t, p in options],
+        }
+        for i, (c, options) in enumerate(zip(chosen, top5, strict=False))
+    ]
+
+
+def _prepare(
+    loaded: LoadedText, system_prompt: str, history: Sequence[dict], prompt: str, answer_so_far: str, new_tokens: int
+) -> tuple[list[dict], dict, int]:
+    """(the messages answered, the model's inputs on its device, how many old messages were left out to fit)."""
+    messages = build_messages(system_prompt, history, prompt)
+    continuing = bool(answer_so_far)
+    if continuing:
+        messages.append({"role": "assistant", "content": answer_so_far})
+    context = getattr(loaded.model.config, "max_position_embeddings", None) or 4096
+    given = len(messages)
+    inputs = _encode(loaded.tokenizer, messages, context - new_tokens, continuing)
+    left_out = given - len(messages)
+    if continuing:
+        messages.pop()  # the answer so far: saved as the start of the whole answer
+    return messages, {k: v.to(loaded.model.device) for k, v in inputs.items()}, left_out
+
+
+def _stream(
+    loaded: LoadedText, inputs: dict, params: TextParams, stop: threading.Event, update: TextUpdate
+) -> Iterator[TextUpdate]:
+    """Generate on a Worker, growing `update` token by token (its text, count and seconds) and yielding it; once the
+    stream ends, `update.candidates` holds the model's choices for "How it works". Stop ends it at the next token."""
+    with import_lock:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    tokenizer, lm = loaded.tokenizer, loaded.model
+    prompt_len = inputs["input_ids"].shape[1]
+    counted = [0]
+    job = Worker("text-generate")
+    chosen: list[int] = []  # the token picked at each step
+    top5: list[list[tuple[int, float]]] = []  # the model's 5 likeliest next tokens at each step, from its logits
+
+    def capture(module, inputs, output):  # on the output layer: raw logits, before any sampling setting
+        if job.is_current() and len(top5) < HOW_STEPS:
+            probs = torch.softmax(output[0, -1].float(), -1)
+            top = torch.topk(probs, 5)
+            top5.append(list(zip(top.indices.tolist(), top.values.tolist(), strict=True)))
+
+    class Interrupt(StoppingCriteria):  # checked after every token: Stop takes effect at once
+        def __call__(self, input_ids, scores, **kwargs):
+            counted[0] = input_ids.shape[1] - prompt_len
+            if len(chosen) < HOW_STEPS:
+                chosen.append(int(input_ids[0, -1]))
+            halted = stop.is_set() or job.halt.is_set()
+            return torch.full((input_ids.shape[0],), halted, dtype=torch.bool, device=input_ids.device)
+
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=0.25)
+    pad = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                lm.generate(
+                    **inputs,
+                    **_sampling(params, lm.device),
+                    max_new_tokens=params.max_new_tokens,
+                    repetition_penalty=params.repetition_penalty,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([Interrupt()]),
+                    pad_token_id=pad,
+                )
+        except BaseException:
+            streamer.end()  # the streaming loop below ends, then job.result() raises this
+            raise
+
+    start = time.perf_counter()
+    hook = lm.get_output_embeddings().register_forward_hook(capture)
+    try:
+        with job.start(run):  # leaving it (Stop, a disconnect) halts the worker at its next token
+            while True:
+                try:
+                    piece = next(streamer)
+                except queue.Empty:  # a slow token (a long prompt being read): report anyway, never block a Stop
+                    piece = ""
+                except StopIteration:
+                    break
+                update.text += piece
+                update.tokens, update.seconds = counted[0], time.perf_counter() - start
+                yield update
+    finally:
+        hook.remove()
+    job.result()
+    update.tokens, update.seconds = counted[0], time.perf_counter() - start
+    update.candidates = _candidates(tokenizer, chosen, top5)
+
+
+@gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces (the function every caller runs), nothing elsewhere
+def generate_text(
+    cache: ModelCache,
+    settings: Settings,
+    prompt: str,
+    *,
+    history: Sequence[dict] = (),
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+    model: str | None = None,
+    params: TextParams = TextParams(),
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    continue_answer: str = "",
+) -> Iterator[TextUpdate]:
+    """Stream the answer to `prompt` (after `history`, messages with role/content), then save the transcript.
+    With `continue_answer`, the model goes on from that (cut-off) answer; the updates hold the whole answer."""
+    # 1. check the inputs
+    prompt = checks.check_text(prompt, "message", settings.max_prompt_chars)
+    system_prompt = checks.check_text(system_prompt, "system prompt", settings.max_prompt_chars, required=False)
+    model_id = checks.check_model_choice(
+        model or settings.model_for("text"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    params = check_params(settings, params)
+    stop = stop or threading.Event()
+    # 2. the model from the cache, held until the answer is done
+    with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress) as loaded:
+        messages, inputs, left_out = _prepare(
+            loaded, system_prompt, history, prompt, continue_answer, params.max_new_tokens
+        )
+        # 3. stream the answer
+        update = TextUpdate(text=continue_answer, seed=params.seed, left_out=left_out)
+        yield from _stream(loaded, inputs, params, stop, update)
+    # 4. save it with its recipe (not an answer stopped before its first token), and hand it back
+    update.stopped = stop.is_set()
+    update.done = True
+    if update.text != continue_answer or not update.stopped:
+        update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
+    yield update
