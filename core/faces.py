@@ -11,7 +11,9 @@ Images here are RGB uint8 numpy arrays (height, width, 3). cv2, mediapipe and on
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,41 @@ ARCFACE_5 = np.array(
 )
 NEURAL_FILES = ("inswapper_128.onnx", "w600k_r50.onnx")  # swapper, ArcFace recogniser (buffalo_l)
 
-_local = threading.local()
+
+class FaceGraphs:
+    """mediapipe's full-range face detector and face meshes (bundled with the package), one set per thread that uses
+    them: mediapipe graphs are not thread-safe. The studio holds one FaceGraphs in its model cache (face_graphs)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def get(self) -> tuple[Any, Any, Any]:
+        """(full-range detector, face mesh for one crop, face mesh for a whole image) of the calling thread."""
+        graphs = getattr(self._local, "graphs", None)
+        if graphs is None:
+            import mediapipe as mp
+
+            graphs = self._local.graphs = (
+                mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
+                mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True),
+                mp.solutions.face_mesh.FaceMesh(
+                    static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True
+                ),
+            )
+        return graphs
+
+
+@contextlib.contextmanager
+def face_graphs(cache: Any) -> Iterator[FaceGraphs]:
+    """The face graphs from the model cache (core.models), held for the block."""
+    from core.models import ModelKey
+
+    key = ModelKey("faces", "mediapipe face detection + face mesh (bundled)", None, "cpu", "tflite")
+    with cache.acquire(key, FaceGraphs) as graphs:
+        yield graphs
+
+
+_own_graphs = FaceGraphs()  # for callers outside the studio's cache (scripts, tests)
 
 
 @dataclass
@@ -49,21 +85,6 @@ class Face:
         return np.array([eyes[0], eyes[1], p[1], mouth[0], mouth[1]], dtype=np.float32)
 
 
-def _graphs() -> tuple[Any, Any, Any]:
-    """(full-range detector, face mesh for one crop, face mesh for a whole image), one set per thread:
-    mediapipe graphs are not thread-safe."""
-    graphs = getattr(_local, "graphs", None)
-    if graphs is None:
-        import mediapipe as mp
-
-        graphs = _local.graphs = (
-            mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
-            mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True),
-            mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True),
-        )
-    return graphs
-
-
 def _mesh(mesh: Any, image: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[np.ndarray]:
     h, w = image.shape[:2]
     result = mesh.process(np.ascontiguousarray(image))
@@ -73,12 +94,12 @@ def _mesh(mesh: Any, image: np.ndarray, offset: tuple[int, int] = (0, 0)) -> lis
     ]
 
 
-def detect_faces(image: np.ndarray) -> list[Face]:
-    """Every face found (up to MAX_FACES), numbered left to right.
+def detect_faces(image: np.ndarray, graphs: FaceGraphs | None = None) -> list[Face]:
+    """Every face found (up to MAX_FACES), numbered left to right, with `graphs` (see face_graphs).
 
     The full-range detector finds faces, small ones included; the face mesh then runs on a square crop around
     each (the mesh's own detector only sees faces that fill much of the picture)."""
-    detector, crop_mesh, image_mesh = _graphs()
+    detector, crop_mesh, image_mesh = (graphs or _own_graphs).get()
     h, w = image.shape[:2]
     found: list[np.ndarray] = []
     for det in (detector.process(np.ascontiguousarray(image)).detections or [])[:MAX_FACES]:

@@ -274,6 +274,18 @@ class ModelCache:
         with self._lock:
             return sum(e.nbytes for e in self._entries.values())
 
+    def forget(self, key: ModelKey) -> bool:
+        """Drop the model under `key` if nobody uses it (True; the next acquire loads it anew), else False."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return True
+            if entry.users or not entry.ready.is_set():
+                return False
+            del self._entries[key]
+        entry.value = None
+        return True
+
     def unload(self, kind: str | None = None) -> tuple[int, int]:
         """Unload idle models (of one kind, or all). Returns (unloaded, kept because in use)."""
         with self._lock:

@@ -8,12 +8,13 @@ certificate). No timestamp authority is contacted. Heavy libraries load on first
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import io
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -339,13 +340,17 @@ def _audioseal_model(card: str, path: Path, detector: bool) -> Any:
     return model.eval()
 
 
-@functools.lru_cache(maxsize=2)
-def audioseal_models(folder: str) -> tuple[Any, Any]:
-    """(generator, detector), loaded once per folder (the first call also warms them up: tens of seconds on a CPU)."""
-    return (
-        _audioseal_model("audioseal_wm_16bits", Path(folder) / AUDIOSEAL_FILES[0], detector=False),
-        _audioseal_model("audioseal_detector_16bits", Path(folder) / AUDIOSEAL_FILES[1], detector=True),
-    )
+@contextlib.contextmanager
+def audioseal_model(cache: Any, folder: Path, detector: bool = False) -> Iterator[Any]:
+    """AudioSeal's generator (or detector) from the operator's folder, held in the model cache (core.models) for
+    the length of the block: loaded once, on the CPU, and never unloaded while it marks or reads a file."""
+    from core.models import ModelKey
+
+    card = "audioseal_detector_16bits" if detector else "audioseal_wm_16bits"
+    path = Path(folder) / AUDIOSEAL_FILES[1 if detector else 0]
+    key = ModelKey("audioseal", str(path), None, "cpu", "float32")
+    with cache.acquire(key, lambda: _audioseal_model(card, path, detector)) as model:
+        yield model
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -360,11 +365,11 @@ def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(audio, target // g, rate // g).astype(np.float32)
 
 
-def audioseal_mark(audio: np.ndarray, rate: int, folder: Path) -> np.ndarray:
-    """`audio` (samples,) with AudioSeal's watermark and the studio's 16-bit payload, at its own rate."""
+def audioseal_mark(audio: np.ndarray, rate: int, generator: Any) -> np.ndarray:
+    """`audio` (samples,) with AudioSeal's watermark (from its `generator`, see audioseal_model) and the studio's
+    16-bit payload, at its own rate."""
     import torch
 
-    generator, _ = audioseal_models(str(folder))
     low = resample(audio, rate, AUDIOSEAL_RATE)
     bits = torch.tensor(np.unpackbits(np.frombuffer(AUDIOSEAL_PAYLOAD, np.uint8)), dtype=torch.int32)[None]
     with torch.inference_mode():
@@ -373,11 +378,10 @@ def audioseal_mark(audio: np.ndarray, rate: int, folder: Path) -> np.ndarray:
     return audio + np.pad(back, (0, len(audio) - len(back)))
 
 
-def audioseal_detect(audio: np.ndarray, rate: int, folder: Path) -> dict:
-    """{"present", "score" (0..1), "payload"} from AudioSeal's detector."""
+def audioseal_detect(audio: np.ndarray, rate: int, detector: Any) -> dict:
+    """{"present", "score" (0..1), "payload"} from AudioSeal's `detector` (see audioseal_model)."""
     import torch
 
-    _, detector = audioseal_models(str(folder))
     low = resample(audio, rate, AUDIOSEAL_RATE)
     with torch.inference_mode():
         score, message = detector.detect_watermark(torch.from_numpy(low)[None, None], AUDIOSEAL_RATE)

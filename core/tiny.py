@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 _build_lock = threading.Lock()
 
@@ -165,33 +166,12 @@ MUSIC_WORDS = (
 ).split()
 
 
-def build_music(folder: Path, melody: bool = False) -> Path:
-    """A MusicgenForConditionalGeneration like musicgen-small's (T5 text encoder, EnCodec at 32 kHz with 50 frames
-    per second, a 4-codebook decoder) with a tiny T5 tokenizer, saved with its processor. With `melody`, a
-    MusicgenMelodyForConditionalGeneration like musicgen-melody's (12 chroma bins), saved with its tokenizer."""
-    import torch
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenMelodyConfig,
-        MusicgenMelodyDecoderConfig,
-        MusicgenMelodyForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-        T5Tokenizer,
-    )
+def _music_configs(vocab_size: int) -> tuple[Any, Any, dict]:
+    """(T5 text encoder config, EnCodec config at 32 kHz and 50 frames/s, decoder settings) like musicgen-small's."""
+    from transformers import EncodecConfig, T5Config
 
-    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
-    vocab += [("\u2581" + w, -2.0 - i) for i, w in enumerate(MUSIC_WORDS)]
-    vocab += [(c, -100.0 - i) for i, c in enumerate(letters)]
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
-    torch.manual_seed(0)
     text_encoder = T5Config(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size,
         d_model=32,
         d_ff=37,
         d_kv=8,
@@ -226,6 +206,33 @@ def build_music(folder: Path, melody: bool = False) -> Path:
         ffn_dim=64,
         max_position_embeddings=2048,
     )
+    return text_encoder, audio_encoder, decoder
+
+
+def build_music(folder: Path, melody: bool = False) -> Path:
+    """A MusicgenForConditionalGeneration like musicgen-small's (T5 text encoder, EnCodec at 32 kHz with 50 frames
+    per second, a 4-codebook decoder) with a tiny T5 tokenizer, saved with its processor. With `melody`, a
+    MusicgenMelodyForConditionalGeneration like musicgen-melody's (12 chroma bins), saved with its tokenizer."""
+    import torch
+    from transformers import (
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        MusicgenProcessor,
+        T5Tokenizer,
+    )
+
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    vocab += [("\u2581" + w, -2.0 - i) for i, w in enumerate(MUSIC_WORDS)]
+    vocab += [(c, -100.0 - i) for i, c in enumerate(letters)]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    torch.manual_seed(0)
+    text_encoder, audio_encoder, decoder = _music_configs(len(tokenizer))
     if melody:
         config = MusicgenMelodyConfig(
             text_encoder=text_encoder,
@@ -246,7 +253,7 @@ def build_music(folder: Path, melody: bool = False) -> Path:
     for name in ("decoder_start_token_id", "pad_token_id", "bos_token_id"):
         setattr(model.generation_config, name, 64)
     model.save_pretrained(folder, safe_serialization=True)
-    if melody:  # the melody processor needs torchaudio; the studio computes chroma itself (tabs/music.py)
+    if melody:  # the melody processor needs torchaudio; the studio computes chroma itself (tabs/music/clips.py)
         tokenizer.save_pretrained(folder)
     else:
         MusicgenProcessor(

@@ -55,6 +55,8 @@ def test_a_pickled_object_in_the_checkpoint_is_refused(tmp_path, audioseal_dir):
             return (print, ("this would run on load",))
 
     torch.save({"model": {}, "evil": Payload()}, bad / "generator_base.pth")
-    provenance.audioseal_models.cache_clear()
+    from core.models import ModelCache
+
     with pytest.raises(Exception, match="(?i)weights_only|unpickl|unsupported"):
-        provenance.audioseal_models(str(bad))
+        with provenance.audioseal_model(ModelCache(device="cpu"), bad):
+            pass

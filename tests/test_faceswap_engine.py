@@ -248,10 +248,11 @@ def test_the_neural_models_stay_leased_while_a_swap_uses_them(fs_settings, tmp_p
     cache = ModelCache(device="cpu", offline=True)
     target = rgb(ASTRONAUT)
     with swapper(cache, s, rgb(HOPPER), "neural") as swap:
-        assert cache.unload() == (0, 1)  # in use: kept
-        (entry,) = cache.snapshot()
-        assert entry["kind"] == "faceswap" and entry["in_use"] and entry["device"] == faces.onnx_device("cpu")
+        assert cache.unload() == (0, 2)  # in use: kept (the ONNX sessions and mediapipe's face graphs)
+        held = {entry["kind"]: entry for entry in cache.snapshot()}
+        assert held.keys() == {"faceswap", "faces"} and all(entry["in_use"] for entry in held.values())
+        assert held["faceswap"]["device"] == faces.onnx_device("cpu") == "cpu"
         assert swap.models is not None and swap.models.swapper is not None  # what the frames still use
-        out = swap.apply(target, faces.detect_faces(target), -1)
+        out = swap.apply(target, swap.detect(target), -1)
         assert (out != target).any()
-    assert cache.unload() == (1, 0)  # the swap is over: now it may go
+    assert cache.unload() == (2, 0)  # the swap is over: now they may go

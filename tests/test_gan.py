@@ -58,3 +58,12 @@ def test_gan_through_the_api(client):
     samples, losses, status = client.predict(epochs=2, seed=5, api_name="/train_gan")
     assert samples and losses and status.startswith("Epoch 2:") and "saved" in status
     assert client.predict(t=0.5, api_name="/gan_walk")
+
+
+def test_each_session_lab_lives_in_the_model_cache(server, client):
+    """The GAN lab of an API session is a model like any other: listed in the Models panel, leased while it trains."""
+    before = {row[1] for row in client.predict(api_name="/models")[0]["data"] if row[0] == "gan"}
+    client.predict(epochs=1, seed=3, api_name="/train_gan")
+    rows = [row for row in client.predict(api_name="/models")[0]["data"] if row[0] == "gan"]
+    assert {row[1] for row in rows} - before and all(row[1].startswith("GAN lab ") for row in rows)
+    assert all(row[5] == "no" for row in rows)  # not in use once the training is done

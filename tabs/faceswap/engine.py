@@ -123,12 +123,16 @@ class Swapper:
     """One source face, ready to be put on any number of target faces (images or video frames). Made by
     `swapper()`, which holds the neural engine's models in the cache for as long as it is used."""
 
-    def __init__(self, source: np.ndarray, engine: str, models: Any = None) -> None:
-        found = faces.detect_faces(source)
+    def __init__(self, source: np.ndarray, engine: str, graphs: faces.FaceGraphs, models: Any = None) -> None:
+        self.graphs = graphs  # mediapipe's face graphs (from the model cache)
+        found = self.detect(source)
         if not found:
             raise UserError("No face was found in the source image: use a clear, frontal photo of one face.")
         self.source, self.source_face, self.engine, self.models = source, max(found, key=_area), engine, models
         self.embedding = faces.embedding(models, source, self.source_face) if engine == "neural" else None
+
+    def detect(self, image: np.ndarray) -> list[faces.Face]:
+        return faces.detect_faces(image, self.graphs)
 
     def apply(self, target: np.ndarray, target_faces: list, face_index: int) -> np.ndarray:
         chosen = target_faces if face_index == -1 else [target_faces[face_index - 1]]
@@ -143,16 +147,18 @@ class Swapper:
 
 @contextlib.contextmanager
 def swapper(cache: ModelCache, settings: Settings, source: np.ndarray, engine: str) -> Iterator[Swapper]:
-    """A Swapper for the length of the block. The neural engine's ONNX sessions come from the model cache under a
-    key that names the device they run on, and stay leased (never evicted, say by Unload) until the block ends."""
-    if engine != "neural":
-        yield Swapper(source, engine)
-        return
-    folder = Path(settings.faceswap_model_dir)
-    device = faces.onnx_device(cache.device)
-    key = ModelKey("faceswap", str(folder), None, device, "onnx")
-    with cache.acquire(key, lambda: faces.NeuralModels.load(folder, device)) as models:
-        yield Swapper(source, engine, models)
+    """A Swapper for the length of the block. Its models come from the model cache and stay leased (never evicted,
+    say by Unload) until the block ends: mediapipe's face graphs, and the neural engine's ONNX sessions under a key
+    that names the device they run on."""
+    with faces.face_graphs(cache) as graphs:
+        if engine != "neural":
+            yield Swapper(source, engine, graphs)
+            return
+        folder = Path(settings.faceswap_model_dir)
+        device = faces.onnx_device(cache.device)
+        key = ModelKey("faceswap", str(folder), None, device, "onnx")
+        with cache.acquire(key, lambda: faces.NeuralModels.load(folder, device)) as models:
+            yield Swapper(source, engine, graphs, models)
 
 
 def _area(face: faces.Face) -> int:
@@ -226,12 +232,13 @@ def mesh_picture(panels: list[tuple[np.ndarray, list]], height: int = 320) -> An
     return out
 
 
-def preview_faces(target: Any) -> tuple[Any, int]:
+def preview_faces(cache: ModelCache, target: Any) -> tuple[Any, int]:
     """The target with its faces boxed and numbered (what face_index refers to), and how many there are."""
     from PIL import Image, ImageDraw, ImageFont
 
     image, _, _ = open_image(target, "target image")
-    found = faces.detect_faces(image)
+    with faces.face_graphs(cache) as graphs:
+        found = faces.detect_faces(image, graphs)
     im = Image.fromarray(image)
     draw = ImageDraw.Draw(im)
     size = max(14, im.height // 25)
@@ -264,11 +271,12 @@ def swap_face_image(
     notes += target_notes
     # 2. the models, held for the whole swap; 3. swap
     with swapper(cache, settings, source_img, engine) as swap:
-        found = faces.detect_faces(target_img)
+        found = swap.detect(target_img)
         if not found:
             raise UserError("No face was found in the target image: use a photo where the face is clearly visible.")
         index = check_face_index(face_index, len(found))
         result = swap.apply(target_img, found, index)
+        after = swap.detect(result)  # for "How it works": the mesh found again on the result
     if settings.faceswap_label:
         result = label(result)
     # 4. save with provenance, and audit
@@ -287,7 +295,6 @@ def swap_face_image(
         settings, "faceswap", f"swap-{engine}", "png", recipe, write, edited=True, label=settings.faceswap_label
     )
     audit(settings, _audit_entry("image", engine, hashes, index, saved.path, faces_found=len(found)))
-    after = faces.detect_faces(result)
     mesh = mesh_picture([(source_img, [swap.source_face]), (target_img, found), (result, after)])
     return SwapResult(path=saved.path, summary=summary, recipe=recipe, image=image, mesh=mesh)
 

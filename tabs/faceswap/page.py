@@ -119,7 +119,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     def find(target_path):
         if not target_path:
             return None, ""
-        picture, count = preview_faces(target_path)
+        picture, count = preview_faces(cache, target_path)
         return picture, f"{count} face(s) found in the target." if count else "No face found in the target."
 
     page.target_image.change(find, page.target_image, [page.faces_preview, page.summary_box], api_visibility="private")

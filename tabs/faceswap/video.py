@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core import faces, outputs
+from core import outputs
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -125,7 +125,7 @@ def _swap_frames(
                         f"The video is longer than the limit of {settings.max_video_seconds:g} s. Trim it first."
                     )
                 rgb = frame.to_ndarray(format="rgb24", width=vout.width, height=vout.height)
-                found = faces.detect_faces(rgb)
+                found = swap.detect(rgb)
                 if found and (index == -1 or index <= len(found)):
                     rgb = swap.apply(rgb, found, index)
                     tally.with_faces += 1

@@ -95,6 +95,11 @@ class GanLab:
         ends = torch.Generator().manual_seed(self.seed + 2)
         self.walk_ends = (torch.randn(Z, generator=ends), torch.randn(Z, generator=ends))
 
+    @property
+    def components(self) -> dict[str, Any]:
+        """What the lab holds in memory (the model cache measures it): both networks and the training digits."""
+        return {"generator": self.G, "discriminator": self.D, "digits": self.x}
+
     def train_epoch(self) -> tuple[float, float]:
         import torch
         import torch.nn.functional as F

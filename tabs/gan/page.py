@@ -1,30 +1,28 @@
-"""The GAN lab's page: components and wiring. Training runs engine.train through core.jobs.run; one lab per
-browser session, kept on the server."""
+"""The GAN lab's page: components and wiring. Training runs engine.train through core.jobs.run. Each browser
+session has its own lab, kept in the model cache (core.models) like every model: leased while it trains or walks,
+listed in the Models panel, unloaded when idle and memory is short (training then starts over)."""
 
-import threading
+import contextlib
+import hashlib
+from collections.abc import Iterator
 
 import gradio as gr
 
 from core import jobs, ui
+from core.models import ModelKey
 from tabs.gan.engine import EXPLANATION, MAX_EPOCHS, GanLab, GanUpdate, grid_picture, train
 
 TAB = "gan"
 
 
-def build(ctx: ui.Context) -> None:
-    settings = ctx.settings
-    labs: dict[str, GanLab] = {}  # one lab per browser session, kept on the server
-    labs_lock = threading.Lock()
+def lab_key(request: gr.Request | None) -> ModelKey:
+    """The session's lab in the cache, under a digest of its session (the Models panel is shown to everyone)."""
+    session = jobs.session_of(request) or "api"
+    return ModelKey("gan", f"GAN lab {hashlib.sha256(session.encode()).hexdigest()[:8]}", None, "cpu", "float32")
 
-    def lab_for(request: gr.Request | None, seed: int = 0, fresh: bool = False) -> GanLab:
-        key = jobs.session_of(request) or "api"
-        with labs_lock:
-            if fresh or key not in labs:
-                if len(labs) >= 50:  # a classroom's worth; the oldest goes first
-                    labs.pop(next(iter(labs)))
-                labs[key] = GanLab(seed=seed)
-            return labs[key]
 
+def _layout() -> tuple:
+    """(epochs, seed, train, stop, start over, status, walk slider, walked digits, samples, losses)."""
     gr.Markdown(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1):
@@ -52,10 +50,26 @@ def build(ctx: ui.Context) -> None:
         with gr.Column(scale=1):
             samples = gr.Image(label="The generator's digits (rows 0-9)", interactive=False, elem_id="gan-samples")
             losses = gr.Image(label="Losses per epoch", interactive=False, elem_id="gan-losses")
+    return epochs, seed, start, stop, reset, status, walk, walked, samples, losses
+
+
+def build(ctx: ui.Context) -> None:
+    settings = ctx.settings
+
+    @contextlib.contextmanager
+    def lab_for(request: gr.Request | None, seed: int = 0) -> Iterator[GanLab]:
+        """This session's lab (a new one with `seed` if it has none), leased for the block."""
+        with ctx.cache.acquire(lab_key(request), lambda: GanLab(seed=seed)) as lab:
+            yield lab
+
+    epochs, seed, start, stop, reset, status, walk, walked, samples, losses = _layout()
 
     @ui.user_errors
     def train_ui(request: gr.Request, progress=gr.Progress(), *, epochs, seed, history=None, ticket=None):
-        lab = lab_for(request, int(seed or 0))
+
+        def work(stop) -> Iterator[GanUpdate]:
+            with lab_for(request, int(seed or 0)) as lab:  # held while it trains
+                yield from train(lab, epochs, settings, stop=stop, progress=progress)
 
         def show(u: GanUpdate) -> dict:
             shown = {samples: u.samples, losses: u.losses, status: u.status()}
@@ -69,7 +83,6 @@ def build(ctx: ui.Context) -> None:
                 ctx.history: ui.history_add(history, entry),
             }
 
-        work = lambda stop: train(lab, epochs, settings, stop=stop, progress=progress)  # noqa: E731
         yield from jobs.run(ctx, request, TAB, ticket, work, show)
 
     jobs.queued(
@@ -89,12 +102,16 @@ def build(ctx: ui.Context) -> None:
     jobs.wire_stop(ctx, stop, TAB, status, stopping="Paused: Train / Resume carries on.")
 
     def reset_ui(seed, request: gr.Request):
-        lab_for(request, int(seed or 0), fresh=True)
+        if not ctx.cache.forget(lab_key(request)):
+            raise gr.Error("The GAN is still training: press Stop first, then Start over.")
+        with lab_for(request, int(seed or 0)):  # a new lab, with this seed
+            pass
         return None, None, "A new, untrained GAN: press Train."
 
     reset.click(reset_ui, seed, [samples, losses, status], api_visibility="private")
 
     def walk_ui(t, request: gr.Request = None):
-        return grid_picture(lab_for(request).walk(float(t)), 10)
+        with lab_for(request) as lab:
+            return grid_picture(lab.walk(float(t)), 10)
 
     walk.change(walk_ui, walk, walked, api_name="gan_walk", concurrency_id="gan-walk")

@@ -211,7 +211,7 @@ def peak_normalise(audio: Any) -> Any:
     return audio * (PEAK / peak) if peak > 0 else audio
 
 
-def _wav_writer(settings: Settings, audio: Any, sampling_rate: int) -> Callable[[Path, dict], None]:
+def _wav_writer(cache: ModelCache, settings: Settings, audio: Any, sampling_rate: int) -> Callable[[Path, dict], None]:
     """For outputs.finish: a 16-bit PCM WAV with the recipe in its RIFF INFO tags (in full in the JSON beside it),
     and AudioSeal's watermark when the operator has provided its weights (said so in the provenance block)."""
 
@@ -220,7 +220,8 @@ def _wav_writer(settings: Settings, audio: Any, sampling_rate: int) -> Callable[
 
         samples = audio
         if provenance.audioseal_present(settings.audioseal_dir):
-            samples = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, settings.audioseal_dir))
+            with provenance.audioseal_model(cache, settings.audioseal_dir) as generator:
+                samples = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, generator))
             recipe["provenance"]["watermark"] = "AudioSeal, payload GA"
         else:
             recipe["provenance"]["watermark"] = "none (STUDIO_AUDIOSEAL_DIR is not set)"
@@ -344,7 +345,7 @@ def generate_music(
     joined = clips.joined(going_on.audio, made, heard, new_samples, rate) if going_on else None
     audio = peak_normalise(made[:new_samples] if joined is None else joined)
     recipe = _recipe(model_id, params, cache, loaded, audio, melody_info, going_on)
-    write = _wav_writer(settings, audio, rate)
+    write = _wav_writer(cache, settings, audio, rate)
     path = outputs.finish(settings, "music", recipe["prompt"], "wav", recipe, write, edited=bool(going_on)).path
     yield MusicUpdate(
         params.duration,

@@ -11,6 +11,7 @@ import numpy as np
 
 from core import checks, provenance
 from core.errors import UserError
+from core.models import ModelCache
 from core.settings import Settings
 
 MAX_VERIFY_BYTES = 200 * 1024 * 1024
@@ -78,7 +79,7 @@ def _audio_facts(path: Path) -> dict:
     return {"watermark": None, "recipe": recipe, "statement": tags.get("copyright"), "source_type": None}
 
 
-def verify_file(path: Any, settings: Settings) -> dict:
+def verify_file(path: Any, settings: Settings, cache: Any = None) -> dict:
     """A report on one file: what it is, whether the studio marked it, and whether its credentials hold."""
     if not path:
         raise UserError("Add a file to verify.")
@@ -103,7 +104,9 @@ def verify_file(path: Any, settings: Settings) -> dict:
                 import soundfile as sf
 
                 audio, rate = sf.read(path, dtype="float32", always_2d=True)
-                facts["watermark"] = provenance.audioseal_detect(audio.mean(1), rate, settings.audioseal_dir)
+                cache = cache or ModelCache(device="cpu")  # the studio's own, or one for this call alone
+                with provenance.audioseal_model(cache, settings.audioseal_dir, detector=True) as detector:
+                    facts["watermark"] = provenance.audioseal_detect(audio.mean(1), rate, detector)
     except UserError:
         raise
     except Exception:

@@ -21,7 +21,7 @@ def build(ctx: ui.Context) -> None:
 
     @ui.user_errors
     def verify(file: str) -> tuple[str, dict]:
-        facts = verify_file(file, ctx.settings)
+        facts = verify_file(file, ctx.settings, ctx.cache)
         return facts["summary"], facts
 
     check.click(verify, file, [verdict, report], api_name="verify")
