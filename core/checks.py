@@ -39,6 +39,16 @@ def open_image_file(path: Any, what: str, unreadable: str) -> Any:
     return image
 
 
+WORDS = {"top_k": "top-k", "top_p": "top-p"}  # parameters whose name in words is not just their spaced-out name
+
+
+def named(param: str, words: str | None = None) -> str:
+    """How a sentence names an input: in words, with its API parameter name where the two differ, so both a person
+    in the page and an API caller with ten parameters see which one it is ("guidance scale (guidance_scale)")."""
+    words = words or WORDS.get(param, param.replace("_", " "))
+    return words if words == param else f"{words} ({param})"
+
+
 def check_text(value: Any, what: str, limit: int, required: bool = True) -> str:
     """A prompt-like string: present (if required), not over `limit` characters, control characters removed."""
     if value is None:
@@ -53,23 +63,30 @@ def check_text(value: Any, what: str, limit: int, required: bool = True) -> str:
     return cleaned.strip() if required else cleaned
 
 
-def check_number(value: Any, what: str, low: float, high: float, integer: bool = False) -> float | int:
-    """A finite number in [low, high] (an integer if asked). Numeric strings from API clients are accepted."""
+def check_number(value: Any, what: str, low: float, high: float, integer: bool = False, unit: str = "") -> float | int:
+    """A finite number in [low, high] (an integer if asked). Numeric strings from API clients are accepted. Refusals
+    name the input (`what`, see named), its range (in `unit`, e.g. " seconds") and what was given."""
+    span = f"between {_shown(low)} and {_shown(high)}{unit}"
     if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
-        raise UserError(f"The {what} must be a number between {low:g} and {high:g}.")
+        raise UserError(f"The {what} must be a number {span}; got {value!r:.40}.")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"The {what} must be a number between {low:g} and {high:g}, not {value!r:.40}.") from None
+        raise UserError(f"The {what} must be a number {span}; got {value!r:.40}.") from None
     if not math.isfinite(number):
-        raise UserError(f"The {what} must be a finite number between {low:g} and {high:g}.")
+        raise UserError(f"The {what} must be a finite number {span}; got {number}.")
     if integer:
         if number != int(number):
-            raise UserError(f"The {what} must be a whole number between {low:g} and {high:g}.")
+            raise UserError(f"The {what} must be a whole number {span}; got {_shown(number)}.")
         number = int(number)
     if not low <= number <= high:
-        raise UserError(f"The {what} must be between {low:g} and {high:g}; it was {number:g}.")
+        raise UserError(f"The {what} must be {span}; got {_shown(number)}.")
     return number
+
+
+def _shown(number: float) -> str:
+    """A number as a sentence shows it: 4294967295 and 0.05 as written, 1e+300 short."""
+    return str(int(number)) if float(number).is_integer() and abs(number) < 1e16 else f"{number:g}"
 
 
 def resolve_seed(seed: Any) -> int:

@@ -163,7 +163,9 @@ def _warp_triangles(src: np.ndarray, src_pts: np.ndarray, dst_shape: tuple, dst_
             patch.astype(np.float32), m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
         tri_mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        cv2.fillConvexPoly(tri_mask, (d - [x0, y0]).astype(np.int32), 1.0)
+        corners = np.round(d - [x0, y0]).astype(np.int32)
+        cv2.fillConvexPoly(tri_mask, corners, 1.0)
+        cv2.polylines(tri_mask, [corners], True, 1.0, 1)  # its edge too: no unpainted seams between triangles
         region = out[y0:y1, x0:x1]
         region[:] = region * (1 - tri_mask[..., None]) + warped * tri_mask[..., None]
     return out
@@ -195,12 +197,14 @@ def swap_classic(source: np.ndarray, source_face: Face, target: np.ndarray, targ
     coloured = _transfer_colour(warped, target, mask)
     x, y, w, h = cv2.boundingRect(mask)
     center = (x + w // 2, y + h // 2)
+    near = cv2.dilate(mask, np.ones((15, 15), np.uint8)) > 0  # cloning may nudge pixels far off: keep only near ones
     try:
-        cloned = cv2.seamlessClone(coloured, target, mask, center, cv2.NORMAL_CLONE)
+        # seamlessClone writes into the mask it is given (OpenCV 4.x/5.x): hand it a copy. Given the mask itself,
+        # it shrank to a sliver and the result stayed the target's face.
+        cloned = cv2.seamlessClone(coloured, target, mask.copy(), center, cv2.NORMAL_CLONE)
     except cv2.error:  # a face touching the border: fall back to a feathered paste
         soft = cv2.GaussianBlur(mask, (0, 0), 3).astype(np.float32)[..., None] / 255
         return (coloured * soft + target * (1 - soft)).astype(np.uint8)
-    near = cv2.dilate(mask, np.ones((15, 15), np.uint8)) > 0  # cloning may nudge pixels far off: keep only near ones
     return np.where(near[..., None], cloned, target)
 
 

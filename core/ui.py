@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.checked import checked
+from core.checked import bounded, checked, chosen  # noqa: F401  (checked: used by the tabs as ui.checked)
 from core.device import is_out_of_memory
 from core.errors import UserError
 from core.models import ModelCache
@@ -74,9 +74,23 @@ def user_errors(fn: Callable) -> Callable:
     return call
 
 
-def slider(minimum: float, maximum: float, **kwargs) -> gr.Slider:
-    """gr.Slider that answers "The <label> must be a number." to a word sent through the API."""
-    return checked(gr.Slider, "The {label} must be a number.")(minimum, maximum, **kwargs)
+def slider(minimum: float, maximum: float, *, param: str, words: str | None = None, unit: str = "", **kwargs):
+    """gr.Slider whose refusals (a word, a value out of range, sent through the API) name the input by its API
+    parameter `param` (and `words`), its range in `unit` and what was given."""
+    from core.checks import named
+
+    component = bounded(gr.Slider)(minimum, maximum, **kwargs)
+    component.what, component.unit = named(param, words), unit
+    return component
+
+
+def choice(component: type, *args, param: str, words: str | None = None, **kwargs):
+    """A gr.Dropdown, gr.Radio or gr.CheckboxGroup whose refusal names the input by its API parameter `param`."""
+    from core.checks import named
+
+    made = chosen(component)(*args, **kwargs)
+    made.what = named(param, words)
+    return made
 
 
 def seed_used_box(elem_id: str) -> gr.Number:

@@ -92,15 +92,20 @@ def check_consent(consent: Any) -> None:
         raise UserError(CONSENT_MISSING)
 
 
+FACE_UNREADABLE = "The face number (face_index) must be -1 (all faces) or the number of a face on the preview."
+
+
 def check_face_index(face_index: Any, found: int) -> int:
     try:
         index = int(face_index)
         if index != float(face_index):
             raise ValueError
     except (TypeError, ValueError):
-        raise UserError("The face number must be -1 (all faces) or the number of a face on the preview.") from None
+        raise UserError(f"{FACE_UNREADABLE[:-1]}; got {face_index!r:.40}.") from None
     if index != -1 and not 1 <= index <= found:
-        raise UserError(f"There is no face {index} in the target: it has {found} face(s). Use -1 for all faces.")
+        raise UserError(
+            f"There is no face {index} in the target (face_index): it has {found} face(s). Use -1 for all faces."
+        )
     return index
 
 
@@ -109,7 +114,7 @@ def check_face_index(face_index: Any, found: int) -> int:
 
 def pick_engine(settings: Settings, engine: str) -> str:
     if engine not in ENGINES:
-        raise UserError(f"The engine must be one of {', '.join(ENGINES)}.")
+        raise UserError(f"The engine must be one of {', '.join(ENGINES)}; got {engine!r:.40}.")
     present = faces.neural_available(settings.faceswap_model_dir)
     if engine == "neural" and not present:
         raise UserError(

@@ -9,7 +9,14 @@ from typing import Any
 import gradio as gr
 
 from core import faces, jobs, ui
-from tabs.faceswap.engine import CONSENT_TEXT, UNREADABLE_IMAGE, UNREADABLE_VIDEO, preview_faces, swap_face_image
+from tabs.faceswap.engine import (
+    CONSENT_TEXT,
+    FACE_UNREADABLE,
+    UNREADABLE_IMAGE,
+    UNREADABLE_VIDEO,
+    preview_faces,
+    swap_face_image,
+)
 from tabs.faceswap.video import VideoUpdate, swap_face_video
 
 TAB = "faceswap"
@@ -88,8 +95,12 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
                 page.stop = gr.Button("Stop", variant="stop")
     page.consent = gr.Checkbox(False, label=CONSENT_TEXT, elem_id="faceswap-consent")
     with gr.Row():
-        page.face_index = gr.Number(-1, label="Face to swap (-1 = all; numbers on the preview)", precision=0)
-        page.engine = gr.Radio(engines, value="auto", label="Engine", visible=not settings.classroom)
+        page.face_index = ui.checked(gr.Number, FACE_UNREADABLE)(
+            -1, label="Face to swap (-1 = all; numbers on the preview)", precision=0
+        )
+        page.engine = ui.choice(
+            gr.Radio, engines, param="engine", value="auto", label="Engine", visible=not settings.classroom
+        )
     gr.Examples(
         [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
         [page.source_image, page.target_image],

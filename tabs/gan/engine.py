@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from core import outputs, provenance
+from core import checks, outputs, provenance
 from core.device import import_lock, in_passing_thread
-from core.errors import UserError
 from core.settings import Settings
 
 EXPLANATION = (
@@ -216,9 +215,7 @@ def train(
     """Train `epochs` more epochs (Stop pauses; training again resumes), yielding after each; then save."""
     import torch
 
-    epochs = int(epochs) if str(epochs).strip().lstrip("-").isdigit() else 0
-    if not 1 <= epochs <= MAX_EPOCHS:
-        raise UserError(f"The number of epochs must be a whole number from 1 to {MAX_EPOCHS}.")
+    epochs = int(checks.check_number(epochs, checks.named("epochs", "number of epochs"), 1, MAX_EPOCHS, integer=True))
     stop = stop or threading.Event()
     update = None
     for i in range(epochs):

@@ -26,7 +26,9 @@ def _layout() -> tuple:
     gr.Markdown(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1):
-            epochs = ui.slider(1, MAX_EPOCHS, value=60, step=1, label="Epochs to train (about 0.5 s each here)")
+            epochs = ui.slider(
+                1, MAX_EPOCHS, param="epochs", value=60, step=1, label="Epochs to train (about 0.5 s each here)"
+            )
             seed = ui.checked(gr.Number, "The seed must be a whole number.")(0, label="Seed", precision=0)
             with gr.Row():
                 start = gr.Button("Train / Resume", variant="primary", elem_id="gan-train")
@@ -36,6 +38,8 @@ def _layout() -> tuple:
             walk = ui.slider(
                 0,
                 1,
+                param="t",
+                words="point of the walk",
                 value=0,
                 step=0.05,
                 label="Walk the latent space: from one random input to another",

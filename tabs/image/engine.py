@@ -168,11 +168,17 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
         sizes[name] = value
     checked = ImageParams(
         prompt=checks.check_text(p.prompt, "prompt", settings.max_prompt_chars),
-        negative_prompt=checks.check_text(p.negative_prompt, "negative prompt", settings.max_prompt_chars, False),
-        steps=int(checks.check_number(p.steps, "number of steps", 1, MAX_STEPS, integer=True)),
-        guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 30)),
+        negative_prompt=checks.check_text(
+            p.negative_prompt, checks.named("negative_prompt"), settings.max_prompt_chars, False
+        ),
+        steps=int(checks.check_number(p.steps, checks.named("steps", "number of steps"), 1, MAX_STEPS, integer=True)),
+        guidance_scale=float(checks.check_number(p.guidance_scale, checks.named("guidance_scale"), 0, 30)),
         seed=checks.resolve_seed(p.seed),
-        num_images=int(checks.check_number(p.num_images, "number of images", 1, MAX_IMAGES, integer=True)),
+        num_images=int(
+            checks.check_number(
+                p.num_images, checks.named("num_images", "number of images"), 1, MAX_IMAGES, integer=True
+            )
+        ),
         strength=float(checks.check_number(p.strength, "strength", 0.01, 1)),
         sampler=check_sampler(p.sampler),
         **sizes,

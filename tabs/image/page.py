@@ -111,7 +111,9 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
-    page.model = gr.Dropdown(
+    page.model = ui.choice(
+        gr.Dropdown,
+        param="model",
         visible=not settings.classroom,
         choices=choices,
         value=choices[0],
@@ -126,25 +128,40 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         info="Fast: fewer steps, smaller. Quality: more steps. Balanced: the model's own.",
     )
     with gr.Row():
-        page.steps = ui.slider(1, MAX_STEPS, value=first.steps, step=1, label="Steps", elem_id="image-steps")
-        page.guidance_scale = ui.slider(0, 30, value=first.guidance, step=0.5, label="Guidance (CFG)")
-    page.sampler = gr.Dropdown(
+        page.steps = ui.slider(
+            1,
+            MAX_STEPS,
+            param="steps",
+            words="number of steps",
+            value=first.steps,
+            step=1,
+            label="Steps",
+            elem_id="image-steps",
+        )
+        page.guidance_scale = ui.slider(
+            0, 30, param="guidance_scale", value=first.guidance, step=0.5, label="Guidance (CFG)"
+        )
+    page.sampler = ui.choice(
+        gr.Dropdown,
         [DEFAULT_SAMPLER, *SAMPLERS],
         value=DEFAULT_SAMPLER,
         label="Sampler",
         elem_id="image-sampler",
         visible=not settings.classroom,
         info="How each step removes noise. Turbo models are tuned for their own (Euler).",
+        param="sampler",
     )
     with gr.Row():
-        page.width = ui.slider(64, size_max, value=first.size, step=8, label="Width")
-        page.height = ui.slider(64, size_max, value=first.size, step=8, label="Height")
+        page.width = ui.slider(64, size_max, param="width", value=first.size, step=8, label="Width")
+        page.height = ui.slider(64, size_max, param="height", value=first.size, step=8, label="Height")
     with gr.Row():
         page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(
             -1, label="Seed (-1 = random)", precision=0, elem_id="image-seed"
         )
         page.reuse = gr.Button("♻ Reuse last seed", size="sm")
-        page.num_images = ui.slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+        page.num_images = ui.slider(
+            1, MAX_IMAGES, param="num_images", words="number of images", value=1, step=1, label="Images"
+        )
 
 
 def _edit_panels(ctx: ui.Context, page: Page) -> None:
@@ -153,18 +170,30 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
         page.init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
             label="Input image", type="filepath", format="png", elem_id="image-init", sources=["upload", "clipboard"]
         )
-        page.strength = ui.slider(0.05, 1, value=0.5, step=0.05, label="Strength (1 = repaint everything)")
+        page.strength = ui.slider(
+            0.05, 1, param="strength", value=0.5, step=0.05, label="Strength (1 = repaint everything)"
+        )
         page.transform = gr.Button("Generate from image", elem_id="image-transform")
         with gr.Row():
-            page.outpaint_sides = gr.CheckboxGroup(
+            page.outpaint_sides = ui.choice(
+                gr.CheckboxGroup,
                 [side.capitalize() for side in OUTPAINT_SIDES],
+                param="outpaint_sides",
+                words="sides to extend",
                 value=["Right"],
                 label="Extend the picture (outpaint)",
                 info="The model paints what lies beyond these edges; the picture itself stays as it is.",
                 elem_id="image-outpaint-sides",
             )
             page.outpaint_pixels = ui.slider(
-                8, 512, value=128, step=8, label="Pixels to add", elem_id="image-outpaint-pixels"
+                8,
+                512,
+                param="outpaint_pixels",
+                words="number of pixels to add",
+                value=128,
+                step=8,
+                label="Pixels to add",
+                elem_id="image-outpaint-pixels",
             )
         page.outpaint = gr.Button("Extend the picture", elem_id="image-outpaint-run")
     with gr.Accordion("Inpaint: repaint part of an image", open=False, elem_id="image-inpaint-panel"):
@@ -181,7 +210,7 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
             elem_id="image-inpaint",
         )
         page.inpaint_strength = ui.slider(
-            0.05, 1, value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
+            0.05, 1, param="strength", value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
         )
         page.inpaint = gr.Button("Repaint the painted area", elem_id="image-inpaint-run")
     with gr.Accordion("Restore settings from a PNG", open=False, visible=not ctx.settings.classroom):
@@ -333,7 +362,8 @@ def _wire_runs(ctx: ui.Context, page: Page) -> None:
                 params = replace(params, prompt=read_recipe(image).get("prompt", ""))
             except UserError:  # no recipe inside: the empty prompt is refused below, with its sentence
                 pass
-        steps = max(int(checks.check_number(params.steps, "number of steps", 1, MAX_STEPS, integer=True)), 3)
+        what = checks.named("steps", "number of steps")
+        steps = max(int(checks.check_number(params.steps, what, 1, MAX_STEPS, integer=True)), 3)
         picture = upscaled(image, ctx.settings)
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
         yield from _run(ctx, page, replace(params, steps=steps), model, picture, **job)

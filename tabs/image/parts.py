@@ -127,7 +127,10 @@ def check_sides(sides: Any) -> list[str]:
     named = sides.split(",") if isinstance(sides, str) else sides if isinstance(sides, (list, tuple)) else []
     chosen = [str(s).strip().lower() for s in named if str(s).strip()]
     if not chosen or any(s not in OUTPAINT_SIDES for s in chosen):
-        raise UserError(f"Choose the sides to extend: one or more of {', '.join(OUTPAINT_SIDES)}.")
+        raise UserError(
+            f"Choose the sides to extend (outpaint_sides): one or more of {', '.join(OUTPAINT_SIDES)}; "
+            f"got {sides!r:.60}."
+        )
     return sorted(set(chosen), key=OUTPAINT_SIDES.index)
 
 
@@ -140,7 +143,15 @@ def outpaint_canvas(image: Any, sides: Any, pixels: Any, settings: Settings) -> 
     from PIL import Image, ImageFilter
 
     chosen = check_sides(sides)
-    pixels = int(checks.check_number(pixels, "number of pixels to add", 8, settings.max_image_size, integer=True))
+    pixels = int(
+        checks.check_number(
+            pixels,
+            checks.named("outpaint_pixels", "number of pixels to add"),
+            8,
+            settings.max_image_size,
+            integer=True,
+        )
+    )
     pixels -= pixels % 8  # the model works on 8 px cells
     left, right, top, bottom = (pixels if s in chosen else 0 for s in OUTPAINT_SIDES)
     w, h = image.size

@@ -17,7 +17,7 @@ CONTEXT_SECONDS = 10.0  # how much of a clip's end MusicGen hears when it contin
 CROSSFADE_S = 0.05  # the clip's end fades into the model's version of it, so the join does not click
 UNREADABLE = "The {what} is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
 MELODY_UNREADABLE = UNREADABLE.format(what="melody")
-CLIP_UNREADABLE = UNREADABLE.format(what="clip to continue")
+CLIP_UNREADABLE = UNREADABLE.format(what="clip to continue (continue_from)")
 # How MusicGen-Melody turns audio into chroma (its preprocessor_config.json, when the model folder has one).
 CHROMA_DEFAULTS = {"sampling_rate": 32000, "n_fft": 16384, "hop_length": 4096, "chunk_length": 30, "num_chroma": 12}
 
@@ -122,9 +122,11 @@ class Continuation:
 
 
 def read_clip_to_continue(path: Any) -> tuple[Any, int]:
-    samples, rate = read_clip(path, "clip to continue", MAX_CLIP_SECONDS)
+    samples, rate = read_clip(path, "clip to continue (continue_from)", MAX_CLIP_SECONDS)
     if len(samples) < rate:
-        raise UserError("The clip to continue is shorter than 1 s: the model needs a second or more to go on from.")
+        raise UserError(
+            "The clip to continue (continue_from) is shorter than 1 s: the model needs a second or more to go on from."
+        )
     return samples, rate
 
 

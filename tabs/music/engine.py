@@ -161,12 +161,12 @@ def _recipe(
 
 def check_params(settings: Settings, p: MusicParams) -> MusicParams:
     return MusicParams(
-        prompt=checks.check_text(p.prompt, "description", settings.max_prompt_chars),
-        duration=float(checks.check_number(p.duration, "duration in seconds", 1, settings.max_music_seconds)),
-        top_k=int(checks.check_number(p.top_k, "top-k", 0, 2048, integer=True)),
-        top_p=float(checks.check_number(p.top_p, "top-p", 0, 1)),
+        prompt=checks.check_text(p.prompt, checks.named("prompt", "description"), settings.max_prompt_chars),
+        duration=float(checks.check_number(p.duration, "duration", 1, settings.max_music_seconds, unit=" seconds")),
+        top_k=int(checks.check_number(p.top_k, checks.named("top_k"), 0, 2048, integer=True)),
+        top_p=float(checks.check_number(p.top_p, checks.named("top_p"), 0, 1)),
         temperature=float(checks.check_number(p.temperature, "temperature", 0.05, 4)),
-        guidance_scale=float(checks.check_number(p.guidance_scale, "guidance scale", 0, 15)),
+        guidance_scale=float(checks.check_number(p.guidance_scale, checks.named("guidance_scale"), 0, 15)),
         seed=checks.resolve_seed(p.seed),
     )
 

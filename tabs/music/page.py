@@ -72,7 +72,15 @@ def _description_and_settings(ctx: ui.Context, page: Page) -> None:
     ctx.shared.music_prompt = page.prompt
     ctx.shared.music_expand = gr.Button("✨ Expand description", size="sm", elem_id="music-expand")
     longest = settings.max_music_seconds
-    page.duration = ui.slider(1, longest, value=min(d.duration, longest), step=1, label="Duration (seconds)")
+    page.duration = ui.slider(
+        1,
+        longest,
+        param="duration",
+        unit=" seconds",
+        value=min(d.duration, longest),
+        step=1,
+        label="Duration (seconds)",
+    )
     preset = gr.Radio(
         list(PRESETS),
         label="Preset",
@@ -86,7 +94,9 @@ def _description_and_settings(ctx: ui.Context, page: Page) -> None:
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
         page.stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
-    page.model = gr.Dropdown(
+    page.model = ui.choice(
+        gr.Dropdown,
+        param="model",
         visible=not settings.classroom,
         choices=choices,
         value=choices[0],
@@ -94,11 +104,11 @@ def _description_and_settings(ctx: ui.Context, page: Page) -> None:
         allow_custom_value=settings.allow_custom_models,
     )
     with gr.Accordion("Sampling", open=False, visible=not settings.classroom):
-        page.top_k = ui.slider(0, 500, value=d.top_k, step=1, label="Top-k (0 = off)")
-        page.top_p = ui.slider(0, 1, value=d.top_p, step=0.01, label="Top-p (0 = off)")
-        page.temperature = ui.slider(0.05, 2, value=d.temperature, step=0.05, label="Temperature")
+        page.top_k = ui.slider(0, 500, param="top_k", value=d.top_k, step=1, label="Top-k (0 = off)")
+        page.top_p = ui.slider(0, 1, param="top_p", value=d.top_p, step=0.01, label="Top-p (0 = off)")
+        page.temperature = ui.slider(0.05, 2, param="temperature", value=d.temperature, step=0.05, label="Temperature")
         page.guidance_scale = ui.slider(
-            0, 10, value=d.guidance_scale, step=0.5, label="Classifier-free guidance (1 = off)"
+            0, 10, param="guidance_scale", value=d.guidance_scale, step=0.5, label="Classifier-free guidance (1 = off)"
         )
         page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(-1, label="Seed (-1 = random)", precision=0)
 

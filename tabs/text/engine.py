@@ -97,12 +97,16 @@ def load_text_model(folder: Path, device: str, dtype: Any) -> LoadedText:
 def check_params(settings: Settings, params: TextParams) -> TextParams:
     return TextParams(
         max_new_tokens=int(
-            checks.check_number(params.max_new_tokens, "max new tokens", 1, settings.max_new_tokens, True)
+            checks.check_number(
+                params.max_new_tokens, checks.named("max_new_tokens"), 1, settings.max_new_tokens, True
+            )
         ),
         temperature=float(checks.check_number(params.temperature, "temperature", 0, 2)),
-        top_p=float(checks.check_number(params.top_p, "top-p", 0.01, 1)),
-        top_k=int(checks.check_number(params.top_k, "top-k", 0, 1000, True)),
-        repetition_penalty=float(checks.check_number(params.repetition_penalty, "repetition penalty", 0.5, 2)),
+        top_p=float(checks.check_number(params.top_p, checks.named("top_p"), 0.01, 1)),
+        top_k=int(checks.check_number(params.top_k, checks.named("top_k"), 0, 1000, True)),
+        repetition_penalty=float(
+            checks.check_number(params.repetition_penalty, checks.named("repetition_penalty"), 0.5, 2)
+        ),
         seed=checks.resolve_seed(params.seed),
     )
 
@@ -328,8 +332,10 @@ def generate_text(
     """Stream the answer to `prompt` (after `history`, messages with role/content), then save the transcript.
     With `continue_answer`, the model goes on from that (cut-off) answer; the updates hold the whole answer."""
     # 1. check the inputs
-    prompt = checks.check_text(prompt, "message", settings.max_prompt_chars)
-    system_prompt = checks.check_text(system_prompt, "system prompt", settings.max_prompt_chars, required=False)
+    prompt = checks.check_text(prompt, checks.named("prompt", "message"), settings.max_prompt_chars)
+    system_prompt = checks.check_text(
+        system_prompt, checks.named("system_prompt"), settings.max_prompt_chars, required=False
+    )
     model_id = checks.check_model_choice(
         model or settings.model_for("text"), model_choices(settings), settings.allow_custom_models, SETTING
     )

@@ -77,7 +77,9 @@ def _layout(ctx: ui.Context) -> Page:
             stats = gr.Markdown(elem_id="text-stats")
             gr.Examples(EXAMPLES, message, label="Try")
         with gr.Column(scale=2):
-            model = gr.Dropdown(
+            model = ui.choice(
+                gr.Dropdown,
+                param="model",
                 visible=not settings.classroom,
                 choices=choices,
                 value=choices[0],
@@ -105,13 +107,25 @@ def _sampling_controls(ctx: ui.Context) -> dict[str, Any]:
     with gr.Accordion("Sampling", open=False, visible=not settings.classroom):
         return dict(
             max_new_tokens=ui.slider(
-                1, settings.max_new_tokens, value=defaults.max_new_tokens, step=1, label="Max new tokens"
+                1,
+                settings.max_new_tokens,
+                param="max_new_tokens",
+                value=defaults.max_new_tokens,
+                step=1,
+                label="Max new tokens",
             ),
-            temperature=ui.slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)"),
-            top_p=ui.slider(0.01, 1, value=defaults.top_p, step=0.01, label="Top-p"),
-            top_k=ui.slider(0, 200, value=defaults.top_k, step=1, label="Top-k (0 = off)"),
+            temperature=ui.slider(
+                0, 2, param="temperature", value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)"
+            ),
+            top_p=ui.slider(0.01, 1, param="top_p", value=defaults.top_p, step=0.01, label="Top-p"),
+            top_k=ui.slider(0, 200, param="top_k", value=defaults.top_k, step=1, label="Top-k (0 = off)"),
             repetition_penalty=ui.slider(
-                0.5, 2, value=defaults.repetition_penalty, step=0.05, label="Repetition penalty"
+                0.5,
+                2,
+                param="repetition_penalty",
+                value=defaults.repetition_penalty,
+                step=0.05,
+                label="Repetition penalty",
             ),
             seed=ui.checked(gr.Number, checks.SEED_UNREADABLE)(
                 -1, label="Seed (-1 = random)", precision=0, elem_id="text-seed"
