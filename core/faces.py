@@ -218,13 +218,12 @@ class NeuralModels:
     emap: np.ndarray  # (512, 512): maps an ArcFace embedding to the swapper's latent
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> NeuralModels:
+    def load(cls, swapper_path: Path, recogniser_path: Path, device: str = "cpu") -> NeuralModels:
         """Both sessions on `device` (see onnx_device): CUDA's provider there, the CPU's elsewhere."""
         import onnx
         import onnxruntime as ort
         from onnx import numpy_helper
 
-        swapper_path = Path(folder) / NEURAL_FILES[0]
         graph = onnx.load(str(swapper_path))
         emap = numpy_helper.to_array(graph.graph.initializer[-1])  # the graph's last initializer, by design
         options = ort.SessionOptions()
@@ -235,7 +234,7 @@ class NeuralModels:
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
         return cls(
             swapper=ort.InferenceSession(str(swapper_path), options, providers=providers),
-            recogniser=ort.InferenceSession(str(Path(folder) / NEURAL_FILES[1]), options, providers=providers),
+            recogniser=ort.InferenceSession(str(recogniser_path), options, providers=providers),
             emap=emap.astype(np.float32),
         )
 

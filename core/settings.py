@@ -47,6 +47,7 @@ class Settings:
     max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider
     max_image_size: int = 1024  # largest image width or height in pixels (multiple of 8)
     faceswap_model_dir: Path | None = None  # folder with inswapper_128.onnx + w600k_r50.onnx (the neural engine)
+    allow_model_downloads: bool = True  # users may fetch optional models (the neural face swap) after a licence yes
     faceswap_label: bool = True  # stamp a visible "AI-generated" label on face swaps (turn off for private use)
     max_video_seconds: float = 20.0  # longest target video the face swap accepts
     max_music_seconds: float = 30.0  # longest music the Music tab makes (MusicGen's own limit is 30 s)

@@ -221,6 +221,7 @@ ROWS = [
         {"source_image": F + "hopper", "target_video": F + "clip.mp4", "consent": None},
         "Tick the consent box",
     ),
+    ("/get_neural_engine", {"accept_licence": False}, "Tick the licence box first"),
     # verify
     ("/verify", {"file": F + "notes.txt"}, "not a file the Verify tab can read"),
     ("/verify", {"file": F + "empty.png"}, "not a file the Verify tab can read"),
@@ -252,6 +253,7 @@ def test_the_matrix_has_at_least_forty_rows():
 NAMED = {  # rows whose sentence names the input in other words than its parameter
     "/restore_image_settings": "file",  # "This file carries no recipe"
     "/verify": "file",
+    "/get_neural_engine": "licence",  # "Tick the licence box first"
 }
 
 

@@ -3,6 +3,7 @@
 import json
 import re
 import threading
+from pathlib import Path
 
 import av
 import numpy as np
@@ -292,3 +293,52 @@ def test_the_neural_models_stay_leased_while_a_swap_uses_them(fs_settings, tmp_p
         out = swap.apply(target, swap.detect(target), -1)
         assert (out != target).any()
     assert cache.unload() == (2, 0)  # the swap is over: now they may go
+
+
+def test_the_neural_download_asks_first_and_names_what_is_missing(fs_settings):
+    from tabs.faceswap import neural
+
+    with pytest.raises(UserError, match="Tick the licence box"):
+        neural.download(fs_settings, accept=None)
+    with pytest.raises(UserError, match="STUDIO_ALLOW_MODEL_DOWNLOADS=0"):
+        neural.download(fs_settings.replace(allow_model_downloads=False), accept=True)
+    with pytest.raises(UserError, match="offline"):
+        neural.download(fs_settings.replace(offline=True), accept=True)
+    # here the Hub cannot be reached: one sentence that names the repo and the file the engine needs
+    with pytest.raises(UserError, match=r"ezioruan/inswapper_128\.onnx.*needs inswapper_128\.onnx"):
+        neural.download(fs_settings.replace(offline=False), accept=True)
+    assert neural.neural_paths(fs_settings) is None
+
+
+def test_a_downloaded_file_with_the_wrong_checksum_is_deleted_and_never_run(fs_settings):
+    """A file in the Hugging Face cache (as a download leaves it) that is not the published one is refused."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    from tabs.faceswap import neural
+
+    source = neural.SOURCES[0]
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + source.repo.replace("/", "--"))
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    cached = repo / "snapshots" / commit / source.path
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not the published inswapper_128")
+    try:
+        assert neural.neural_paths(fs_settings) is None  # present, but not the right file: not usable
+        with pytest.raises(UserError, match="SHA-256 differs.*deleted it"):
+            neural.download(fs_settings.replace(offline=False), accept=True)
+        assert not cached.exists()
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
+
+
+def test_checksums(tmp_path):
+    from tabs.faceswap import neural
+
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"abc")
+    good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256 of "abc" (FIPS 180-2)
+    assert neural.sha256_of(f) == good and neural.verified(f, good) and not neural.verified(f, "0" * 64)

@@ -19,6 +19,7 @@ from core import checks, faces, outputs, provenance
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
+from tabs.faceswap import neural
 
 CONSENT_VERSION = "1"
 CONSENT_TEXT = "I have the consent of the people shown, or the right to use these images."
@@ -115,11 +116,12 @@ def check_face_index(face_index: Any, found: int) -> int:
 def pick_engine(settings: Settings, engine: str) -> str:
     if engine not in ENGINES:
         raise UserError(f"The engine must be one of {', '.join(ENGINES)}; got {engine!r:.40}.")
-    present = faces.neural_available(settings.faceswap_model_dir)
+    present = neural.neural_paths(settings) is not None
     if engine == "neural" and not present:
         raise UserError(
-            "The neural engine needs inswapper_128.onnx and w600k_r50.onnx in STUDIO_FACESWAP_MODEL_DIR "
-            "(see the README); the classic engine works without them."
+            "The neural engine needs inswapper_128.onnx and w600k_r50.onnx: get them under 'Neural engine' on the "
+            "Face swap tab (after accepting their licence), or put them in STUDIO_FACESWAP_MODEL_DIR (see the "
+            "README). The classic engine works without them."
         )
     return "neural" if engine == "neural" or (engine == "auto" and present) else "classic"
 
@@ -159,10 +161,10 @@ def swapper(cache: ModelCache, settings: Settings, source: np.ndarray, engine: s
         if engine != "neural":
             yield Swapper(source, engine, graphs)
             return
-        folder = Path(settings.faceswap_model_dir)
+        swapper_file, recogniser_file = neural.neural_paths(settings)
         device = faces.onnx_device(cache.device)
-        key = ModelKey("faceswap", str(folder), None, device, "onnx")
-        with cache.acquire(key, lambda: faces.NeuralModels.load(folder, device)) as models:
+        key = ModelKey("faceswap", str(swapper_file), None, device, "onnx")
+        with cache.acquire(key, lambda: faces.NeuralModels.load(swapper_file, recogniser_file, device)) as models:
             yield Swapper(source, engine, graphs, models)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import gradio as gr
 
-from core import faces, jobs, ui
+from core import jobs, ui
+from tabs.faceswap import neural
 from tabs.faceswap.engine import (
     CONSENT_TEXT,
     FACE_UNREADABLE,
@@ -73,7 +74,7 @@ def build(ctx: ui.Context) -> None:
 
 def _inputs(ctx: ui.Context, page: Page) -> None:
     settings = ctx.settings
-    engines = ["auto", "classic"] + (["neural"] if faces.neural_available(settings.faceswap_model_dir) else [])
+    engines = ["auto", "classic"] + (["neural"] if neural.neural_paths(settings) is not None else [])
     page.source_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"))(
         label="Source face", type="filepath", elem_id="faceswap-source", sources=["upload", "clipboard"]
     )
@@ -101,11 +102,42 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
         page.engine = ui.choice(
             gr.Radio, engines, param="engine", value="auto", label="Engine", visible=not settings.classroom
         )
+    _neural_panel(ctx, page)
     gr.Examples(
         [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
         [page.source_image, page.target_image],
         label="Public-domain faces to try",
     )
+
+
+def _neural_panel(ctx: ui.Context, page: Page) -> None:
+    """The neural engine, one click away: its licence, a yes, then the download (with progress), never silently."""
+    settings = ctx.settings
+    ready = neural.neural_paths(settings) is not None
+    size = sum(source.megabytes for source in neural.SOURCES)
+    repos = ", ".join(f"`{source.repo}`" for source in neural.SOURCES)
+    with gr.Accordion(
+        "Neural engine (sharper faces): " + ("ready" if ready else "download once"),
+        open=False,
+        visible=not settings.classroom,
+        elem_id="faceswap-neural-panel",
+    ):
+        gr.Markdown(
+            f"{neural.LICENCE} The files ({size} MB) come from the Hugging Face Hub ({repos}) and run only if their "
+            "SHA-256 matches the published files."
+            + ("" if settings.allow_model_downloads else " **Downloads are turned off on this studio.**")
+        )
+        accept = gr.Checkbox(False, label=neural.ACCEPT, elem_id="faceswap-neural-accept")
+        get = gr.Button("Download the neural engine", elem_id="faceswap-neural-get", interactive=not ready)
+        note = gr.Markdown(elem_id="faceswap-neural-note")
+
+    @ui.user_errors
+    def get_neural_engine(accept_licence: bool, progress=gr.Progress(track_tqdm=True)):
+        neural.download(settings, accept_licence, progress)
+        ready_note = "The neural engine is ready: it is now chosen under Engine (auto picks it too)."
+        return gr.Radio(choices=["auto", "classic", "neural"], value="neural"), ready_note
+
+    get.click(get_neural_engine, accept, [page.engine, note], api_name="get_neural_engine", concurrency_id="downloads")
 
 
 def _how_it_works(open_: bool) -> Any:
