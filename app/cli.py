@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     swap.add_argument("--face-index", type=int, default=-1, help="-1 = all faces; else the face's number")
     swap.add_argument("--engine", choices=["auto", "classic", "neural"], default="auto")
+    swap.add_argument(
+        "--region",
+        choices=["whole face", "keep eyes", "keep mouth", "skin only"],
+        default="whole face",
+        help="what of the target's face to paint (keep eyes: its own eyes and glasses stay)",
+    )
     swap.add_argument("--prompt", help=argparse.SUPPRESS)
     common(swap)
     return p
@@ -163,7 +169,9 @@ def _generate(args: argparse.Namespace, settings, cache):
     else:
         from tabs.faceswap import swap_face_image, swap_face_video
 
-        options = dict(consent=args.consent or None, face_index=args.face_index, engine=args.engine)
+        options = dict(
+            consent=args.consent or None, face_index=args.face_index, engine=args.engine, region=args.region
+        )
         if Path(args.target).suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
             final = list(swap_face_video(cache, settings, args.source, args.target, **options))[-1].result
         else:

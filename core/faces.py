@@ -28,6 +28,48 @@ ARCFACE_5 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
+# Regions of the 468-point face mesh (mediapipe's FACEMESH_* connection sets): each eye with its eyebrow, the lips.
+EYES = (
+    (
+        7,
+        33,
+        133,
+        144,
+        145,
+        153,
+        154,
+        155,
+        157,
+        158,
+        159,
+        160,
+        161,
+        163,
+        173,
+        246,
+        46,
+        52,
+        53,
+        55,
+        63,
+        65,
+        66,
+        70,
+        105,
+        107,
+    ),
+    (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466)
+    + (276, 282, 283, 285, 293, 295, 296, 300, 334, 336),
+)
+LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269, 270, 291)
+LIPS += (308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
+# What of the target's own face a swap keeps (facefusion's region masks): its eyes and brows (and glasses), its mouth.
+REGIONS = {
+    "whole face": (),
+    "keep eyes": ("eyes",),
+    "keep mouth": ("mouth",),
+    "skin only": ("eyes", "mouth"),
+}
 NEURAL_FILES = ("inswapper_128.onnx", "w600k_r50.onnx")  # swapper, ArcFace recogniser (buffalo_l)
 
 
@@ -142,6 +184,22 @@ def face_mask(face: Face, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def region_mask(face: Face, shape: tuple[int, int], region: str = "whole face") -> np.ndarray:
+    """uint8 mask (255 where the swap paints): the face's hull without its inner mouth, and without the parts of the
+    target that `region` keeps (see REGIONS), each grown by a few pixels so that their edges stay the target's."""
+    import cv2
+
+    mask = face_mask(face, shape)
+    kept = REGIONS[region]
+    pad = max(3, int(0.04 * (face.box[2] - face.box[0])))  # about 4% of the face's width
+    holes = np.zeros(shape, np.uint8)
+    for part in ([*EYES] if "eyes" in kept else []) + ([LIPS] if "mouth" in kept else []):
+        cv2.fillConvexPoly(holes, cv2.convexHull(face.points[list(part)].astype(np.int32)), 255)
+    if holes.any():
+        mask[cv2.dilate(holes, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) > 0] = 0
+    return mask
+
+
 def _warp_triangles(src: np.ndarray, src_pts: np.ndarray, dst_shape: tuple, dst_pts: np.ndarray) -> np.ndarray:
     """Piecewise-affine warp of `src` so that src_pts land on dst_pts (one affine map per Delaunay triangle)."""
     import cv2
@@ -185,13 +243,18 @@ def _transfer_colour(face: np.ndarray, reference: np.ndarray, mask: np.ndarray) 
     return cv2.cvtColor(a.clip(0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-def swap_classic(source: np.ndarray, source_face: Face, target: np.ndarray, target_face: Face) -> np.ndarray:
-    """The target image with `source_face` placed on `target_face` (classic engine)."""
+def swap_classic(
+    source: np.ndarray, source_face: Face, target: np.ndarray, target_face: Face, region: str = "whole face"
+) -> np.ndarray:
+    """The target image with `source_face` placed on `target_face` (classic engine), over `region` (see REGIONS)."""
     import cv2
 
     warped = _warp_triangles(source, source_face.mesh, target.shape, target_face.mesh)
-    mask = face_mask(target_face, target.shape[:2])
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=2)
+    painted = region_mask(target_face, target.shape[:2], region)
+    hull = np.zeros(target.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(target_face.mesh.astype(np.int32)), 255)
+    kept = (hull > 0) & (painted == 0)  # its inner mouth, and what `region` keeps (its eyes...): the target's own
+    mask = cv2.erode(painted, np.ones((3, 3), np.uint8), iterations=2)
     if mask.sum() == 0:
         return target
     coloured = _transfer_colour(warped, target, mask)
@@ -205,7 +268,8 @@ def swap_classic(source: np.ndarray, source_face: Face, target: np.ndarray, targ
     except cv2.error:  # a face touching the border: fall back to a feathered paste
         soft = cv2.GaussianBlur(mask, (0, 0), 3).astype(np.float32)[..., None] / 255
         return (coloured * soft + target * (1 - soft)).astype(np.uint8)
-    return np.where(near[..., None], cloned, target)
+    # cloning also shifts the pixels of the holes it surrounds (Poisson blending): those stay the target's exactly
+    return np.where((near & ~kept)[..., None], cloned, target)
 
 
 # ------------------------------------------------------------------------------------------- neural ----------
@@ -270,9 +334,11 @@ def embedding(models: NeuralModels, image: np.ndarray, face: Face) -> np.ndarray
     return vector / (np.linalg.norm(vector) + 1e-9)
 
 
-def swap_neural(models: NeuralModels, source_embedding: np.ndarray, target: np.ndarray, face: Face) -> np.ndarray:
+def swap_neural(
+    models: NeuralModels, source_embedding: np.ndarray, target: np.ndarray, face: Face, region: str = "whole face"
+) -> np.ndarray:
     """The target image with the face of `source_embedding` on `face`: inswapper on the aligned 128 px crop,
-    pasted back with a feathered mask."""
+    pasted back with a feathered mask (without the parts of the target that `region` keeps)."""
     import cv2
 
     crop, matrix = _align(target, face.keypoints5, 128)
@@ -289,4 +355,8 @@ def swap_neural(models: NeuralModels, source_embedding: np.ndarray, target: np.n
     box = np.zeros((128, 128), np.float32)
     box[8:-8, 8:-8] = 1.0
     soft = cv2.GaussianBlur(cv2.warpAffine(box, inverse, (w, h)), (0, 0), 4)[..., None]
+    if region != "whole face":  # the kept parts stay the target's, with a soft edge
+        whole = face_mask(face, (h, w)) > 0
+        kept = (whole & (region_mask(face, (h, w), region) == 0)).astype(np.float32)
+        soft = soft * (1 - cv2.GaussianBlur(kept, (0, 0), 2)[..., None])
     return (back * soft + target * (1 - soft)).clip(0, 255).astype(np.uint8)

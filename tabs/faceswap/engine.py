@@ -96,6 +96,12 @@ def check_consent(consent: Any) -> None:
 FACE_UNREADABLE = "The face number (face_index) must be -1 (all faces) or the number of a face on the preview."
 
 
+def check_region(region: Any) -> str:
+    if region not in faces.REGIONS:
+        raise UserError(f"The face region (region) must be one of {', '.join(faces.REGIONS)}; got {region!r:.40}.")
+    return region
+
+
 def check_face_index(face_index: Any, found: int) -> int:
     try:
         index = int(face_index)
@@ -130,8 +136,11 @@ class Swapper:
     """One source face, ready to be put on any number of target faces (images or video frames). Made by
     `swapper()`, which holds the neural engine's models in the cache for as long as it is used."""
 
-    def __init__(self, source: np.ndarray, engine: str, graphs: faces.FaceGraphs, models: Any = None) -> None:
+    def __init__(
+        self, source: np.ndarray, engine: str, graphs: faces.FaceGraphs, models: Any = None, region: str = "whole face"
+    ) -> None:
         self.graphs = graphs  # mediapipe's face graphs (from the model cache)
+        self.region = region  # what of each target face is painted (faces.REGIONS)
         found = self.detect(source)
         if not found:
             raise UserError("No face was found in the source image: use a clear, frontal photo of one face.")
@@ -146,26 +155,28 @@ class Swapper:
         out = target
         for face in chosen:
             if self.engine == "neural":
-                out = faces.swap_neural(self.models, self.embedding, out, face)
+                out = faces.swap_neural(self.models, self.embedding, out, face, self.region)
             else:
-                out = faces.swap_classic(self.source, self.source_face, out, face)
+                out = faces.swap_classic(self.source, self.source_face, out, face, self.region)
         return out
 
 
 @contextlib.contextmanager
-def swapper(cache: ModelCache, settings: Settings, source: np.ndarray, engine: str) -> Iterator[Swapper]:
+def swapper(
+    cache: ModelCache, settings: Settings, source: np.ndarray, engine: str, region: str = "whole face"
+) -> Iterator[Swapper]:
     """A Swapper for the length of the block. Its models come from the model cache and stay leased (never evicted,
     say by Unload) until the block ends: mediapipe's face graphs, and the neural engine's ONNX sessions under a key
     that names the device they run on."""
     with faces.face_graphs(cache) as graphs:
         if engine != "neural":
-            yield Swapper(source, engine, graphs)
+            yield Swapper(source, engine, graphs, region=region)
             return
         swapper_file, recogniser_file = neural.neural_paths(settings)
         device = faces.onnx_device(cache.device)
         key = ModelKey("faceswap", str(swapper_file), None, device, "onnx")
         with cache.acquire(key, lambda: faces.NeuralModels.load(swapper_file, recogniser_file, device)) as models:
-            yield Swapper(source, engine, graphs, models)
+            yield Swapper(source, engine, graphs, models, region)
 
 
 def _area(face: faces.Face) -> int:
@@ -266,18 +277,20 @@ def swap_face_image(
     consent: Any,
     face_index: Any = -1,
     engine: str = "auto",
+    region: str = "whole face",
 ) -> SwapResult:
-    """Put the face in `source` on the face(s) of `target`; save the result with its recipe; audit the swap."""
+    """Put the face in `source` on the face(s) of `target` (over `region`, see faces.REGIONS); save the result with
+    its recipe; audit the swap."""
     from PIL import Image
 
     # 1. check the inputs (consent first)
     check_consent(consent)
-    engine = pick_engine(settings, engine)
+    engine, region = pick_engine(settings, engine), check_region(region)
     source_img, source_hash, notes = open_image(source, "source image")
     target_img, target_hash, target_notes = open_image(target, "target image")
     notes += target_notes
     # 2. the models, held for the whole swap; 3. swap
-    with swapper(cache, settings, source_img, engine) as swap:
+    with swapper(cache, settings, source_img, engine, region) as swap:
         found = swap.detect(target_img)
         if not found:
             raise UserError("No face was found in the target image: use a photo where the face is clearly visible.")
@@ -291,6 +304,7 @@ def swap_face_image(
         "faces_found": len(found),
         "faces_swapped": len(found) if index == -1 else 1,
         "engine": engine,
+        "region": region,
         "labelled": settings.faceswap_label,
         "notes": notes,
     }

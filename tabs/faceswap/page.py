@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from core import jobs, ui
+from core import faces, jobs, ui
 from tabs.faceswap import neural
 from tabs.faceswap.engine import (
     CONSENT_TEXT,
@@ -34,6 +34,7 @@ class Page:
     consent: Any = None
     face_index: Any = None
     engine: Any = None
+    region: Any = None  # what of the target's face is painted (faces.REGIONS)
     swap: Any = None
     swap_video: Any = None
     stop: Any = None
@@ -102,6 +103,16 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
         page.engine = ui.choice(
             gr.Radio, engines, param="engine", value="auto", label="Engine", visible=not settings.classroom
         )
+    page.region = ui.choice(
+        gr.Radio,
+        list(faces.REGIONS),
+        param="region",
+        words="face region",
+        value="whole face",
+        label="Face region",
+        info="Keep the target's own eyes (and glasses) or mouth: the swap paints the rest of the face.",
+        elem_id="faceswap-region",
+    )
     _neural_panel(ctx, page)
     gr.Examples(
         [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
@@ -168,10 +179,13 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     page.target_image.change(find, page.target_image, [page.faces_preview, page.summary_box], api_visibility="private")
 
     @ui.user_errors
-    def swap_face(source_image, target_image, consent, face_index=-1, engine="auto", history=None):
+    def swap_face(
+        source_image, target_image, consent, face_index=-1, engine="auto", region="whole face", history=None
+    ):
         r = swap_face_image(
-            cache, settings, source_image, target_image, consent=consent, face_index=face_index, engine=engine
-        )
+            cache, settings, source_image, target_image, consent=consent, face_index=face_index, engine=engine,
+            region=region,
+        )  # fmt: skip
         summary = f"{r.summary['faces_swapped']} face(s), {r.summary['engine']} engine"
         entry = ui.history_entry("Face swap", summary, [r.path, r.path.with_suffix(".json")], preview=str(r.path))
         text = (
@@ -183,7 +197,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     common = dict(concurrency_limit=settings.concurrency, concurrency_id=TAB)
     page.swap.click(
         swap_face,
-        [page.source_image, page.target_image, page.consent, page.face_index, page.engine, ctx.history],
+        [page.source_image, page.target_image, page.consent, page.face_index, page.engine, page.region, ctx.history],
         [page.result, page.summary_box, page.summary_json, ctx.history, page.how],
         api_name="swap_face",
         **common,
@@ -211,7 +225,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
 
         yield from jobs.run(ctx, request, TAB, ticket, work, show)
 
-    names = ("source_image", "target_video", "consent", "face_index", "engine")
+    names = ("source_image", "target_video", "consent", "face_index", "engine", "region")
     jobs.queued(
         ctx,
         TAB,

@@ -29,6 +29,7 @@ from tabs.faceswap.engine import (
     audit,
     check_consent,
     check_face_index,
+    check_region,
     label,
     open_image,
     pick_engine,
@@ -148,13 +149,14 @@ def swap_face_video(
     consent: Any,
     face_index: Any = -1,
     engine: str = "auto",
+    region: str = "whole face",
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[VideoUpdate]:
     """Swap every frame of a short video (H.264 MP4 out, original audio kept). Yields progress, then the result."""
     # 1. check the inputs (consent first)
     check_consent(consent)
-    engine = pick_engine(settings, engine)
+    engine, region = pick_engine(settings, engine), check_region(region)
     stop = stop or threading.Event()
     source_img, source_hash, notes = open_image(source, "source image")
     video = open_video(settings, target_video)
@@ -163,7 +165,7 @@ def swap_face_video(
     # 2. the models, held for the whole video; 3. swap frame by frame into a temporary file
     with (
         tempfile.TemporaryDirectory(prefix="studio-video-") as work,
-        swapper(cache, settings, source_img, engine) as swap,
+        swapper(cache, settings, source_img, engine, region) as swap,
     ):
         made = Path(work) / "swapped.mp4"
         for done in _swap_frames(settings, video, swap, index, made, stop, tally):
@@ -180,6 +182,7 @@ def swap_face_video(
             "frames": tally.frames,
             "frames_with_faces": tally.with_faces,
             "engine": engine,
+            "region": region,
             "audio_kept": tally.audio_kept,
             "labelled": settings.faceswap_label,
             "notes": tally.notes,
