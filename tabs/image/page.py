@@ -3,31 +3,25 @@
 Each run's inputs are named (their names are the API's parameters, in the API's order) and map onto ImageParams.
 """
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from core import checks, jobs, ui
-from core.errors import UserError
+from core import checks, ui
 from core.png_recipes import read_recipe
 from tabs.image.engine import (
     EXAMPLES,
     MAX_IMAGES,
     MAX_STEPS,
-    OUTPAINT_STRENGTH,
     PRESETS,
-    UPSCALE_STRENGTH,
-    ImageParams,
-    ImageUpdate,
-    generate_image,
     model_choices,
     model_defaults,
     preset_values,
 )
-from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS, upscaled
+from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS
+from tabs.image.runs import item_path, use_result, wire_runs
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
@@ -87,7 +81,7 @@ def build(ctx: ui.Context) -> None:
     page.how = _how_it_works(ctx.settings.classroom)
     ctx.shared.image_prompt, ctx.shared.image_gallery = page.prompt, page.gallery
     ctx.shared.image_selected = page.selected
-    _wire_runs(ctx, page)
+    wire_runs(ctx, page)
     _wire_controls(ctx, page)
     _wire_restore(ctx, page)
 
@@ -256,148 +250,7 @@ def _how_it_works(open_: bool) -> Any:
     return how
 
 
-# ------------------------------------------------------------------------------------------------ runs ------
-
-
-def _run(
-    ctx, page: Page, params: ImageParams, model: Any, image: Any = None, *, request, progress, ticket, history, **edit
-):
-    """One run of the engine, shown as it goes: the preview and step counter, then the pictures and their recipe
-    (and a History entry). `edit`: mask= (inpainting) or outpaint=(sides, pixels)."""
-
-    def work(stop) -> Iterator[ImageUpdate]:
-        return generate_image(
-            ctx.cache, ctx.settings, params, model=model, init_image=image, stop=stop, progress=progress, **edit
-        )
-
-    def show(u: ImageUpdate) -> dict:
-        shown = {page.status: u.status(), page.seed_used: u.seed, page.last_seed: u.seed}
-        if not u.done:
-            return {**shown, page.preview: u.preview} if u.preview is not None else shown
-        files = [f for p in u.images for f in (p, p.with_suffix(".json"))]
-        entry = ui.history_entry("Image", params.prompt, files, preview=str(u.images[0]))
-        return {
-            **shown,
-            page.preview: None,
-            page.gallery: [str(p) for p in u.images],
-            page.recipe_view: u.recipe,
-            ctx.history: ui.history_add(history, entry),
-            page.how: u.filmstrip,
-        }
-
-    yield from jobs.run(ctx, request, TAB, ticket, work, show)
-
-
-def _picture_and_mask(image: Any, outpaint: Any) -> tuple[Any, Any]:
-    """(picture, mask): a picture as it is; the inpainting editor's value, {"background": picture, "layers":
-    [painted layers], ...}, as its picture and the painted layers (repainted where painted)."""
-    if isinstance(image, dict):
-        if not image.get("background"):
-            raise UserError(NO_PICTURE)
-        if not image.get("layers"):
-            raise UserError("The mask is empty: paint over the part of the image to repaint.")
-        return image["background"], image["layers"]
-    if not image:
-        what = "to extend" if outpaint else "for image-to-image"
-        raise UserError(f"Add an input image {what} (upload one under Image to image, or use a result).")
-    return image, None
-
-
-def _wire_runs(ctx: ui.Context, page: Page) -> None:
-    """Generate (/generate_image), from a picture (/image_to_image, /inpaint, /outpaint) and ⤢ Upscale (/upscale)."""
-    outs = [
-        page.preview, page.gallery, page.status, page.seed_used, page.recipe_view, ctx.history, page.how,
-        page.last_seed,
-    ]  # fmt: skip
-    common = dict(
-        concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, show_progress_on=[page.preview],
-        status=page.status,
-    )  # fmt: skip
-    fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")
-    named = {name: getattr(page, name) for name in (*fields, "model", "sampler")}
-
-    @ui.user_errors
-    def generate(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        model = f.pop("model")
-        job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, ImageParams(**f), model, **job)
-
-    for trigger, api_name in ((page.generate.click, "generate_image"), (page.prompt.submit, False)):
-        inputs = {**named, "history": ctx.history}
-        jobs.queued(ctx, TAB, trigger, generate, inputs, outs, api_name=api_name, **common)
-
-    @ui.user_errors
-    def from_picture(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        """From a picture (/image_to_image), the inpainting editor's value (/inpaint), or a picture with the sides
-        to extend and by how much (/outpaint; outpaint_sides None: not outpainting)."""
-        model, sides, pixels = f.pop("model"), f.pop("outpaint_sides", None), f.pop("outpaint_pixels", None)
-        outpaint = None if sides is None else (sides, pixels)
-        image, mask = _picture_and_mask(f.pop("image"), outpaint)
-        params = ImageParams(**f)
-        job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, params, model, image, mask=mask, outpaint=outpaint, **job)
-
-    after_picture = {k: v for k, v in named.items() if k not in ("width", "height")}
-    extend = {"outpaint_sides": page.outpaint_sides, "outpaint_pixels": page.outpaint_pixels}
-    for trigger, picture, how_much, api_name in (
-        (page.transform.click, page.init, page.strength, "image_to_image"),
-        (page.inpaint.click, page.editor, page.inpaint_strength, "inpaint"),
-        (page.outpaint.click, page.init, gr.State(OUTPAINT_STRENGTH), "outpaint"),
-    ):
-        inputs = {"image": picture, "prompt": page.prompt, "negative_prompt": page.negative_prompt}
-        inputs.update(strength=how_much, **{k: v for k, v in after_picture.items() if k not in inputs})
-        inputs.update({**(extend if api_name == "outpaint" else {}), "history": ctx.history})
-        jobs.queued(ctx, TAB, trigger, from_picture, inputs, outs, api_name=api_name, **common)
-
-    @ui.user_errors
-    def upscale(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        """Twice the size, then an image-to-image pass at low strength that adds the detail (A1111's "hires
-        fix"). A blank prompt takes the one in the picture's recipe."""
-        image, model = f.pop("image"), f.pop("model")
-        if not image:
-            raise UserError("Generate an image (or add one under Image to image) first, then upscale it.")
-        params = ImageParams(**f, strength=UPSCALE_STRENGTH)
-        if not str(params.prompt or "").strip():
-            try:
-                params = replace(params, prompt=read_recipe(image).get("prompt", ""))
-            except UserError:  # no recipe inside: the empty prompt is refused below, with its sentence
-                pass
-        what = checks.named("steps", "number of steps")
-        steps = max(int(checks.check_number(params.steps, what, 1, MAX_STEPS, integer=True)), 3)
-        picture = upscaled(image, ctx.settings)
-        job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, replace(params, steps=steps), model, picture, **job)
-
-    # Upscale ×2 takes the chosen result (as "Use for image to image" does), then runs in the queue on it.
-    chosen = page.upscale.click(
-        _use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
-    )
-    inputs = {"image": page.init, **{k: v for k, v in after_picture.items() if k != "num_images"}}
-    jobs.queued(
-        ctx, TAB, chosen.success, upscale, {**inputs, "history": ctx.history}, outs, api_name="upscale", **common
-    )
-    jobs.wire_stop(ctx, page.stop, TAB, page.status)
-
-
 # ------------------------------------------------------------------------------------- other controls ------
-
-
-def _item_path(item: Any) -> str:
-    """A Gallery item's file: (path, caption) or {"image": {"path": ...}}."""
-    if isinstance(item, (list, tuple)):
-        item = item[0]
-    if isinstance(item, dict):
-        item = item.get("image", item)
-        item = item.get("path", item) if isinstance(item, dict) else item
-    return str(item)
-
-
-def _use_result(chosen: str | None, items: list | None) -> tuple[str, str]:
-    """The chosen result (or the first) fills both image to image and the inpainting editor."""
-    if chosen or items:
-        path = chosen or _item_path(items[0])
-        return path, path
-    raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
 
 
 def _wire_controls(ctx: ui.Context, page: Page) -> None:
@@ -420,11 +273,11 @@ def _wire_controls(ctx: ui.Context, page: Page) -> None:
     )
 
     def on_select(evt: gr.SelectData, items):
-        return _item_path(items[evt.index]) if items and evt.index is not None else None
+        return item_path(items[evt.index]) if items and evt.index is not None else None
 
     page.gallery.select(on_select, page.gallery, page.selected, api_visibility="private", queue=False)
     page.use_result.click(
-        _use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
+        use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
     )
 
 

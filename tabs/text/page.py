@@ -296,11 +296,13 @@ def _wire_api(ctx: ui.Context) -> None:
         ):
             raise UserError('The history must be a list of messages like {"role": "user", "content": "Hi"}.')
         params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-        with jobs.job(ctx, request, "text-api") as stop:
-            for update in generate_text(
-                ctx.cache, ctx.settings, prompt, history=history or (), system_prompt=system_prompt,
-                model=model, params=params, stop=stop,
-            ):  # fmt: skip
-                yield update.text
+
+        def work(stop) -> Iterator[TextUpdate]:
+            return generate_text(
+                ctx.cache, ctx.settings, prompt, history=history or (), system_prompt=system_prompt, model=model,
+                params=params, stop=stop,
+            )  # fmt: skip
+
+        yield from jobs.run(ctx, request, "text-api", None, work, lambda update: update.text)
 
     gr.api(api_generate_text, api_name="generate_text", concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB)
