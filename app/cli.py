@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--outpaint", help="with --init-image: extend these sides, e.g. right or left,right,top")
     image.add_argument("--outpaint-pixels", type=int, default=128, help="pixels added to each side (--outpaint)")
     image.add_argument("--sampler", help="AUTOMATIC1111's name, e.g. 'DPM++ 2M Karras'; default: the model's own")
+    image.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]",
+        help="a LoRA from STUDIO_LORA_DIR (repeatable); the same as <lora:NAME:WEIGHT> in the prompt",
+    )
     common(image)
 
     text = sub.add_parser("text", help="one answer from the chat model")
@@ -110,8 +117,9 @@ def _generate(args: argparse.Namespace, settings, cache):
         from tabs.image.engine import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
 
         d = model_defaults(args.model or model_choices(settings)[0])
+        tags = "".join(f" <lora:{lora}>" for lora in args.lora)
         params = ImageParams(
-            args.prompt,
+            args.prompt + tags,
             args.negative_prompt,
             args.steps or d.steps,
             d.guidance if args.guidance is None else args.guidance,

@@ -43,6 +43,10 @@ def a1111_parameters(recipe: dict) -> str:
         fields["Denoising strength"] = recipe["strength"]
     if recipe["mode"] in ("inpaint", "outpaint"):
         fields["Mask blur"] = recipe["mask_blur"]
+    if recipe.get("loras"):  # AUTOMATIC1111's own field: the first 12 hex digits of each file's SHA-256
+        fields["Lora hashes"] = (
+            '"' + ", ".join(f"{lora['name']}: {lora['sha256'][:12]}" for lora in recipe["loras"]) + '"'
+        )
     fields["Version"] = outputs.STUDIO_NAME
     lines = [recipe["prompt"]]
     if recipe["negative_prompt"]:

@@ -156,9 +156,47 @@ def running_studio(tiny_dir: Path, output_dir: Path, warm: bool = False, **overr
 
 
 @pytest.fixture(scope="session")
+def lora_dir(tiny_image):
+    """style.safetensors (diffusers' format), kohya.safetensors (the same weights, Kohya's keys), a pickled
+    model.ckpt (never offered), and wrongbase.safetensors (a LoRA for a wider model than the tiny one)."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder = _SESSION_TMP / "loras"  # the session server's STUDIO_LORA_DIR too
+    folder.mkdir(exist_ok=True)
+    unet = UNet2DConditionModel.from_pretrained(tiny_image / "unet")
+    torch.manual_seed(0)
+    config = LoraConfig(
+        r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+    )
+    unet.add_adapter(config)
+    weights = get_peft_model_state_dict(unet)
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=weights, weight_name="style.safetensors")
+    kohya = {}
+    for key, value in weights.items():  # down_blocks.0...to_q.lora_A.weight -> lora_unet_down_blocks_0_..._to_q
+        module, kind = key.rsplit(".lora_", 1)
+        name = "lora_unet_" + module.replace(".", "_")
+        kohya[f"{name}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = value.contiguous()
+        kohya[f"{name}.alpha"] = torch.tensor(4.0)
+    save_file(kohya, folder / "kohya.safetensors")
+    wider = {k: torch.randn(v.shape[0] * 2, v.shape[1] * 2) for k, v in weights.items()}
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=wider, weight_name="wrongbase.safetensors")
+    (folder / "model.ckpt").write_bytes(b"a pickle would go here")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def server(tiny_text, tiny_image, tiny_music, tiny_dir):
     """One studio server for the API and browser tests."""
-    with running_studio(tiny_dir, _SESSION_TMP / "server-outputs", warm=True, concurrency=2) as (url, demo, s):
+    loras = _SESSION_TMP / "loras"  # filled by the lora_dir fixture when a test asks for it
+    with running_studio(tiny_dir, _SESSION_TMP / "server-outputs", warm=True, concurrency=2, lora_dir=loras) as (
+        url,
+        demo,
+        s,
+    ):
         yield {"url": url, "demo": demo, "settings": s, "cache": demo.studio_cache}
 
 

@@ -17,6 +17,7 @@ from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
 from core.settings import TINY_IMAGE_MODEL, Settings
+from tabs.image import loras
 from tabs.image.parts import (
     DEFAULT_SAMPLER,
     MASK_BLUR,
@@ -220,6 +221,8 @@ class Request:
     init: Any = None  # the input picture (PIL), or None for text-to-image
     mask: Any = None  # the inpainting mask (PIL "L", white = repaint), or None
     outpainted: dict | None = None  # the sides extended and the pixels added to each (outpainting)
+    loras: list = field(default_factory=list)  # the LoRAs the prompt asks for (loras.Lora), checked
+    model_prompt: str = ""  # the prompt the model reads: without its <lora:...> tags
 
     @property
     def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps
@@ -242,8 +245,10 @@ def check_request(
     if init is not None:
         params = replace(params, width=init.size[0], height=init.size[1])
     params = check_params(settings, params, init is not None)
+    model_prompt, chosen = loras.check_loras(settings, params.prompt)
     mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
-    return Request(params, mode, init, open_mask(mask, init.size) if inpaint else None, outpainted)
+    mask_image = open_mask(mask, init.size) if inpaint else None
+    return Request(params, mode, init, mask_image, outpainted, chosen, model_prompt)
 
 
 def _pipeline_for(base: Any, request: Request) -> Any:
@@ -291,7 +296,8 @@ def _denoise(
     def run() -> list:
         try:
             with torch.inference_mode():
-                return pipe(**_pipeline_args(params, request.init, on_step, request.mask)).images
+                model_params = replace(params, prompt=request.model_prompt)  # without its <lora:...> tags
+                return pipe(**_pipeline_args(model_params, request.init, on_step, request.mask)).images
         finally:
             events.put(None)
 
@@ -344,10 +350,13 @@ def generate_image(
         "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
     ) as base:
         pipe = _pipeline_for(base, request)
-        # 3. denoise, with progress and previews
+        # 3. denoise, with progress and previews (with the prompt's LoRAs on, every other one off)
         start = time.perf_counter()
-        images, film = yield from _denoise(pipe, request, stop, progress, start)
+        with loras.applied(base, pipe, request.loras):
+            images, film = yield from _denoise(pipe, request, stop, progress, start)
         recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
+    if request.loras:
+        recipe.update(loras=[lora.recipe() for lora in request.loras])
     # 4. save every picture with its recipe
     if request.mask is not None:
         images = [keep_outside_mask(request.init, image, request.mask) for image in images]

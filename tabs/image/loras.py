@@ -1,0 +1,121 @@
+"""LoRAs for the Image tab: the .safetensors files in STUDIO_LORA_DIR, used with AUTOMATIC1111's prompt syntax
+`<lora:name:0.8>` (so prompts copied from civitai-style pages work). diffusers loads them (its own and PEFT's format,
+and Kohya's/A1111's, which it converts) into the loaded pipeline once; after that a run only sets the adapters and
+their weights, so switching weights never reloads the base model, and a run without LoRAs turns them all off.
+"""
+
+import contextlib
+import functools
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import checks
+from core.errors import UserError
+from core.settings import Settings
+
+TAG = re.compile(r"<lora:([^:<>]*)(?::([^:<>]*))?>", re.IGNORECASE)  # <lora:name> or <lora:name:weight>
+MAX_LORAS = 8  # adapters in one run
+WEIGHT = (-4.0, 4.0)  # A1111 takes any number; beyond this a LoRA only makes noise
+
+
+@dataclass(frozen=True)
+class Lora:
+    name: str  # the file's name without .safetensors
+    weight: float
+    path: Path
+
+    def recipe(self) -> dict[str, Any]:
+        """What the recipe says of it (the hash names the very file; AUTOMATIC1111 shows its first 12 digits)."""
+        digest = file_sha256(str(self.path), self.path.stat().st_mtime_ns)
+        return {"name": self.name, "weight": self.weight, "sha256": digest}
+
+
+@functools.lru_cache(maxsize=64)
+def file_sha256(path: str, modified_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def available(settings: Settings) -> dict[str, Path]:
+    """The LoRAs a user may choose: name -> file, for each .safetensors file in the LoRA folder (its subfolders
+    too). Only these names are ever loaded: a name is never turned into a path."""
+    folder = Path(settings.lora_dir)
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.rglob("*.safetensors")) if p.is_file()}
+
+
+def split_prompt(prompt: str) -> tuple[str, list[tuple[str, str | None]]]:
+    """(the prompt without its <lora:...> tags, the tags as (name, weight text)). The model never reads the tags."""
+    tags = [(m.group(1).strip(), m.group(2)) for m in TAG.finditer(prompt or "")]
+    clean = re.sub(r"\s{2,}", " ", TAG.sub("", prompt or "")).strip(" ,")
+    return clean, tags
+
+
+def check_loras(settings: Settings, prompt: str) -> tuple[str, list[Lora]]:
+    """The prompt the model reads and the LoRAs it asks for, checked: each must be a file of the LoRA folder."""
+    clean, tags = split_prompt(prompt)
+    if not tags:
+        return clean, []
+    if len(tags) > MAX_LORAS:
+        raise UserError(f"The prompt asks for {len(tags)} LoRAs; the limit is {MAX_LORAS}.")
+    offered = available(settings)
+    chosen: dict[str, Lora] = {}
+    for name, weight in tags:
+        if name not in offered:
+            known = ", ".join(list(offered)[:8]) or "none yet"
+            raise UserError(
+                f"There is no LoRA called {name!r:.60} in the LoRA folder ({settings.lora_dir}, STUDIO_LORA_DIR; "
+                f"only .safetensors files). Available: {known}."
+            )
+        what = checks.named("lora_weight", f"weight of the LoRA {name!r}")
+        value = 1.0 if weight in (None, "") else float(checks.check_number(weight, what, *WEIGHT))
+        chosen[name] = Lora(name, value, offered[name])  # a name twice: the last weight counts, as in A1111
+    return clean, list(chosen.values())
+
+
+def _lock(pipe: Any) -> threading.Lock:
+    """One lock per loaded pipeline: the adapters and their weights are the pipeline's, shared by its runs."""
+    return pipe.__dict__.setdefault("_studio_lora_lock", threading.Lock())
+
+
+def _load(base: Any, lora: Lora) -> None:
+    loaded = {name for names in base.get_list_adapters().values() for name in names}
+    if lora.name in loaded:
+        return
+    try:
+        base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.name)
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # leave nothing half-loaded behind
+            base.delete_adapters(lora.name)
+        raise UserError(
+            f"The LoRA {lora.name!r} does not fit this model: it was probably made for another base model (an SD "
+            f"1.5 LoRA on SDXL, say) or is not a LoRA ({type(exc).__name__}). Choose a LoRA made for this model."
+        ) from None
+
+
+@contextlib.contextmanager
+def applied(base: Any, pipe: Any, chosen: list[Lora]) -> Iterator[None]:
+    """For the block: the chosen LoRAs on (loaded into `base` the first time, their weights set), every other one
+    off; with none chosen, all off. `pipe` is the run's own pipeline around `base`'s modules. Runs that change the
+    adapters hold the pipeline's lock, so two users' LoRAs never mix."""
+    if not chosen and not any(base.get_list_adapters().values()):
+        yield  # no LoRA was ever loaded into this model: nothing to switch off, nothing to lock
+        return
+    with _lock(base):
+        for lora in chosen:
+            _load(base, lora)
+        if chosen:
+            pipe.enable_lora()
+            pipe.set_adapters([lora.name for lora in chosen], [lora.weight for lora in chosen])
+        else:
+            pipe.disable_lora()
+        yield

@@ -1,0 +1,99 @@
+"""LoRAs on the tiny Stable Diffusion: real adapter files (built with peft on the tiny UNet, random non-zero weights)
+in diffusers' format and in Kohya's (what AUTOMATIC1111 and civitai use), loaded by diffusers, chosen with
+AUTOMATIC1111's <lora:name:weight> prompt syntax."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from core.errors import UserError
+from core.png_recipes import read_recipe
+from tabs.image.engine import ImageParams, generate_image
+
+
+@pytest.fixture
+def lora_settings(settings, lora_dir):
+    return settings.replace(lora_dir=lora_dir)
+
+
+def pixels(cache, settings, prompt, seed=5):
+    final = list(generate_image(cache, settings, ImageParams(prompt, steps=2, width=64, height=64, seed=seed)))[-1]
+    return np.asarray(Image.open(final.images[0]).convert("RGB")).astype(int), final
+
+
+def test_a_lora_changes_the_picture_and_weight_zero_or_none_does_not(shared_cache, lora_settings):
+    before, _ = pixels(shared_cache, lora_settings, "a red fox")
+    styled, final = pixels(shared_cache, lora_settings, "a red fox <lora:style:1>")
+    assert np.abs(styled - before).mean() > 2  # measured: about 6 levels on the tiny model
+    zero, _ = pixels(shared_cache, lora_settings, "a red fox <lora:style:0>")
+    assert np.array_equal(zero, before)  # weight 0 is no LoRA
+    after, _ = pixels(shared_cache, lora_settings, "a red fox")
+    assert np.array_equal(after, before)  # the next picture without it is as before: it was switched off cleanly
+    kohya, _ = pixels(shared_cache, lora_settings, "a red fox <lora:kohya:1>")
+    assert np.abs(kohya - styled).max() <= 1  # Kohya's keys are converted to the same adapter
+    half, _ = pixels(shared_cache, lora_settings, "a red fox <lora:style:0.5>")
+    assert 0 < np.abs(half - before).mean() < np.abs(styled - before).mean()  # a new weight, no reload
+
+
+def test_switching_loras_loads_nothing_new(shared_cache, lora_settings):
+    pixels(shared_cache, lora_settings, "a fox <lora:style:1>")
+    loads = shared_cache.loads
+    pixels(shared_cache, lora_settings, "a fox <lora:style:0.3> <lora:kohya:0.5>")
+    pixels(shared_cache, lora_settings, "a fox")
+    assert shared_cache.loads == loads
+
+
+def test_the_recipe_and_a1111_parameters_list_the_loras_and_restore_brings_them_back(shared_cache, lora_settings):
+    _, final = pixels(shared_cache, lora_settings, "a castle <lora:style:0.7>, watercolor")
+    recipe = json.loads((final.images[0]).with_suffix(".json").read_text())
+    (entry,) = recipe["loras"]
+    assert entry["name"] == "style" and entry["weight"] == 0.7 and len(entry["sha256"]) == 64
+    parameters = Image.open(final.images[0]).text["parameters"]
+    assert f'Lora hashes: "style: {entry["sha256"][:12]}"' in parameters
+    assert parameters.startswith("a castle <lora:style:0.7>, watercolor")  # the prompt as written, as A1111 keeps it
+    assert read_recipe(final.images[0])["prompt"] == "a castle <lora:style:0.7>, watercolor"
+
+
+@pytest.mark.parametrize(
+    "prompt, fragment",
+    [
+        ("a fox <lora:nothere:1>", "no LoRA called 'nothere'"),
+        ("a fox <lora:../../etc/passwd:1>", "no LoRA called '../../etc/passwd'"),
+        ("a fox <lora:model:1>", "no LoRA called 'model'"),  # model.ckpt: pickles are never offered
+        ("a fox <lora:style:lots>", "weight of the LoRA 'style' (lora_weight) must be a number between -4 and 4"),
+        ("a fox <lora:style:9>", "must be between -4 and 4; got 9"),
+        ("a fox <lora:wrongbase:1>", "does not fit this model"),
+    ],
+)
+def test_bad_loras_get_one_sentence(shared_cache, lora_settings, prompt, fragment):
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        list(generate_image(shared_cache, lora_settings, ImageParams(prompt, steps=1, width=64, height=64)))
+    ok, _ = pixels(shared_cache, lora_settings, "a fox")  # the model still works, with no LoRA left on
+    plain, _ = pixels(shared_cache, lora_settings.replace(lora_dir=lora_settings.lora_dir / "none"), "a fox")
+    assert np.array_equal(ok, plain)
+
+
+def test_a_lora_through_the_api_and_the_cli(client, server, lora_dir, tmp_path):
+    """The session's studio reads the same LoRA folder (STUDIO_LORA_DIR): the prompt syntax works through the API."""
+    _p, gallery, _status, _seed, recipe = client.predict(
+        prompt="a lighthouse <lora:style:0.9>", steps=2, seed=3, api_name="/generate_image"
+    )
+    assert recipe["loras"][0]["name"] == "style" and recipe["loras"][0]["weight"] == 0.9
+    with pytest.raises(AppError, match="no LoRA called 'gone'"):
+        client.predict(prompt="a lighthouse <lora:gone:1>", api_name="/generate_image")
+    out = tmp_path / "cli"
+    env = {"STUDIO_LORA_DIR": str(lora_dir), "STUDIO_CACHE_DIR": str(server["settings"].cache_dir)}
+    made = subprocess.run(
+        [sys.executable, "studio.py", "generate", "image", "--tiny", "--offline", "--prompt", "a boat", "--steps", "2",
+         "--lora", "kohya:0.6", "--output-dir", str(out), "--seed", "2"],
+        capture_output=True, text=True, timeout=240, env={**__import__("os").environ, **env},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
+    saved = json.loads(next(out.rglob("*.json")).read_text())
+    assert saved["prompt"] == "a boat <lora:kohya:0.6>" and saved["loras"][0]["name"] == "kohya"
