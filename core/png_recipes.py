@@ -47,6 +47,8 @@ def a1111_parameters(recipe: dict) -> str:
         fields["Lora hashes"] = (
             '"' + ", ".join(f"{lora['name']}: {lora['sha256'][:12]}" for lora in recipe["loras"]) + '"'
         )
+    if recipe.get("embeddings"):  # likewise, for textual-inversion embeddings
+        fields["TI hashes"] = '"' + ", ".join(f"{e['name']}: {e['sha256'][:12]}" for e in recipe["embeddings"]) + '"'
     fields["Version"] = outputs.STUDIO_NAME
     lines = [recipe["prompt"]]
     if recipe["negative_prompt"]:

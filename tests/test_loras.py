@@ -97,3 +97,54 @@ def test_a_lora_through_the_api_and_the_cli(client, server, lora_dir, tmp_path):
     assert made.returncode == 0, made.stderr[-2000:]
     saved = json.loads(next(out.rglob("*.json")).read_text())
     assert saved["prompt"] == "a boat <lora:kohya:0.6>" and saved["loras"][0]["name"] == "kohya"
+
+
+@pytest.fixture(scope="module")
+def embeddings_dir(tmp_path_factory):
+    """Textual-inversion embeddings for the tiny CLIP (32 wide): AUTOMATIC1111's layout (emb_params, 2 vectors),
+    diffusers' ({token: vector}), and one for a wider text encoder (another base model)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("embeddings")
+    torch.manual_seed(1)
+    save_file({"emb_params": torch.randn(2, 32) * 3}, folder / "tinystyle.safetensors")
+    save_file({"<shiny>": torch.randn(32) * 3}, folder / "shiny.safetensors")
+    save_file({"emb_params": torch.randn(2, 768)}, folder / "sd15only.safetensors")
+    return folder
+
+
+def test_an_embedding_is_used_by_name_in_the_prompt_and_the_negative_prompt(settings, embeddings_dir):
+    from core.models import ModelCache
+
+    cache = ModelCache(device="cpu", offline=True)  # its own pipeline: a loaded embedding stays in its tokenizer
+    s = settings.replace(embeddings_dir=embeddings_dir)
+
+    def run(s, prompt, negative="", guidance=0.0):
+        params = ImageParams(prompt, negative, steps=2, guidance_scale=guidance, width=64, height=64, seed=9)
+        final = list(generate_image(cache, s, params))[-1]
+        return np.asarray(Image.open(final.images[0]).convert("RGB")).astype(int), final
+
+    # the words as plain words first (no embeddings folder), then the same prompts with the embeddings
+    without = settings.replace(embeddings_dir=embeddings_dir / "none")
+    plain, word, negative_word, shiny_word = (
+        run(without, "a fox")[0],
+        run(without, "a fox tinystyle")[0],
+        run(without, "a fox", "tinystyle", guidance=5.0)[0],
+        run(without, "a fox shiny")[0],
+    )
+    # the tiny random model hears its prompt faintly, so the change is small, but every run is exact: any change
+    # is the embedding's (measured: about 0.5 levels on average)
+    styled, final = run(s, "a fox tinystyle")
+    changes = [
+        np.abs(styled - word).mean(),  # the word now calls the embedding
+        np.abs(run(s, "a fox", "tinystyle", guidance=5.0)[0] - negative_word).mean(),  # in the negative prompt too
+        np.abs(run(s, "a fox shiny")[0] - shiny_word).mean(),  # diffusers' own layout
+    ]
+    assert min(changes) > 0.1, changes
+    assert np.array_equal(run(s, "a fox")[0], plain)  # loaded, but unused: nothing changes
+    (entry,) = final.recipe["embeddings"]
+    assert entry["name"] == "tinystyle" and len(entry["sha256"]) == 64
+    assert f'TI hashes: "tinystyle: {entry["sha256"][:12]}"' in Image.open(final.images[0]).text["parameters"]
+    with pytest.raises(UserError, match="The embedding 'sd15only' does not fit this model"):
+        run(s, "a fox sd15only")

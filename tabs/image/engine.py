@@ -17,7 +17,7 @@ from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
 from core.settings import TINY_IMAGE_MODEL, Settings
-from tabs.image import loras
+from tabs.image import embeddings, loras
 from tabs.image.parts import (
     DEFAULT_SAMPLER,
     MASK_BLUR,
@@ -222,6 +222,7 @@ class Request:
     mask: Any = None  # the inpainting mask (PIL "L", white = repaint), or None
     outpainted: dict | None = None  # the sides extended and the pixels added to each (outpainting)
     loras: list = field(default_factory=list)  # the LoRAs the prompt asks for (loras.Lora), checked
+    embeddings: list = field(default_factory=list)  # textual inversions named in the prompts (embeddings.Embedding)
     model_prompt: str = ""  # the prompt the model reads: without its <lora:...> tags
 
     @property
@@ -248,7 +249,10 @@ def check_request(
     model_prompt, chosen = loras.check_loras(settings, params.prompt)
     mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
     mask_image = open_mask(mask, init.size) if inpaint else None
-    return Request(params, mode, init, mask_image, outpainted, chosen, model_prompt)
+    named = embeddings.used(settings, model_prompt, params.negative_prompt)
+    return Request(
+        params, mode, init, mask_image, outpainted, loras=chosen, embeddings=named, model_prompt=model_prompt
+    )
 
 
 def _pipeline_for(base: Any, request: Request) -> Any:
@@ -349,6 +353,7 @@ def generate_image(
     with cache.model(
         "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
     ) as base:
+        embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
         pipe = _pipeline_for(base, request)
         # 3. denoise, with progress and previews (with the prompt's LoRAs on, every other one off)
         start = time.perf_counter()
@@ -357,6 +362,8 @@ def generate_image(
         recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
     if request.loras:
         recipe.update(loras=[lora.recipe() for lora in request.loras])
+    if request.embeddings:
+        recipe.update(embeddings=[embedding.recipe() for embedding in request.embeddings])
     # 4. save every picture with its recipe
     if request.mask is not None:
         images = [keep_outside_mask(request.init, image, request.mask) for image in images]

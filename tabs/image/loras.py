@@ -82,7 +82,7 @@ def check_loras(settings: Settings, prompt: str) -> tuple[str, list[Lora]]:
     return clean, list(chosen.values())
 
 
-def _lock(pipe: Any) -> threading.Lock:
+def pipeline_lock(pipe: Any) -> threading.Lock:
     """One lock per loaded pipeline: the adapters and their weights are the pipeline's, shared by its runs."""
     return pipe.__dict__.setdefault("_studio_lora_lock", threading.Lock())
 
@@ -110,7 +110,7 @@ def applied(base: Any, pipe: Any, chosen: list[Lora]) -> Iterator[None]:
     if not chosen and not any(base.get_list_adapters().values()):
         yield  # no LoRA was ever loaded into this model: nothing to switch off, nothing to lock
         return
-    with _lock(base):
+    with pipeline_lock(base):
         for lora in chosen:
             _load(base, lora)
         if chosen:
