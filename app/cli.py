@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("--outpaint-pixels", type=int, default=128, help="pixels added to each side (--outpaint)")
     image.add_argument("--sampler", help="AUTOMATIC1111's name, e.g. 'DPM++ 2M Karras'; default: the model's own")
     image.add_argument(
+        "--style", action="append", default=[], help="a style that wraps the prompt (repeatable, in order)"
+    )
+    image.add_argument(
         "--lora",
         action="append",
         default=[],
@@ -114,7 +117,7 @@ def run(argv: list[str]) -> int:
 def _generate(args: argparse.Namespace, settings, cache):
     """The saved paths, one by one (then a line with the seed where there is one)."""
     if args.tab == "image":
-        from tabs.image.engine import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
+        from tabs.image import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
 
         d = model_defaults(args.model or model_choices(settings)[0])
         tags = "".join(f" <lora:{lora}>" for lora in args.lora)
@@ -129,6 +132,7 @@ def _generate(args: argparse.Namespace, settings, cache):
             args.num_images,
             OUTPAINT_STRENGTH if args.outpaint else args.strength,
             args.sampler,
+            tuple(args.style),
         )
         final = list(
             generate_image(

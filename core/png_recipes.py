@@ -50,9 +50,11 @@ def a1111_parameters(recipe: dict) -> str:
     if recipe.get("embeddings"):  # likewise, for textual-inversion embeddings
         fields["TI hashes"] = '"' + ", ".join(f"{e['name']}: {e['sha256'][:12]}" for e in recipe["embeddings"]) + '"'
     fields["Version"] = outputs.STUDIO_NAME
-    lines = [recipe["prompt"]]
-    if recipe["negative_prompt"]:
-        lines.append(f"Negative prompt: {recipe['negative_prompt']}")
+    prompt = recipe.get("expanded_prompt", recipe["prompt"])  # what the model read: styles applied, wildcards drawn
+    negative = recipe.get("expanded_negative_prompt", recipe["negative_prompt"])
+    lines = [prompt]
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
     lines.append(", ".join(f"{k}: {v}" for k, v in fields.items()))
     return "\n".join(lines)
 

@@ -148,3 +148,52 @@ def test_an_embedding_is_used_by_name_in_the_prompt_and_the_negative_prompt(sett
     assert f'TI hashes: "tinystyle: {entry["sha256"][:12]}"' in Image.open(final.images[0]).text["parameters"]
     with pytest.raises(UserError, match="The embedding 'sd15only' does not fit this model"):
         run(s, "a fox sd15only")
+
+
+@pytest.fixture
+def wildcard_settings(settings, tmp_path):
+    folder = tmp_path / "wildcards"
+    (folder / "animals").mkdir(parents=True)
+    (folder / "colours.txt").write_text("# colours\nred\ngreen\nblue\nviolet\namber\n")
+    (folder / "animals" / "birds.txt").write_text("a __colours__ heron\na __colours__ finch\n")  # nested
+    (folder / "empty.txt").write_text("# nothing\n")
+    return settings.replace(wildcards_dir=folder)
+
+
+def test_wildcards_draw_the_same_lines_for_the_same_seed(wildcard_settings):
+    from tabs.image import prompts
+
+    s = wildcard_settings
+    once = prompts.expand_wildcards(s, "__animals/birds__ over a __colours__ lake", 7)
+    assert once == prompts.expand_wildcards(s, "__animals/birds__ over a __colours__ lake", 7)
+    text, drawn = once
+    assert "__" not in text and set(drawn) == {"animals/birds", "colours"} and len(drawn["colours"]) == 2
+    draws = {prompts.expand_wildcards(s, "__colours__", seed)[0] for seed in range(30)}
+    assert draws == {"red", "green", "blue", "violet", "amber"}  # every line can come up
+    assert prompts.expand_wildcards(s, "__../../etc/passwd__", 1)[0] == "__../../etc/passwd__"  # not a name: text
+    for prompt, fragment in (("__nothere__", "no wildcard file 'nothere'.txt"), ("__empty__", "has no lines")):
+        with pytest.raises(UserError, match=re.escape(fragment)):
+            prompts.expand_wildcards(s, prompt, 1)
+
+
+def test_styles_wrap_the_prompt_and_the_recipe_keeps_both(shared_cache, wildcard_settings):
+    params = ImageParams("a __colours__ fox", "blurry", steps=1, width=64, height=64, seed=4, styles=("Watercolor",))
+    final = list(generate_image(shared_cache, wildcard_settings, params))[-1]
+    r = final.recipe
+    assert r["prompt"] == "a __colours__ fox" and r["styles"] == ["Watercolor"]
+    colour = r["wildcards"]["colours"][0]
+    assert r["expanded_prompt"].startswith(f"watercolor painting of a {colour} fox, soft washes")
+    assert r["expanded_negative_prompt"].startswith("blurry, photo")
+    assert Image.open(final.images[0]).text["parameters"].startswith(r["expanded_prompt"])  # what the model read
+    assert read_recipe(final.images[0])["styles"] == ["Watercolor"]
+    again = list(generate_image(shared_cache, wildcard_settings, params))[-1]
+    assert again.recipe["expanded_prompt"] == r["expanded_prompt"]  # the same seed: the same draw
+    with pytest.raises(UserError, match=re.escape("There is no style called 'Vaporwave' (styles)")):
+        list(generate_image(shared_cache, wildcard_settings, ImageParams("x", styles=("Vaporwave",))))
+
+
+def test_styles_through_the_api(client):
+    _p, _g, _s, _seed, recipe = client.predict(
+        prompt="a cabin", steps=1, styles=["Pixel art"], api_name="/generate_image"
+    )
+    assert recipe["styles"] == ["Pixel art"] and recipe["expanded_prompt"].startswith("pixel art of a cabin")

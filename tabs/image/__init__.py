@@ -5,7 +5,8 @@ API, the CLI and the tests all call. page.py builds the tab (components and wiri
 serves this tab alone.
 """
 
-from tabs.image.engine import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults  # noqa: F401
+from tabs.image.choices import model_choices, model_defaults  # noqa: F401
+from tabs.image.engine import OUTPAINT_STRENGTH, ImageParams, generate_image  # noqa: F401
 
 TITLE = "Image"
 

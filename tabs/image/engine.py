@@ -16,8 +16,9 @@ from core.device import Worker, gpu, import_lock
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
-from core.settings import TINY_IMAGE_MODEL, Settings
-from tabs.image import embeddings, loras
+from core.settings import Settings
+from tabs.image import embeddings, loras, prompts
+from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices  # noqa: F401  (model_choices: tabs.image re-exports it)
 from tabs.image.parts import (
     DEFAULT_SAMPLER,
     MASK_BLUR,
@@ -33,61 +34,12 @@ from tabs.image.parts import (
 SETTING = "STUDIO_IMAGE_MODEL"
 
 
-@dataclass(frozen=True)
-class ModelDefaults:
-    steps: int
-    guidance: float
-    size: int
-    note: str = ""
-
-
-CURATED = {
-    "stabilityai/sd-turbo": ModelDefaults(1, 0.0, 512, "SD-Turbo: 1-4 steps, guidance 0. Fast on a CPU."),
-    "stabilityai/sdxl-turbo": ModelDefaults(1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier."),
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelDefaults(
-        25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU."
-    ),
-}
-TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
-OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
-MAX_STEPS = 100
-PRESETS = ("Fast", "Balanced", "Quality")
-EXAMPLES = [
-    "a watercolor fox in a snowy forest, soft morning light",
-    "a cozy reading nook with plants and warm lamps, isometric illustration",
-    "a lighthouse on a cliff at dusk, dramatic clouds, oil painting",
-]
 FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
-MAX_IMAGES = 4
 EDITS = ("inpaint", "outpaint")  # modes whose result keeps the input picture outside the mask
 OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fill only sets the colours around it)
 UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
-
-
-def model_defaults(model_id: str) -> ModelDefaults:
-    if model_id == TINY_IMAGE_MODEL:
-        return TINY_DEFAULTS
-    return CURATED.get(model_id, OTHER_DEFAULTS)
-
-
-def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, int, str]:
-    """(steps, guidance, size, what it trades) of a preset for a model, from the model's own defaults."""
-    d = model_defaults(model_id)
-    size = min(d.size, size_max)
-    if name == "Fast":
-        small = max(64, size * 3 // 4 // 8 * 8)
-        return max(1, d.steps // 2), d.guidance, small, f"Fast: {max(1, d.steps // 2)} step(s) at {small} px, rougher."
-    if name == "Quality":
-        steps = min(MAX_STEPS, 4 if d.steps <= 2 else d.steps * 2)
-        return steps, d.guidance, size, f"Quality: {steps} steps at {size} px, slower, finer detail."
-    return d.steps, d.guidance, size, f"Balanced: the model's own defaults ({d.steps} step(s), {size} px)."
-
-
-def model_choices(settings: Settings) -> list[str]:
-    first = settings.model_for("image")
-    return [first] + [m for m in CURATED if m != first and not settings.tiny]
 
 
 def download_patterns(half: bool) -> list[str]:
@@ -112,6 +64,7 @@ class ImageParams:
     num_images: int = 1
     strength: float = 0.5  # image-to-image: how much of the input is repainted (1 = all)
     sampler: str = DEFAULT_SAMPLER  # a key of SAMPLERS, or the model's own scheduler
+    styles: tuple = ()  # names of styles that wrap the prompt, in order (prompts.styles)
 
 
 @dataclass
@@ -182,6 +135,7 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
         ),
         strength=float(checks.check_number(p.strength, "strength", 0.01, 1)),
         sampler=check_sampler(p.sampler),
+        styles=tuple(p.styles or ()) if not isinstance(p.styles, str) else (p.styles,),
         **sizes,
     )
     if image_to_image and int(checked.steps * checked.strength) < 1:
@@ -223,7 +177,9 @@ class Request:
     outpainted: dict | None = None  # the sides extended and the pixels added to each (outpainting)
     loras: list = field(default_factory=list)  # the LoRAs the prompt asks for (loras.Lora), checked
     embeddings: list = field(default_factory=list)  # textual inversions named in the prompts (embeddings.Embedding)
-    model_prompt: str = ""  # the prompt the model reads: without its <lora:...> tags
+    model_prompt: str = ""  # the prompt the model reads: styled, wildcards drawn, without its <lora:...> tags
+    model_negative: str = ""  # the negative prompt it reads: styled, wildcards drawn
+    expanded: dict = field(default_factory=dict)  # for the recipe: the prompts as expanded, the wildcards drawn
 
     @property
     def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps
@@ -246,13 +202,21 @@ def check_request(
     if init is not None:
         params = replace(params, width=init.size[0], height=init.size[1])
     params = check_params(settings, params, init is not None)
-    model_prompt, chosen = loras.check_loras(settings, params.prompt)
+    styled, negative = prompts.apply_styles(settings, params.prompt, params.negative_prompt, params.styles)
+    styled, drawn = prompts.expand_wildcards(settings, styled, params.seed)
+    negative, drawn_negative = prompts.expand_wildcards(settings, negative, params.seed + 1)
+    expanded = {}
+    if styled != params.prompt or negative != params.negative_prompt:
+        expanded = {"expanded_prompt": styled, "expanded_negative_prompt": negative}
+        expanded.update({"wildcards": {**drawn, **drawn_negative}} if drawn or drawn_negative else {})
+    model_prompt, chosen = loras.check_loras(settings, styled)
     mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
     mask_image = open_mask(mask, init.size) if inpaint else None
-    named = embeddings.used(settings, model_prompt, params.negative_prompt)
+    named = embeddings.used(settings, model_prompt, negative)
     return Request(
-        params, mode, init, mask_image, outpainted, loras=chosen, embeddings=named, model_prompt=model_prompt
-    )
+        params, mode, init, mask_image, outpainted, loras=chosen, embeddings=named, model_prompt=model_prompt,
+        model_negative=negative, expanded=expanded,
+    )  # fmt: skip
 
 
 def _pipeline_for(base: Any, request: Request) -> Any:
@@ -300,7 +264,7 @@ def _denoise(
     def run() -> list:
         try:
             with torch.inference_mode():
-                model_params = replace(params, prompt=request.model_prompt)  # without its <lora:...> tags
+                model_params = replace(params, prompt=request.model_prompt, negative_prompt=request.model_negative)
                 return pipe(**_pipeline_args(model_params, request.init, on_step, request.mask)).images
         finally:
             events.put(None)
@@ -360,6 +324,7 @@ def generate_image(
         with loras.applied(base, pipe, request.loras):
             images, film = yield from _denoise(pipe, request, stop, progress, start)
         recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
+    recipe.update(request.expanded)
     if request.loras:
         recipe.update(loras=[lora.recipe() for lora in request.loras])
     if request.embeddings:
@@ -398,7 +363,11 @@ def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, mode: str, cach
         device=cache.device,
         dtype=str(cache.dtype).replace("torch.", ""),
         versions=outputs.library_versions("torch", "diffusers", "transformers"),
-        **{**asdict(p), "sampler": sampler_name(pipe.scheduler)},  # what ran, in AUTOMATIC1111's words
+        **{
+            **asdict(p),
+            "sampler": sampler_name(pipe.scheduler),
+            "styles": list(p.styles),
+        },  # the sampler in A1111 words
     )
 
 

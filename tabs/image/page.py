@@ -11,8 +11,8 @@ import gradio as gr
 
 from core import checks, ui
 from core.png_recipes import read_recipe
-from tabs.image import loras
-from tabs.image.engine import (
+from tabs.image import loras, prompts
+from tabs.image.choices import (
     EXAMPLES,
     MAX_IMAGES,
     MAX_STEPS,
@@ -42,6 +42,7 @@ class Page:
     num_images: Any = None
     model: Any = None
     sampler: Any = None
+    styles: Any = None  # styles that wrap the prompt (prompts.styles)
     generate: Any = None
     stop: Any = None
     model_note: Any = None
@@ -101,6 +102,16 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
     )
     page.negative_prompt = gr.Textbox(
         "", label="Negative prompt", lines=1, elem_id="image-negative", placeholder="what to avoid (guidance > 1)"
+    )
+    page.styles = ui.choice(
+        gr.CheckboxGroup,
+        list(prompts.styles(settings)),
+        param="styles",
+        value=[],
+        label="Styles",
+        info="Each wraps the prompt (and adds to the negative prompt), in order. __name__ in a prompt draws a line "
+        f"from {settings.wildcards_dir}/name.txt (the same seed draws the same).",
+        elem_id="image-styles",
     )
     _lora_picker(ctx, page)
     with gr.Row():
@@ -314,7 +325,7 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
     """Restore settings from a PNG (ours or AUTOMATIC1111's): /restore_image_settings."""
     choices = model_choices(ctx.settings)
     restored = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed")
-    outputs = [getattr(page, name) for name in restored] + [page.model, page.sampler, page.status]
+    outputs = [getattr(page, name) for name in restored] + [page.model, page.sampler, page.status, page.styles]
 
     @ui.user_errors
     def restore_settings(file):
@@ -326,6 +337,8 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
             shown[page.model] = r["model"]
         if r.get("sampler") in SAMPLERS:
             shown[page.sampler] = r["sampler"]
+        if isinstance(r.get("styles"), list):
+            shown[page.styles] = [name for name in r["styles"] if name in prompts.styles(ctx.settings)]
         return {**shown, page.status: f"Restored the settings of {Path(file).name}."}
 
     page.restore.upload(restore_settings, page.restore, outputs, api_name="restore_image_settings")

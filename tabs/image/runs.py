@@ -99,7 +99,7 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         yield from _run(ctx, page, ImageParams(**f), model, **job)
 
     for trigger, api_name in ((page.generate.click, "generate_image"), (page.prompt.submit, False)):
-        inputs = {**named, "history": ctx.history}
+        inputs = {**named, "styles": page.styles, "history": ctx.history}  # styles last: a newer parameter
         jobs.queued(ctx, TAB, trigger, generate, inputs, outs, api_name=api_name, **common)
 
     @ui.user_errors
@@ -122,7 +122,7 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
     ):
         inputs = {"image": picture, "prompt": page.prompt, "negative_prompt": page.negative_prompt}
         inputs.update(strength=how_much, **{k: v for k, v in after_picture.items() if k not in inputs})
-        inputs.update({**(extend if api_name == "outpaint" else {}), "history": ctx.history})
+        inputs.update({**(extend if api_name == "outpaint" else {}), "styles": page.styles, "history": ctx.history})
         jobs.queued(ctx, TAB, trigger, from_picture, inputs, outs, api_name=api_name, **common)
 
     @ui.user_errors
