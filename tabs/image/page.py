@@ -11,7 +11,7 @@ import gradio as gr
 
 from core import checks, ui
 from core.png_recipes import read_recipe
-from tabs.image import loras, prompts
+from tabs.image import loras, prompts, xyz
 from tabs.image.choices import (
     EXAMPLES,
     MAX_IMAGES,
@@ -22,7 +22,7 @@ from tabs.image.choices import (
     preset_values,
 )
 from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS
-from tabs.image.runs import item_path, use_result, wire_runs
+from tabs.image.runs import item_path, use_result, wire_grid, wire_runs
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
@@ -57,6 +57,8 @@ class Page:
     editor: Any = None  # the inpainting editor (picture + painted mask)
     inpaint_strength: Any = None
     inpaint: Any = None
+    axes: list = None  # the X/Y/Z plot's (type, values) inputs, X first
+    plot: Any = None
     restore: Any = None
     preview: Any = None
     status: Any = None
@@ -84,6 +86,7 @@ def build(ctx: ui.Context) -> None:
     ctx.shared.image_prompt, ctx.shared.image_gallery = page.prompt, page.gallery
     ctx.shared.image_selected = page.selected
     wire_runs(ctx, page)
+    wire_grid(ctx, page)
     _wire_controls(ctx, page)
     _wire_restore(ctx, page)
 
@@ -247,6 +250,24 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
             0.05, 1, param="strength", value=0.75, step=0.05, label="Strength (1 = ignore what was under the paint)"
         )
         page.inpaint = gr.Button("Repaint the painted area", elem_id="image-inpaint-run")
+    with gr.Accordion("X/Y/Z plot: compare settings", open=False, visible=not ctx.settings.classroom):
+        page.axes = []
+        for axis, kind, values in (("X", "Seed", "1, 2, 3"), ("Y", "Nothing", ""), ("Z", "Nothing", "")):
+            with gr.Row():
+                page.axes.append(
+                    (
+                        gr.Dropdown(
+                            list(xyz.AXES), value=kind, label=f"{axis} type", elem_id=f"image-{axis.lower()}-type"
+                        ),
+                        gr.Textbox(
+                            values,
+                            label=f"{axis} values",
+                            placeholder="1, 2, 5 · 10-30 (+10) · Prompt S/R: the word to replace first",
+                            elem_id=f"image-{axis.lower()}-values",
+                        ),
+                    )
+                )
+        page.plot = gr.Button("Make the grid", elem_id="image-plot")
     with gr.Accordion("Restore settings from a PNG", open=False, visible=not ctx.settings.classroom):
         page.restore = gr.File(
             label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"

@@ -10,6 +10,7 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.errors import UserError
 from core.png_recipes import read_recipe
+from tabs.image import xyz
 from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate, generate_image
 from tabs.image.parts import upscaled
 
@@ -153,3 +154,39 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         ctx, TAB, chosen.success, upscale, {**inputs, "history": ctx.history}, outs, api_name="upscale", **common
     )
     jobs.wire_stop(ctx, page.stop, TAB, page.status)
+
+
+def wire_grid(ctx: ui.Context, page: Any) -> None:
+    """The X/Y/Z plot (/xyz_plot): every cell, then the labelled grid first in the gallery."""
+
+    @ui.user_errors
+    def plot(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
+        axes = [(f.pop(f"{a}_type"), f.pop(f"{a}_values")) for a in "xyz"]
+        model = f.pop("model")
+
+        def work(stop) -> Iterator[xyz.GridUpdate]:
+            return xyz.generate_grid(ctx.cache, ctx.settings, ImageParams(**f), axes, model=model, stop=stop)
+
+        def show(u: xyz.GridUpdate) -> dict:
+            if not u.done:
+                return {page.status: u.status()}
+            files = [u.grid, u.grid.with_suffix(".json")] + [f for c in u.cells for f in (c, c.with_suffix(".json"))]
+            entry = ui.history_entry("Image", f"X/Y/Z plot: {f['prompt']}", files, preview=str(u.grid))
+            return {
+                page.status: u.status(),
+                page.gallery: [str(u.grid)] + [str(c) for c in u.cells],
+                page.recipe_view: u.recipe,
+                ctx.history: ui.history_add(history, entry),
+            }
+
+        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+    fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "model", "sampler")
+    inputs = {name: getattr(page, name) for name in (*fields, "styles")}
+    for axis, (kind, values) in zip("xyz", page.axes, strict=True):
+        inputs.update({f"{axis}_type": kind, f"{axis}_values": values})
+    outs = [page.status, page.gallery, page.recipe_view, ctx.history]
+    common = dict(concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, status=page.status)
+    jobs.queued(
+        ctx, TAB, page.plot.click, plot, {**inputs, "history": ctx.history}, outs, api_name="xyz_plot", **common
+    )
