@@ -93,6 +93,21 @@ def choice(component: type, *args, param: str, words: str | None = None, **kwarg
     return made
 
 
+def model_dropdown(settings: Settings, choices: list[str]) -> gr.Dropdown:
+    """A tab's Model box: the curated choices (the first chosen), any hub id or folder only where the operator allows
+    custom models, hidden in classroom mode; a refusal names the `model` parameter."""
+    return choice(
+        gr.Dropdown,
+        param="model",
+        visible=not settings.classroom,
+        choices=choices,
+        value=choices[0],
+        label="Model",
+        allow_custom_value=settings.allow_custom_models,
+        info="A hub id or local folder." if settings.allow_custom_models else None,
+    )
+
+
 def seed_used_box(elem_id: str) -> gr.Number:
     """The "Seed used" box, hidden until a run fills it: Gradio's Number shows an empty value as 0, which reads as a
     seed that was used."""

@@ -121,15 +121,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
-    page.model = ui.choice(
-        gr.Dropdown,
-        param="model",
-        visible=not settings.classroom,
-        choices=choices,
-        value=choices[0],
-        label="Model",
-        allow_custom_value=settings.allow_custom_models,
-    )
+    page.model = ui.model_dropdown(settings, choices)
     page.model_note = gr.Markdown(first.note)
     page.preset = gr.Radio(
         list(PRESETS),

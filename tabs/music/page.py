@@ -94,15 +94,7 @@ def _description_and_settings(ctx: ui.Context, page: Page) -> None:
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
         page.stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
-    page.model = ui.choice(
-        gr.Dropdown,
-        param="model",
-        visible=not settings.classroom,
-        choices=choices,
-        value=choices[0],
-        label="Model",
-        allow_custom_value=settings.allow_custom_models,
-    )
+    page.model = ui.model_dropdown(settings, choices)
     with gr.Accordion("Sampling", open=False, visible=not settings.classroom):
         page.top_k = ui.slider(0, 500, param="top_k", value=d.top_k, step=1, label="Top-k (0 = off)")
         page.top_p = ui.slider(0, 1, param="top_p", value=d.top_p, step=0.01, label="Top-p (0 = off)")

@@ -77,16 +77,7 @@ def _layout(ctx: ui.Context) -> Page:
             stats = gr.Markdown(elem_id="text-stats")
             gr.Examples(EXAMPLES, message, label="Try")
         with gr.Column(scale=2):
-            model = ui.choice(
-                gr.Dropdown,
-                param="model",
-                visible=not settings.classroom,
-                choices=choices,
-                value=choices[0],
-                label="Model",
-                allow_custom_value=settings.allow_custom_models,
-                info="A hub id or local folder." if settings.allow_custom_models else None,
-            )
+            model = ui.model_dropdown(settings, choices)
             system_prompt = gr.Textbox(DEFAULT_SYSTEM_PROMPT, label="System prompt", lines=2)
             preset = gr.Radio(
                 list(PRESETS), label="Preset", info="Fill the settings in one click", elem_id="text-preset"
