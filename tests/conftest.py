@@ -175,6 +175,7 @@ def lora_dir(tiny_image):
     unet.add_adapter(config)
     weights = get_peft_model_state_dict(unet)
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=weights, weight_name="style.safetensors")
+    (folder / "detail_v1.5.safetensors").write_bytes((folder / "style.safetensors").read_bytes())  # a dotted name
     kohya = {}
     for key, value in weights.items():  # down_blocks.0...to_q.lora_A.weight -> lora_unet_down_blocks_0_..._to_q
         module, kind = key.rsplit(".lora_", 1)

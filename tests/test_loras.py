@@ -37,6 +37,8 @@ def test_a_lora_changes_the_picture_and_weight_zero_or_none_does_not(shared_cach
     assert np.array_equal(after, before)  # the next picture without it is as before: it was switched off cleanly
     kohya, _ = pixels(shared_cache, lora_settings, "a red fox <lora:kohya:1>")
     assert np.abs(kohya - styled).max() <= 1  # Kohya's keys are converted to the same adapter
+    dotted, _ = pixels(shared_cache, lora_settings, "a red fox <lora:detail_v1.5:1>")  # a name peft would refuse
+    assert np.array_equal(dotted, styled)  # the same file under another name: the same picture
     half, _ = pixels(shared_cache, lora_settings, "a red fox <lora:style:0.5>")
     assert 0 < np.abs(half - before).mean() < np.abs(styled - before).mean()  # a new weight, no reload
 

@@ -29,6 +29,12 @@ class Lora:
     weight: float
     path: Path
 
+    @property
+    def adapter(self) -> str:
+        """The adapter's name inside the pipeline, made from the file's name: LoRA files are often called like
+        "add_detail_v1.5", and peft refuses an adapter name with a dot (it becomes a module name)."""
+        return "studio" + hashlib.sha1(self.name.encode()).hexdigest()[:12]
+
     def recipe(self) -> dict[str, Any]:
         """What the recipe says of it (the hash names the very file; AUTOMATIC1111 shows its first 12 digits)."""
         digest = file_sha256(str(self.path), self.path.stat().st_mtime_ns)
@@ -89,13 +95,13 @@ def pipeline_lock(pipe: Any) -> threading.Lock:
 
 def _load(base: Any, lora: Lora) -> None:
     loaded = {name for names in base.get_list_adapters().values() for name in names}
-    if lora.name in loaded:
+    if lora.adapter in loaded:
         return
     try:
-        base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.name)
+        base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter)
     except Exception as exc:
         with contextlib.suppress(Exception):  # leave nothing half-loaded behind
-            base.delete_adapters(lora.name)
+            base.delete_adapters(lora.adapter)
         raise UserError(
             f"The LoRA {lora.name!r} does not fit this model: it was probably made for another base model (an SD "
             f"1.5 LoRA on SDXL, say) or is not a LoRA ({type(exc).__name__}). Choose a LoRA made for this model."
@@ -115,7 +121,7 @@ def applied(base: Any, pipe: Any, chosen: list[Lora]) -> Iterator[None]:
             _load(base, lora)
         if chosen:
             pipe.enable_lora()
-            pipe.set_adapters([lora.name for lora in chosen], [lora.weight for lora in chosen])
+            pipe.set_adapters([lora.adapter for lora in chosen], [lora.weight for lora in chosen])
         else:
             pipe.disable_lora()
         yield
