@@ -106,16 +106,17 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
     page.negative_prompt = gr.Textbox(
         "", label="Negative prompt", lines=1, elem_id="image-negative", placeholder="what to avoid (guidance > 1)"
     )
-    page.styles = ui.choice(
-        gr.CheckboxGroup,
-        list(prompts.styles(settings)),
-        param="styles",
-        value=[],
-        label="Styles",
-        info="Each wraps the prompt (and adds to the negative prompt), in order. __name__ in a prompt draws a line "
-        f"from {settings.wildcards_dir}/name.txt (the same seed draws the same).",
-        elem_id="image-styles",
-    )
+    with gr.Accordion("Styles and wildcards", open=False, elem_id="image-styles-panel"):
+        page.styles = ui.choice(
+            gr.CheckboxGroup,
+            list(prompts.styles(settings)),
+            param="styles",
+            value=[],
+            label="Styles",
+            info="Each wraps the prompt (and adds to the negative prompt), in order. `__name__` in a prompt draws "
+            f"a line from `{settings.wildcards_dir}/name.txt` (the same seed draws the same).",
+            elem_id="image-styles",
+        )
     _lora_picker(ctx, page)
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
