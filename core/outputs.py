@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import importlib.metadata
 import json
 import logging
@@ -19,7 +20,6 @@ import re
 import secrets
 import sys
 import tempfile
-import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -126,6 +126,22 @@ def library_versions(*names: str) -> dict[str, str]:
     return dict(_versions(names))
 
 
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of a file (read in 1 MB blocks), remembered while its size and modification time stay the same:
+    model files (LoRAs, the neural face swap's 554 MB) are hashed once, not at every request."""
+    stat = Path(path).stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, modified_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def recipe_path(output: Path) -> Path:
     return Path(output).with_suffix(".json")
 
@@ -149,31 +165,12 @@ def base_recipe(tab: str, model: str, **params: Any) -> dict[str, Any]:
 SIGNED = {"png": "image/png", "wav": "audio/wav", "mp4": "video/mp4"}  # kinds that carry signed content credentials
 
 
-def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
-    """One line of a browser's History panel: when, which tab, what, and the files (outputs and recipes)."""
-    return {
-        "time": time.strftime("%H:%M:%S"),
-        "tab": tab,
-        "summary": summary[:200],
-        "files": [str(f) for f in files if f],
-        "preview": preview,
-    }
-
-
 @dataclass
 class Saved:
     """An output on disk with its recipe (which is also in `recipe_path(path)` beside it)."""
 
     path: Path
     recipe: dict[str, Any]
-
-    @property
-    def files(self) -> list[Path]:
-        return [self.path, recipe_path(self.path)]
-
-    def entry(self, tab: str, summary: str, preview: bool = False) -> dict[str, Any]:
-        """Its History entry (`preview`: the output is a picture the panel can show)."""
-        return history_entry(tab, summary, self.files, preview=str(self.path) if preview else None)
 
 
 def finish(

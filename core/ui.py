@@ -9,6 +9,7 @@ import inspect
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,6 @@ from core.checked import bounded, checked, chosen  # noqa: F401  (checked: used 
 from core.device import is_out_of_memory
 from core.errors import UserError
 from core.models import ModelCache
-from core.outputs import history_entry  # noqa: F401  (re-exported: tabs and tests use ui.history_entry)
 from core.settings import Settings
 
 log = logging.getLogger("studio.ui")
@@ -144,6 +144,16 @@ class Context:
     history: gr.State  # list of history entries (dicts), newest first, kept in the browser across reloads
     tabs: gr.Tabs | None = None  # to switch tabs in hand-offs
     shared: Handoffs = field(default_factory=Handoffs)  # components tabs offer to each other
+
+
+def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
+    return {
+        "time": time.strftime("%H:%M:%S"),
+        "tab": tab,
+        "summary": summary[:200],
+        "files": [str(f) for f in files if f],
+        "preview": preview,
+    }
 
 
 def history_add(history: list[dict] | None, entry: dict[str, Any]) -> list[dict]:

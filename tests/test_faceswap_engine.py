@@ -344,12 +344,13 @@ def test_a_downloaded_file_with_the_wrong_checksum_is_deleted_and_never_run(fs_s
 
 
 def test_checksums(tmp_path):
+    from core.outputs import file_sha256
     from tabs.faceswap import neural
 
     f = tmp_path / "f.bin"
     f.write_bytes(b"abc")
     good = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # SHA-256 of "abc" (FIPS 180-2)
-    assert neural.sha256_of(f) == good and neural.verified(f, good) and not neural.verified(f, "0" * 64)
+    assert file_sha256(f) == good and neural.verified(f, good) and not neural.verified(f, "0" * 64)
 
 
 @pytest.mark.parametrize(

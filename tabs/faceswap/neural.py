@@ -3,14 +3,12 @@ away, the Hugging Face Hub, once the user has accepted their non-commercial rese
 must have its published SHA-256 before the studio runs it; one that does not is deleted. Never silently: nothing
 is downloaded without the user's yes, and an operator can forbid it (STUDIO_ALLOW_MODEL_DOWNLOADS=0)."""
 
-import functools
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import faces, hub
+from core import faces, hub, outputs
 from core.errors import ModelUnavailable, UserError
 from core.settings import Settings
 
@@ -52,24 +50,9 @@ ACCEPT = "I accept insightface's non-commercial research licence for these model
 NOT_ACCEPTED = "Tick the licence box first: the neural engine's models are for non-commercial research only."
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=8)
-def _checked(path: str, size: int, modified_ns: int, expected: str) -> bool:
-    """Has the file the expected checksum? (Remembered per path, size and modification time: hashing 554 MB
-    takes a second or two.)"""
-    return sha256_of(Path(path)) == expected
-
-
 def verified(path: Path, expected: str) -> bool:
-    stat = Path(path).stat()
-    return _checked(str(path), stat.st_size, stat.st_mtime_ns, expected)
+    """Is this the published file? (Hashed once while it stays the same: 554 MB take a second or two.)"""
+    return outputs.file_sha256(path) == expected
 
 
 def _from_hub(source: NeuralFile, offline: bool) -> Path:

@@ -75,7 +75,8 @@ def build(ctx: ui.Context) -> None:
 
 def _inputs(ctx: ui.Context, page: Page) -> None:
     settings = ctx.settings
-    engines = ["auto", "classic"] + (["neural"] if neural.neural_paths(settings) is not None else [])
+    ready = neural.neural_paths(settings) is not None  # the neural engine's files are there (never downloads)
+    engines = ["auto", "classic"] + (["neural"] if ready else [])
     page.source_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"))(
         label="Source face", type="filepath", elem_id="faceswap-source", sources=["upload", "clipboard"]
     )
@@ -113,7 +114,7 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
         info="Keep the target's own eyes (and glasses) or mouth: the swap paints the rest of the face.",
         elem_id="faceswap-region",
     )
-    _neural_panel(ctx, page)
+    _neural_panel(ctx, page, ready)
     gr.Examples(
         [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
         [page.source_image, page.target_image],
@@ -121,10 +122,9 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
     )
 
 
-def _neural_panel(ctx: ui.Context, page: Page) -> None:
+def _neural_panel(ctx: ui.Context, page: Page, ready: bool) -> None:
     """The neural engine, one click away: its licence, a yes, then the download (with progress), never silently."""
     settings = ctx.settings
-    ready = neural.neural_paths(settings) is not None
     size = sum(source.megabytes for source in neural.SOURCES)
     repos = ", ".join(f"`{source.repo}`" for source in neural.SOURCES)
     with gr.Accordion(

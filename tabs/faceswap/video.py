@@ -190,7 +190,7 @@ def swap_face_video(
         hashes = {"source": source_hash, "target": video.sha256}
         recipe = _recipe("video", engine, hashes, index, summary, settings)
         saved = outputs.finish(
-            settings, "faceswap", f"video-{engine}", "mp4", recipe, lambda tmp, _: shutil.copyfile(made, tmp),
+            settings, "faceswap", f"video-{engine}", "mp4", recipe, lambda tmp, _: shutil.move(made, tmp),
             edited=True, label=settings.faceswap_label,
         )  # fmt: skip
     audit(settings, _audit_entry("video", engine, hashes, index, saved.path, frames=tally.frames))

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import outputs
 from core.errors import UserError
 from core.settings import Settings
-from tabs.image.loras import file_sha256, pipeline_lock
+from tabs.image.loras import pipeline_lock
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class Embedding:
     path: Path
 
     def recipe(self) -> dict[str, Any]:
-        return {"name": self.name, "sha256": file_sha256(str(self.path), self.path.stat().st_mtime_ns)}
+        return {"name": self.name, "sha256": outputs.file_sha256(self.path)}
 
 
 def available(settings: Settings) -> dict[str, Path]:

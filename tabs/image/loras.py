@@ -5,7 +5,6 @@ their weights, so switching weights never reloads the base model, and a run with
 """
 
 import contextlib
-import functools
 import hashlib
 import re
 import threading
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks
+from core import checks, outputs
 from core.errors import UserError
 from core.settings import Settings
 
@@ -37,17 +36,7 @@ class Lora:
 
     def recipe(self) -> dict[str, Any]:
         """What the recipe says of it (the hash names the very file; AUTOMATIC1111 shows its first 12 digits)."""
-        digest = file_sha256(str(self.path), self.path.stat().st_mtime_ns)
-        return {"name": self.name, "weight": self.weight, "sha256": digest}
-
-
-@functools.lru_cache(maxsize=64)
-def file_sha256(path: str, modified_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return {"name": self.name, "weight": self.weight, "sha256": outputs.file_sha256(self.path)}
 
 
 def available(settings: Settings) -> dict[str, Path]:

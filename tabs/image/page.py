@@ -352,7 +352,8 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
         if r.get("sampler") in SAMPLERS:
             shown[page.sampler] = r["sampler"]
         if isinstance(r.get("styles"), list):
-            shown[page.styles] = [name for name in r["styles"] if name in prompts.styles(ctx.settings)]
+            offered = prompts.styles(ctx.settings)
+            shown[page.styles] = [name for name in r["styles"] if name in offered]
         return {**shown, page.status: f"Restored the settings of {Path(file).name}."}
 
     page.restore.upload(restore_settings, page.restore, outputs, api_name="restore_image_settings")

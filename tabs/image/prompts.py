@@ -40,6 +40,8 @@ def styles(settings: Settings) -> dict[str, dict[str, Any]]:
 def apply_styles(settings: Settings, prompt: str, negative: str, chosen: Any) -> tuple[str, str]:
     """The prompt and negative prompt wrapped by each chosen style, in order."""
     names = [chosen] if isinstance(chosen, str) else list(chosen or [])
+    if not names:
+        return prompt, negative
     if len(names) > MAX_STYLES:
         raise UserError(f"Choose at most {MAX_STYLES} styles (styles); got {len(names)}.")
     offered = styles(settings)

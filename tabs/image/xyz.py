@@ -54,10 +54,8 @@ def _numbers(text: str, what: str, integer: bool, low: float, high: float) -> li
                 values.append(value)
                 value += step
         else:
-            values.append(checks.check_number(part, what, low, high, integer))
-    return [
-        int(v) if integer else float(v) for v in (checks.check_number(v, what, low, high, integer) for v in values)
-    ]
+            values.append(part)
+    return [checks.check_number(v, what, low, high, integer) for v in values]
 
 
 def parse_axis(kind: str, text: str) -> list[Any]:

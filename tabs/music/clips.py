@@ -3,7 +3,6 @@ transformers' feature extractor needs torchaudio) and clips to continue (their e
 after). Plain Python; `loaded` is the engine's LoadedMusic."""
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core import outputs, provenance
@@ -53,12 +52,6 @@ def studio_description(path: Any) -> str | None:
     return tags.get("title") if made_here else None
 
 
-def sha256(path: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
     """MusicGen-Melody's conditioning: the dominant pitch class of each frame, one-hot, (1, frames, chroma).
 
@@ -106,7 +99,7 @@ def melody_inputs(clip: tuple[Any, int], melody: Any, loaded: Any, dtype: Any) -
     sounding = chroma[0, : max(1, sounding_frames)]  # (frames, 12): the clip itself, not the padding after it
     info = {
         "seconds": round(len(samples) / rate, 3),
-        "sha256": sha256(melody),
+        "sha256": outputs.file_sha256(melody),
         "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
     }
     return chroma.to(dtype), info
@@ -147,7 +140,7 @@ def continuation(clip: tuple[Any, int], path: Any, loaded: Any, new_tokens: int)
     info = {
         "seconds": round(len(audio) / loaded.sampling_rate, 3),
         "context_seconds": round(frames * hop / loaded.sampling_rate, 3),
-        "sha256": sha256(path),
+        "sha256": outputs.file_sha256(path),
     }
     return Continuation(audio, audio[len(audio) - frames * hop :], info)
 

@@ -258,16 +258,15 @@ def _model_inputs(loaded: LoadedMusic, params: MusicParams, clip: Any, melody: A
 
 
 def _compose(
-    loaded: LoadedMusic, params: MusicParams, inputs: dict, going_on: Any, stop: threading.Event, progress: Any
+    loaded: LoadedMusic, params: MusicParams, inputs: dict, going_on: Any, new_tokens: int, stop: Any, progress: Any
 ) -> Iterator[MusicUpdate]:
-    """Generate on a Worker, yielding progress in seconds of audio a few times a second; returns (the samples made,
-    (samples,) at the model's rate, and the decoder steps per second)."""
+    """Generate `new_tokens` decoder steps on a Worker, yielding progress in seconds of audio a few times a second;
+    returns (the samples made, (samples,) at the model's rate, and the decoder steps per second)."""
     with import_lock:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
     lm, k = loaded.model, loaded.num_codebooks
-    new_tokens = round(params.duration * loaded.frame_rate) + k - 1  # the delay pattern spends k - 1 steps first
     job = Worker("music-generate")
     steps = [0]  # generated so far: written by the worker, read by the polling loop below
 
@@ -333,14 +332,15 @@ def generate_music(
     start = time.perf_counter()
     # 2. the model from the cache, held while it runs
     with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
-        new_tokens = round(params.duration * loaded.frame_rate) + loaded.num_codebooks - 1
+        frames = round(params.duration * loaded.frame_rate)
+        new_tokens = frames + loaded.num_codebooks - 1  # the delay pattern spends num_codebooks - 1 steps first
         going_on = clips.continuation(source, continue_from, loaded, new_tokens) if source is not None else None
         inputs, melody_info = _model_inputs(loaded, params, clip, melody)
         # 3. compose, with progress in seconds of audio
-        made, steps_per_second = yield from _compose(loaded, params, inputs, going_on, stop, progress)
+        made, steps_per_second = yield from _compose(loaded, params, inputs, going_on, new_tokens, stop, progress)
     # 4. the new part (after the clip, if one was continued), saved with its recipe
     rate = loaded.sampling_rate
-    new_samples = round(params.duration * loaded.frame_rate) * rate // round(loaded.frame_rate)
+    new_samples = frames * rate // round(loaded.frame_rate)
     heard = len(going_on.context) if going_on else 0  # samples of the clip the model went on from
     joined = clips.joined(going_on.audio, made, heard, new_samples, rate) if going_on else None
     audio = peak_normalise(made[:new_samples] if joined is None else joined)
