@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME[:WEIGHT]",
         help="a LoRA from STUDIO_LORA_DIR (repeatable); the same as <lora:NAME:WEIGHT> in the prompt",
     )
+    image.add_argument("--control-image", help="a picture whose edges, pose or scribble steer the result (ControlNet)")
+    image.add_argument("--control-type", default="Canny", help="Canny, Pose or Scribble (default: Canny)")
+    image.add_argument("--control-scale", type=float, default=1.0, help="ControlNet strength, 0-2 (default: 1)")
+    image.add_argument("--control-map", action="store_true", help="the control image already is a control map")
+    image.add_argument(
+        "--control-model", default="Automatic", help="a ControlNet folder name in STUDIO_CONTROLNET_DIR"
+    )
+    image.add_argument("--ip-adapter-image", help="a reference picture whose style or subject the result takes")
+    image.add_argument("--ip-adapter-scale", type=float, default=0.6, help="how much it takes, 0-1.5 (default: 0.6)")
     common(image)
 
     text = sub.add_parser("text", help="one answer from the chat model")
@@ -118,6 +127,8 @@ def _generate(args: argparse.Namespace, settings, cache):
     """The saved paths, one by one (then a line with the seed where there is one)."""
     if args.tab == "image":
         from tabs.image import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
+        from tabs.image.control import Control
+        from tabs.image.ip_adapter import Reference
 
         d = model_defaults(args.model or model_choices(settings)[0])
         tags = "".join(f" <lora:{lora}>" for lora in args.lora)
@@ -143,6 +154,16 @@ def _generate(args: argparse.Namespace, settings, cache):
                 init_image=args.init_image,
                 mask=args.mask,
                 outpaint=(args.outpaint, args.outpaint_pixels) if args.outpaint else None,
+                control=Control(
+                    args.control_image,
+                    args.control_type,
+                    args.control_scale,
+                    model=args.control_model,
+                    is_map=args.control_map,
+                )
+                if args.control_image
+                else None,
+                reference=Reference(args.ip_adapter_image, args.ip_adapter_scale) if args.ip_adapter_image else None,
             )
         )[-1]
         yield from (str(p) for p in final.images)

@@ -224,10 +224,12 @@ class ModelCache:
         setting: str,
         revision: str | None = None,
         progress: ProgressFn | None = None,
+        name: str | None = None,
         **resolve_options: Any,
     ) -> Iterator[Any]:
-        """Yield `load(folder, device, dtype)` for `model_id`, cached. `setting` names the STUDIO_* override."""
-        key = ModelKey(kind, model_id, revision, self.device, str(self.dtype).replace("torch.", ""))
+        """Yield `load(folder, device, dtype)` for `model_id`, cached. `setting` names the STUDIO_* override; `name`
+        keys it in the cache instead of `model_id`, where one repo holds several models (IP-Adapters)."""
+        key = ModelKey(kind, name or model_id, revision, self.device, str(self.dtype).replace("torch.", ""))
 
         def loader() -> Any:
             if progress:

@@ -1,6 +1,7 @@
 """Recipes inside PNGs: AUTOMATIC1111's "parameters" text (which its PNG Info tab and other tools read) and
 the studio's complete JSON recipe ("studio_recipe"), written and read back."""
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -49,6 +50,12 @@ def a1111_parameters(recipe: dict) -> str:
         )
     if recipe.get("embeddings"):  # likewise, for textual-inversion embeddings
         fields["TI hashes"] = '"' + ", ".join(f"{e['name']}: {e['sha256'][:12]}" for e in recipe["embeddings"]) + '"'
+    units = [recipe["controlnet"]] if recipe.get("controlnet") else []
+    for i, unit in enumerate(units):  # the ControlNet extension's field (one per unit), which its PNG Info reads
+        fields[f"ControlNet {i}"] = (
+            f'"Module: {unit["preprocessor"]}, Model: {unit["model"]}, Weight: {unit["scale"]:g}, '
+            f'Guidance Start: {unit["start"]:g}, Guidance End: {unit["end"]:g}"'
+        )
     fields["Version"] = outputs.STUDIO_NAME
     prompt = recipe.get("expanded_prompt", recipe["prompt"])  # what the model read: styles applied, wildcards drawn
     negative = recipe.get("expanded_negative_prompt", recipe["negative_prompt"])
@@ -85,6 +92,18 @@ def parse_a1111(text: str) -> dict:
         out["width"], out["height"] = (int(v) for v in found["Size"].strip().split("x"))
     if "Model" in found:
         out["model"] = found["Model"].strip()
+    unit = found.get("ControlNet 0") or found.get("ControlNet", "")
+    control = {k.strip(): v.strip() for k, v in re.findall(r"([\w ]+): ([^,]*)", unit.strip('"'))}
+    if control.get("Module", "none").strip() not in ("none", ""):  # what the ControlNet did, for Restore
+        module = control["Module"].strip().split("_")[0].lower()
+        kinds = {"canny": "Canny", "openpose": "Pose", "pose": "Pose", "scribble": "Scribble"}
+        with contextlib.suppress(ValueError):
+            out["controlnet"] = {
+                "type": kinds.get(module, module),
+                "scale": float(control.get("Weight", 1)),
+                "start": float(control.get("Guidance Start", 0)),
+                "end": float(control.get("Guidance End", 1)),
+            }
     if "Sampler" in found:  # newer AUTOMATIC1111 writes "Sampler: DPM++ 2M, Schedule type: Karras"
         karras = found.get("Schedule type", "").strip() == "Karras" and "Karras" not in found["Sampler"]
         out["sampler"] = found["Sampler"].strip() + (" Karras" if karras else "")

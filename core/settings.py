@@ -46,6 +46,8 @@ class Settings:
     lora_dir: Path = Path("models/lora")  # the LoRAs (.safetensors) the Image tab offers, used as <lora:name:0.8>
     embeddings_dir: Path = Path("models/embeddings")  # textual-inversion embeddings (.safetensors), used by name
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
+    controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
+    ip_adapter: str | None = None  # an IP-Adapter folder (.safetensors + image_encoder/); None: h94's for SD 1.5/SDXL
     styles_file: Path | None = None  # a JSON list of styles added to the built-in ones (assets/styles.json)
     max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters
     max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider

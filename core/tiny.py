@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_build_lock = threading.Lock()
+_build_lock = threading.RLock()  # re-entrant: a ControlNet's builder builds the tiny pipeline it copies
 
 
 def default_dir() -> Path:
@@ -262,7 +262,68 @@ def build_music(folder: Path, melody: bool = False) -> Path:
     return folder
 
 
+def build_controlnet(folder: Path) -> Path:
+    """A ControlNetModel made from the tiny pipeline's UNet (ControlNetModel.from_unet, as ControlNets are trained),
+    its zero convolutions given random weights as training would: a fresh copy's zeros would change nothing."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(ensure("tiny:stable-diffusion", Path(folder).parent) / "unet")
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8))
+    torch.manual_seed(1)
+    for weight in controlnet.controlnet_cond_embedding.conv_out.parameters():  # strong enough that the map matters
+        torch.nn.init.normal_(weight, std=3.0)
+    for module in [controlnet.controlnet_mid_block, *controlnet.controlnet_down_blocks]:
+        for weight in module.parameters():
+            torch.nn.init.normal_(weight, std=0.5)
+    controlnet.save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
+def build_ip_adapter(folder: Path) -> Path:
+    """An IP-Adapter for the tiny pipeline in h94/IP-Adapter's layout: ip-adapter.safetensors (the image projection
+    and each cross-attention's to_k_ip/to_v_ip, numbered as the original checkpoints are) and image_encoder/ (a
+    CLIPVisionModelWithProjection)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = UNet2DConditionModel.from_pretrained(ensure("tiny:stable-diffusion", Path(folder).parent) / "unet")
+    torch.manual_seed(2)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32,
+            patch_size=8, projection_dim=32,
+        )
+    )  # fmt: skip
+    encoder.save_pretrained(Path(folder) / "image_encoder", safe_serialization=True)
+    cross, channels = unet.config.cross_attention_dim, unet.config.block_out_channels
+    tensors = {
+        "image_proj.proj.weight": torch.randn(4 * cross, encoder.config.projection_dim),
+        "image_proj.proj.bias": torch.randn(4 * cross),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key = 1  # IP-Adapter numbers every attention processor, self-attention included: cross-attentions are odd
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        block, index = name.split(".")[:2]
+        if block == "mid_block":
+            hidden = channels[-1]
+        else:
+            hidden = (list(reversed(channels)) if block == "up_blocks" else channels)[int(index)]
+        for part in ("to_k_ip", "to_v_ip"):
+            tensors[f"ip_adapter.{key}.{part}.weight"] = torch.randn(hidden, cross)
+        key += 2
+    save_file({k: v.contiguous() for k, v in tensors.items()}, Path(folder) / "ip-adapter.safetensors")
+    return Path(folder)
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "tiny:controlnet": build_controlnet,
+    "tiny:ip-adapter": build_ip_adapter,
     "tiny:musicgen": build_music,
     "tiny:musicgen-melody": lambda folder: build_music(folder, melody=True),
     "tiny:qwen2": build_text,

@@ -87,7 +87,7 @@ def test_restore_settings_from_a_png(client, tmp_path):
         prompt="restore me", negative_prompt="rain", seed=99, steps=3, sampler="DDIM", api_name="/generate_image"
     )
     restored = client.predict(file=handle_file(gallery_paths(gallery)[0]), api_name="/restore_image_settings")
-    prompt, negative, steps, _guidance, width, height, seed, _model, sampler, note, styles = restored
+    prompt, negative, steps, _guidance, width, height, seed, _model, sampler, note, styles, *_guides = restored
     assert (prompt, negative, steps, width, height, seed, sampler) == ("restore me", "rain", 3, 64, 64, 99, "DDIM")
     assert styles == []
     assert note.startswith("Restored the settings")

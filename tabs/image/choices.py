@@ -1,6 +1,7 @@
 """The Image tab's model choices and their defaults (steps, guidance, size), and the presets built on them."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.settings import TINY_IMAGE_MODEL, Settings
 
@@ -22,6 +23,10 @@ CURATED = {
 }
 TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
 OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
+# Base model families, told apart by the text embedding width the UNet cross-attends to. Adapters (LoRA, ControlNet,
+# IP-Adapter) are made for one family. "tiny": the random-weight pipeline of core.tiny (--tiny and the tests).
+FAMILIES = {768: "sd15", 1024: "sd21", 2048: "sdxl", 32: "tiny"}
+FAMILY_NAMES = {"sd15": "Stable Diffusion 1.x", "sd21": "Stable Diffusion 2.x", "sdxl": "SDXL", "tiny": "tiny test"}
 MAX_STEPS = 100
 MAX_IMAGES = 4
 PRESETS = ("Fast", "Balanced", "Quality")
@@ -30,6 +35,16 @@ EXAMPLES = [
     "a cozy reading nook with plants and warm lamps, isometric illustration",
     "a lighthouse on a cliff at dusk, dramatic clouds, oil painting",
 ]
+
+
+def base_family(base: Any) -> str:
+    """The family of a pipeline (or of a cross-attention width): "sd15", "sd21", "sdxl", "tiny", or "other"."""
+    width = base if isinstance(base, int) else base.unet.config.cross_attention_dim
+    return FAMILIES.get(width, "other")
+
+
+def family_name(family: str) -> str:
+    return FAMILY_NAMES.get(family, "other")
 
 
 def model_defaults(model_id: str) -> ModelDefaults:

@@ -3,6 +3,7 @@ and previews, recipes in every PNG. Plain Python: model choices and their defaul
 `generate_image` in steps (check -> model from the cache -> denoise with progress -> save). Samplers, input pictures,
 masks and previews are plain functions in parts.py."""
 
+import contextlib
 import queue
 import threading
 import time
@@ -17,7 +18,7 @@ from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
 from core.settings import Settings
-from tabs.image import embeddings, loras, prompts
+from tabs.image import control, embeddings, ip_adapter, loras, prompts
 from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices  # noqa: F401  (model_choices: tabs.image re-exports it)
 from tabs.image.parts import (
     DEFAULT_SAMPLER,
@@ -146,8 +147,9 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
     return checked
 
 
-def _pipeline_args(params: ImageParams, init: Any, on_step: Callable, mask: Any = None) -> dict[str, Any]:
-    """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i."""
+def _pipeline_args(request: "Request", params: ImageParams, on_step: Callable, extra: dict) -> dict[str, Any]:
+    """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i. `extra`:
+    the IP-Adapter's arguments (ip_adapter.applied)."""
     import torch
 
     args = dict(
@@ -158,7 +160,16 @@ def _pipeline_args(params: ImageParams, init: Any, on_step: Callable, mask: Any 
         num_images_per_prompt=params.num_images,
         generator=[torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)],
         callback_on_step_end=on_step,
+        **extra,
     )
+    init, mask, steer = request.init, request.mask, request.control
+    if steer is not None:  # the ControlNet pipelines: the map is `image` from text, `control_image` from a picture
+        args.update(
+            controlnet_conditioning_scale=steer.scale,
+            control_guidance_start=steer.start,
+            control_guidance_end=steer.end,
+            **({"control_image": request.control_map} if init is not None else {"image": request.control_map}),
+        )
     if mask is not None:
         return dict(args, image=init, mask_image=mask, strength=params.strength, width=init.width, height=init.height)
     if init is not None:
@@ -180,6 +191,9 @@ class Request:
     model_prompt: str = ""  # the prompt the model reads: styled, wildcards drawn, without its <lora:...> tags
     model_negative: str = ""  # the negative prompt it reads: styled, wildcards drawn
     expanded: dict = field(default_factory=dict)  # for the recipe: the prompts as expanded, the wildcards drawn
+    control: Any = None  # the ControlNet's settings (control.Control), checked, or None
+    control_map: Any = None  # the map it reads (PIL, the picture's size)
+    reference: Any = None  # the IP-Adapter's reference picture and scale (ip_adapter.Reference), or None
 
     @property
     def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps
@@ -187,9 +201,16 @@ class Request:
 
 
 def check_request(
-    settings: Settings, params: ImageParams, init_image: Any, mask: Any, outpaint: tuple[Any, Any] | None
+    settings: Settings,
+    params: ImageParams,
+    init_image: Any,
+    mask: Any,
+    outpaint: tuple[Any, Any] | None,
+    guide: tuple[Any, Any] = (None, None),
+    cache: ModelCache | None = None,
 ) -> Request:
-    """Check everything before any model loads: the parameters, the input picture, the mask or the outpainting."""
+    """Check everything before any model loads: the parameters, the input picture, the mask or the outpainting,
+    and `guide` = (ControlNet's control.Control, IP-Adapter's ip_adapter.Reference); makes the control map."""
     outpainted = None
     if outpaint is not None:
         if init_image in (None, ""):
@@ -213,13 +234,16 @@ def check_request(
     mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
     mask_image = open_mask(mask, init.size) if inpaint else None
     named = embeddings.used(settings, model_prompt, negative)
+    steer, reference = control.check(settings, guide[0]), ip_adapter.check(settings, guide[1])
+    size = init.size if init is not None else (params.width, params.height)
+    steer_map = control.control_map(settings, steer, size, cache) if steer else None
     return Request(
         params, mode, init, mask_image, outpainted, loras=chosen, embeddings=named, model_prompt=model_prompt,
-        model_negative=negative, expanded=expanded,
+        model_negative=negative, expanded=expanded, control=steer, control_map=steer_map, reference=reference,
     )  # fmt: skip
 
 
-def _pipeline_for(base: Any, request: Request) -> Any:
+def _pipeline_for(base: Any, request: Request, controlnet: Any = None) -> Any:
     """A pipeline of our own around the shared weights (the scheduler's state is per run), of the request's kind."""
     with import_lock:
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
@@ -231,13 +255,14 @@ def _pipeline_for(base: Any, request: Request) -> Any:
         if request.init is not None
         else AutoPipelineForText2Image
     )
-    pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, request.params.sampler))
+    extra = {"controlnet": controlnet} if controlnet is not None else {}  # a ControlNet pipeline of that kind
+    pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, request.params.sampler), **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 def _denoise(
-    pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float
+    pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float, extra: dict
 ) -> Iterator[ImageUpdate]:
     """Run the pipeline on a Worker, yielding progress (with a cheap preview twice a second) as steps finish; returns
     (the images, the filmstrip of the first image's denoising for "How it works")."""
@@ -265,7 +290,7 @@ def _denoise(
         try:
             with torch.inference_mode():
                 model_params = replace(params, prompt=request.model_prompt, negative_prompt=request.model_negative)
-                return pipe(**_pipeline_args(model_params, request.init, on_step, request.mask)).images
+                return pipe(**_pipeline_args(request, model_params, on_step, extra)).images
         finally:
             events.put(None)
 
@@ -299,14 +324,16 @@ def generate_image(
     init_image: Any = None,
     mask: Any = None,
     outpaint: tuple[Any, Any] | None = None,
+    control: "control.Control | None" = None,
+    reference: "ip_adapter.Reference | None" = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[ImageUpdate]:
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
-    open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas): yields progress,
-    then the saved PNGs."""
+    open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas), each steered by a
+    ControlNet (`control`) and an image prompt (`reference`, IP-Adapter) if given: yields progress, then the PNGs."""
     # 1. check the inputs
-    request = check_request(settings, params, init_image, mask, outpaint)
+    request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache)
     params = request.params
     model_id = checks.check_model_choice(
         model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
@@ -314,17 +341,25 @@ def generate_image(
     stop = stop or threading.Event()
     # 2. the model from the cache, held while it runs
     patterns = download_patterns(half=cache.device != "cpu")
-    with cache.model(
-        "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
-    ) as base:
+    with (
+        cache.model(
+            "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
+        ) as base,
+        contextlib.ExitStack() as held,
+    ):
         embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
-        pipe = _pipeline_for(base, request)
+        controlnet, adapter, guided = _guides(cache, settings, base, request, held, progress)
+        pipe = _pipeline_for(base, request, controlnet)
         # 3. denoise, with progress and previews (with the prompt's LoRAs on, every other one off)
         start = time.perf_counter()
-        with loras.applied(base, pipe, request.loras):
-            images, film = yield from _denoise(pipe, request, stop, progress, start)
+        with (
+            loras.turn(base, bool(request.loras or request.reference)),
+            loras.applied(base, pipe, request.loras),
+            ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
+        ):
+            images, film = yield from _denoise(pipe, request, stop, progress, start, extra)
         recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
-    recipe.update(request.expanded)
+    recipe.update(request.expanded, **guided)
     if request.loras:
         recipe.update(loras=[lora.recipe() for lora in request.loras])
     if request.embeddings:
@@ -349,6 +384,25 @@ def generate_image(
         done=True,
         filmstrip=film + [images[0]],
     )
+
+
+def _guides(
+    cache: ModelCache, settings: Settings, base: Any, request: Request, held: contextlib.ExitStack, progress: Any
+) -> tuple[Any, Any, dict]:
+    """(the ControlNet, the IP-Adapter, what the recipe says of them) for the request, from the cache (downloaded on
+    first use) and held in `held` for the run; None for each the request does not use."""
+    controlnet = adapter = None
+    said: dict[str, Any] = {}
+    if request.control is not None:
+        name = control.model_for(settings, request.control, base)
+        options = dict(setting=control.SETTING, progress=progress, allow_patterns=control.WEIGHTS)
+        controlnet = held.enter_context(cache.model("controlnet", name, control.load_controlnet, **options))
+        control.check_fits(controlnet, base, name)
+        said["controlnet"] = control.recipe(request.control, name, request.control_map)
+    if request.reference is not None:
+        adapter = held.enter_context(ip_adapter.adapter(cache, settings, base, progress))
+        said["ip_adapter"] = ip_adapter.recipe(adapter, request.reference)
+    return controlnet, adapter, said
 
 
 def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, mode: str, cache: ModelCache) -> dict:

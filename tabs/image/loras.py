@@ -77,9 +77,22 @@ def check_loras(settings: Settings, prompt: str) -> tuple[str, list[Lora]]:
     return clean, list(chosen.values())
 
 
+IP_ADAPTER_USED = "_studio_had_ip_adapter"  # set on a base pipeline whose UNet has had an IP-Adapter (ip_adapter.py)
+
+
 def pipeline_lock(pipe: Any) -> threading.Lock:
-    """One lock per loaded pipeline: the adapters and their weights are the pipeline's, shared by its runs."""
-    return pipe.__dict__.setdefault("_studio_lora_lock", threading.Lock())
+    """One lock per loaded pipeline: the adapters (LoRAs, an IP-Adapter) are the pipeline's, shared by its runs. A
+    plain Lock, not an RLock: a run is a generator that Gradio resumes on any of its threads, and it may release
+    the lock on another thread than the one that took it."""
+    return pipe.__dict__.setdefault("_studio_adapter_lock", threading.Lock())
+
+
+def turn(base: Any, changes: bool) -> contextlib.AbstractContextManager:
+    """The run's turn at the adapters of `base`, for the length of the run: its lock when the run changes them
+    (`changes`: it asks for LoRAs or an IP-Adapter) or when any run ever did (so none meets another's adapters);
+    no lock on a model that never had one."""
+    shared = changes or any(base.get_list_adapters().values()) or base.__dict__.get(IP_ADAPTER_USED)
+    return pipeline_lock(base) if shared else contextlib.nullcontext()
 
 
 def _load(base: Any, lora: Lora) -> None:
@@ -100,17 +113,16 @@ def _load(base: Any, lora: Lora) -> None:
 @contextlib.contextmanager
 def applied(base: Any, pipe: Any, chosen: list[Lora]) -> Iterator[None]:
     """For the block: the chosen LoRAs on (loaded into `base` the first time, their weights set), every other one
-    off; with none chosen, all off. `pipe` is the run's own pipeline around `base`'s modules. Runs that change the
-    adapters hold the pipeline's lock, so two users' LoRAs never mix."""
+    off; with none chosen, all off. `pipe` is the run's own pipeline around `base`'s modules. The caller holds the
+    run's turn (see turn), so two users' LoRAs never mix."""
     if not chosen and not any(base.get_list_adapters().values()):
-        yield  # no LoRA was ever loaded into this model: nothing to switch off, nothing to lock
+        yield  # no LoRA was ever loaded into this model: nothing to switch off
         return
-    with pipeline_lock(base):
-        for lora in chosen:
-            _load(base, lora)
-        if chosen:
-            pipe.enable_lora()
-            pipe.set_adapters([lora.adapter for lora in chosen], [lora.weight for lora in chosen])
-        else:
-            pipe.disable_lora()
-        yield
+    for lora in chosen:
+        _load(base, lora)
+    if chosen:
+        pipe.enable_lora()
+        pipe.set_adapters([lora.adapter for lora in chosen], [lora.weight for lora in chosen])
+    else:
+        pipe.disable_lora()
+    yield

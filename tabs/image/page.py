@@ -11,7 +11,7 @@ import gradio as gr
 
 from core import checks, ui
 from core.png_recipes import read_recipe
-from tabs.image import loras, prompts, xyz
+from tabs.image import control, guides, loras, prompts, xyz
 from tabs.image.choices import (
     EXAMPLES,
     MAX_IMAGES,
@@ -57,6 +57,17 @@ class Page:
     editor: Any = None  # the inpainting editor (picture + painted mask)
     inpaint_strength: Any = None
     inpaint: Any = None
+    control_image: Any = None  # ControlNet (guides.py): the control picture and how it steers
+    control_type: Any = None
+    control_is_map: Any = None
+    control_scale: Any = None
+    control_start: Any = None
+    control_end: Any = None
+    control_model: Any = None
+    control_preview: Any = None
+    ip_adapter_image: Any = None  # the image prompt (IP-Adapter): a reference picture and its scale
+    ip_adapter_scale: Any = None
+    guide_buttons: tuple = ()  # guides.py's own buttons and sketchpad, wired by guides.wire
     axes: list = None  # the X/Y/Z plot's (type, values) inputs, X first
     plot: Any = None
     restore: Any = None
@@ -77,6 +88,7 @@ def build(ctx: ui.Context) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             _prompt_and_settings(ctx, page)
+            guides.build(ctx, page)
             _edit_panels(ctx, page)
         with gr.Column(scale=3):
             _results(ctx, page)
@@ -87,6 +99,7 @@ def build(ctx: ui.Context) -> None:
     ctx.shared.image_selected = page.selected
     wire_runs(ctx, page)
     wire_grid(ctx, page)
+    guides.wire(ctx, page)
     _wire_controls(ctx, page)
     _wire_restore(ctx, page)
 
@@ -339,7 +352,15 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
     """Restore settings from a PNG (ours or AUTOMATIC1111's): /restore_image_settings."""
     choices = model_choices(ctx.settings)
     restored = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed")
+    guided = {  # the guides' settings (their pictures are not in a PNG): (recipe part, key) -> component
+        ("controlnet", "type"): page.control_type,
+        ("controlnet", "scale"): page.control_scale,
+        ("controlnet", "start"): page.control_start,
+        ("controlnet", "end"): page.control_end,
+        ("ip_adapter", "scale"): page.ip_adapter_scale,
+    }
     outputs = [getattr(page, name) for name in restored] + [page.model, page.sampler, page.status, page.styles]
+    outputs += list(guided.values())
 
     @ui.user_errors
     def restore_settings(file):
@@ -354,6 +375,10 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
         if isinstance(r.get("styles"), list):
             offered = prompts.styles(ctx.settings)
             shown[page.styles] = [name for name in r["styles"] if name in offered]
+        for (part, key), component in guided.items():
+            value = r.get(part, {}).get(key) if isinstance(r.get(part), dict) else None
+            if value is not None and (key != "type" or value in control.TYPES):
+                shown[component] = value
         return {**shown, page.status: f"Restored the settings of {Path(file).name}."}
 
     page.restore.upload(restore_settings, page.restore, outputs, api_name="restore_image_settings")

@@ -10,7 +10,7 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.errors import UserError
 from core.png_recipes import read_recipe
-from tabs.image import xyz
+from tabs.image import guides, xyz
 from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate, generate_image
 from tabs.image.parts import upscaled
 
@@ -40,7 +40,8 @@ def _run(
     ctx, page: Any, params: ImageParams, model: Any, image: Any = None, *, request, progress, ticket, history, **edit
 ):
     """One run of the engine, shown as it goes: the preview and step counter, then the pictures and their recipe
-    (and a History entry). `edit`: mask= (inpainting) or outpaint=(sides, pixels)."""
+    (and a History entry). `edit`: mask= (inpainting) or outpaint=(sides, pixels), control= and reference=
+    (guides.from_inputs)."""
 
     def work(stop) -> Iterator[ImageUpdate]:
         return generate_image(
@@ -93,16 +94,19 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
     fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")
     named = {name: getattr(page, name) for name in (*fields, "model", "sampler")}
 
+    @guides.optional
     @ui.user_errors
     def generate(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        model = f.pop("model")
+        model, guided = f.pop("model"), guides.from_inputs(f)
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, ImageParams(**f), model, **job)
+        yield from _run(ctx, page, ImageParams(**f), model, **job, **guided)
 
+    newer = {"styles": page.styles, **guides.inputs(page)}  # newer parameters come last, so older calls still work
     for trigger, api_name in ((page.generate.click, "generate_image"), (page.prompt.submit, False)):
-        inputs = {**named, "styles": page.styles, "history": ctx.history}  # styles last: a newer parameter
+        inputs = {**named, **newer, "history": ctx.history}
         jobs.queued(ctx, TAB, trigger, generate, inputs, outs, api_name=api_name, **common)
 
+    @guides.optional
     @ui.user_errors
     def from_picture(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
         """From a picture (/image_to_image), the inpainting editor's value (/inpaint), or a picture with the sides
@@ -110,9 +114,10 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         model, sides, pixels = f.pop("model"), f.pop("outpaint_sides", None), f.pop("outpaint_pixels", None)
         outpaint = None if sides is None else (sides, pixels)
         image, mask = _picture_and_mask(f.pop("image"), outpaint)
+        guided = guides.from_inputs(f)
         params = ImageParams(**f)
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, params, model, image, mask=mask, outpaint=outpaint, **job)
+        yield from _run(ctx, page, params, model, image, mask=mask, outpaint=outpaint, **job, **guided)
 
     after_picture = {k: v for k, v in named.items() if k not in ("width", "height")}
     extend = {"outpaint_sides": page.outpaint_sides, "outpaint_pixels": page.outpaint_pixels}
@@ -123,7 +128,7 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
     ):
         inputs = {"image": picture, "prompt": page.prompt, "negative_prompt": page.negative_prompt}
         inputs.update(strength=how_much, **{k: v for k, v in after_picture.items() if k not in inputs})
-        inputs.update({**(extend if api_name == "outpaint" else {}), "styles": page.styles, "history": ctx.history})
+        inputs.update({**(extend if api_name == "outpaint" else {}), **newer, "history": ctx.history})
         jobs.queued(ctx, TAB, trigger, from_picture, inputs, outs, api_name=api_name, **common)
 
     @ui.user_errors
