@@ -38,6 +38,8 @@ class Settings:
     tiny: bool = False  # use tiny random-weight models built locally (outputs are noise; for trying flows offline)
     text_model: str = DEFAULT_TEXT_MODEL  # hub id or local folder of the Text tab's default model
     image_model: str = DEFAULT_IMAGE_MODEL  # hub id or local folder of the Image tab's default model
+    text_endpoint: str | None = None  # an OpenAI-compatible server (http://host:port/v1) that runs the Text tab
+    text_api_key: str | None = None  # its API key, if it wants one (sent as a bearer token)
     music_model: str = DEFAULT_MUSIC_MODEL  # hub id or local folder of the Music tab's default model
     memory_budget_gb: float | None = None  # memory for loaded models; None = 50% of RAM (CPU) or 85% of VRAM
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes

@@ -15,7 +15,8 @@ from core import sampling as sampler
 from core.device import Worker, gpu, import_lock
 from core.errors import UserError
 from core.models import ModelCache
-from core.settings import Settings
+from core.settings import DEFAULT_TEXT_MODEL, Settings
+from tabs.text import remote
 
 SETTING = "STUDIO_TEXT_MODEL"
 CURATED = (
@@ -38,6 +39,9 @@ EXAMPLES = [
 
 
 def model_choices(settings: Settings) -> list[str]:
+    if settings.text_endpoint:  # the server's models: the one STUDIO_TEXT_MODEL names, or the first it lists
+        named = settings.text_model != DEFAULT_TEXT_MODEL and not settings.tiny
+        return [settings.text_model, remote.SERVER_DEFAULT] if named else [remote.SERVER_DEFAULT]
     first = settings.model_for("text")
     return [first] + [m for m in CURATED if m != first and not settings.tiny]
 
@@ -174,8 +178,15 @@ def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = 
 
 
 def _save_transcript(
-    settings: Settings, model_id: str, messages: list[dict], answer: str, params: TextParams, update: TextUpdate
+    settings: Settings,
+    model_id: str,
+    messages: list[dict],
+    answer: str,
+    params: TextParams,
+    update: TextUpdate,
+    served: dict | None = None,
 ) -> Path:
+    """The transcript as Markdown with its recipe; `served`: what the text server said of the run, if one ran it."""
     lines = [
         "# Chat transcript",
         "",
@@ -195,7 +206,8 @@ def _save_transcript(
         stopped=update.stopped,
         tokens=update.tokens,
         seconds=round(update.seconds, 3),
-        versions=outputs.library_versions("torch", "transformers"),
+        versions=outputs.library_versions("torch", "transformers") if served is None else {},
+        **({"server": served} if served else {}),
         **asdict(params),
     )
     markdown = "\n".join(lines)
@@ -337,10 +349,13 @@ def generate_text(
         system_prompt, checks.named("system_prompt"), settings.max_prompt_chars, required=False
     )
     model_id = checks.check_model_choice(
-        model or settings.model_for("text"), model_choices(settings), settings.allow_custom_models, SETTING
+        model or model_choices(settings)[0], model_choices(settings), settings.allow_custom_models, SETTING
     )
     params = check_params(settings, params)
     stop = stop or threading.Event()
+    if settings.text_endpoint:  # 2-3. an OpenAI-compatible server runs the model instead
+        yield from _generate_remote(settings, model_id, system_prompt, history, prompt, params, stop, continue_answer)
+        return
     # 2. the model from the cache, held until the answer is done
     with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress) as loaded:
         messages, inputs, left_out = _prepare(
@@ -354,4 +369,33 @@ def generate_text(
     update.done = True
     if update.text != continue_answer or not update.stopped:
         update.saved = _save_transcript(settings, model_id, messages, update.text, params, update)
+    yield update
+
+
+def _generate_remote(
+    settings: Settings,
+    model_id: str,
+    system_prompt: str,
+    history: Sequence[dict],
+    prompt: str,
+    params: TextParams,
+    stop: threading.Event,
+    continue_answer: str,
+) -> Iterator[TextUpdate]:
+    """generate_text's steps 2-4 on the text server (STUDIO_TEXT_ENDPOINT): stream its answer, save it here. The
+    server fits the chat to its model's context; "How it works" has no token choices to show."""
+    messages = build_messages(system_prompt, history, prompt)
+    asked = messages + ([{"role": "assistant", "content": continue_answer}] if continue_answer else [])
+    name = remote.model_name(settings, model_id)
+    update, facts, start = TextUpdate(text=continue_answer, seed=params.seed), {}, time.perf_counter()
+    for piece, facts in remote.stream(settings, name, asked, params, stop, bool(continue_answer)):
+        update.text += piece
+        update.tokens = facts.get("tokens") or facts.get("tokens_counted", 0)
+        update.seconds = time.perf_counter() - start
+        yield update
+    update.stopped, update.done, update.candidates = stop.is_set(), True, []
+    if update.text != continue_answer or not update.stopped:
+        served = {"endpoint": remote.endpoint(settings), "model": facts.get("model") or name}
+        served["settings_passed"] = facts.get("passed", [])
+        update.saved = _save_transcript(settings, served["model"], messages, update.text, params, update, served)
     yield update
