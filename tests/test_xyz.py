@@ -3,6 +3,7 @@ grid; the same seed gives the same grid; bad axes get one sentence."""
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -69,3 +70,16 @@ def test_a_plot_through_the_api(client):
         prompt="a boat", steps=1, seed=2, x_type="Seed", x_values="1, 2", api_name="/xyz_plot"
     )
     assert status.startswith("Done: a grid of 2") and len(gallery) == 3 and recipe["mode"] == "xyz-grid"
+
+
+def test_a_lora_weight_axis(shared_cache, settings, lora_dir):
+    s = settings.replace(lora_dir=lora_dir)
+    prompt = replace(BASE, prompt="a red fox <lora:style:1> in snow")
+    final = grid(shared_cache, s, [("LoRA weight", "0, 1"), ("Nothing", ""), ("Nothing", "")], prompt)[-1]
+    recipes = [json.loads(c.with_suffix(".json").read_text()) for c in final.cells]
+    assert [r["loras"][0]["weight"] for r in recipes] == [0, 1]
+    zero, one = (np.asarray(Image.open(c)).astype(int) for c in final.cells)
+    plain = grid(shared_cache, s, [("Seed", "11"), ("Nothing", ""), ("Nothing", "")])[-1].cells[0]
+    assert np.array_equal(zero, np.asarray(Image.open(plain)).astype(int)) and np.abs(one - zero).mean() > 2
+    with pytest.raises(UserError, match="no <lora:name:weight> tag"):
+        grid(shared_cache, s, [("LoRA weight", "0, 1")])

@@ -14,11 +14,12 @@ from core import checks, outputs, provenance
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
+from tabs.image import loras
 from tabs.image.choices import MAX_STEPS
 from tabs.image.engine import ImageParams, generate_image
 from tabs.image.parts import DEFAULT_SAMPLER, SAMPLERS
 
-AXES = ("Nothing", "Seed", "Steps", "Guidance", "Sampler", "Prompt S/R")
+AXES = ("Nothing", "Seed", "Steps", "Guidance", "Sampler", "LoRA weight", "Prompt S/R")
 MAX_CELLS = 100  # images in one plot: each is a full run
 
 
@@ -72,6 +73,8 @@ def parse_axis(kind: str, text: str) -> list[Any]:
         return _numbers(text, what, True, 1, MAX_STEPS)
     if kind == "Guidance":
         return _numbers(text, what, False, 0, 30)
+    if kind == "LoRA weight":
+        return _numbers(text, checks.named("lora_weight_values", "LoRA weight axis value"), False, *loras.WEIGHT)
     values = [v.strip() for v in text.split(",") if v.strip()]
     if kind == "Sampler":
         for v in values:
@@ -91,6 +94,10 @@ def _apply(params: ImageParams, kind: str, value: Any, search: str | None) -> Im
         return replace(params, sampler=value)
     if kind == "Prompt S/R":
         return replace(params, prompt=params.prompt.replace(search, value))
+    if kind == "LoRA weight":  # the weight of the prompt's first <lora:name:weight> tag
+        tag = loras.TAG.search(params.prompt)
+        lora = f"<lora:{tag.group(1)}:{value:g}>"
+        return replace(params, prompt=params.prompt[: tag.start()] + lora + params.prompt[tag.end() :])
     return params
 
 
@@ -103,6 +110,11 @@ def plan(params: ImageParams, axes: list[tuple[str, str]]) -> tuple[list[tuple[s
     for kind, values in used:
         if kind == "Prompt S/R" and values[0] not in params.prompt:
             raise UserError(f"Prompt S/R: the prompt does not contain {values[0]!r:.60}, the first value to replace.")
+        if kind == "LoRA weight" and not loras.TAG.search(params.prompt):
+            raise UserError(
+                "LoRA weight axis: the prompt has no <lora:name:weight> tag whose weight to vary (the LoRA panel "
+                "adds one)."
+            )
     count = 1
     for _, values in used:
         count *= len(values)
