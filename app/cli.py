@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a LoRA from STUDIO_LORA_DIR (repeatable); the same as <lora:NAME:WEIGHT> in the prompt",
     )
     image.add_argument("--control-image", help="a picture whose edges, pose or scribble steer the result (ControlNet)")
-    image.add_argument("--control-type", default="Canny", help="Canny, Pose or Scribble (default: Canny)")
+    image.add_argument("--control-type", default="Canny", help="Canny, Pose, Scribble or Depth (default: Canny)")
     image.add_argument("--control-scale", type=float, default=1.0, help="ControlNet strength, 0-2 (default: 1)")
     image.add_argument("--control-map", action="store_true", help="the control image already is a control map")
     image.add_argument(

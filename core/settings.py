@@ -49,6 +49,7 @@ class Settings:
     embeddings_dir: Path = Path("models/embeddings")  # textual-inversion embeddings (.safetensors), used by name
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
     controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
+    depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # finds depth for ControlNet (hub id or folder)
     ip_adapter: str | None = None  # an IP-Adapter folder (.safetensors + image_encoder/); None: h94's for SD 1.5/SDXL
     styles_file: Path | None = None  # a JSON list of styles added to the built-in ones (assets/styles.json)
     max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters

@@ -269,8 +269,8 @@ def build_controlnet(folder: Path) -> Path:
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     unet = UNet2DConditionModel.from_pretrained(ensure("tiny:stable-diffusion", Path(folder).parent) / "unet")
+    torch.manual_seed(1)  # the same weights whatever ran before (from_unet initialises its new layers at random)
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8))
-    torch.manual_seed(1)
     for weight in controlnet.controlnet_cond_embedding.conv_out.parameters():  # strong enough that the map matters
         torch.nn.init.normal_(weight, std=3.0)
     for module in [controlnet.controlnet_mid_block, *controlnet.controlnet_down_blocks]:
@@ -321,7 +321,31 @@ def build_ip_adapter(folder: Path) -> Path:
     return Path(folder)
 
 
+def build_depth(folder: Path) -> Path:
+    """A DepthAnythingForDepthEstimation like Depth Anything V2 Small's (a DINOv2 backbone, DPT neck and head) at a
+    tiny width, with its DPT image processor (70 px inputs)."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    backbone = Dinov2Config(
+        hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=518,
+        patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+    )  # fmt: skip
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=16, patch_size=14, neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="relative",
+    )  # fmt: skip
+    torch.manual_seed(3)
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder, safe_serialization=True)
+    DPTImageProcessor(
+        size={"height": 70, "width": 70}, keep_aspect_ratio=True, ensure_multiple_of=14,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+    ).save_pretrained(folder)  # fmt: skip
+    return Path(folder)
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "tiny:depth-anything": build_depth,
     "tiny:controlnet": build_controlnet,
     "tiny:ip-adapter": build_ip_adapter,
     "tiny:musicgen": build_music,

@@ -82,7 +82,18 @@ def test_the_pose_follows_the_person(shared_cache):
 # ------------------------------------------------------------------------------------------------ ControlNet ---
 
 
+def test_a_depth_map_is_grey_near_bright(shared_cache, settings):
+    s = settings.replace(depth_model=control.TINY_DEPTH)
+    picture = control.read_picture(s, str(ASTRONAUT), "x")
+    drawn = np.asarray(control.depth(picture, shared_cache, s))
+    assert drawn.shape == (512, 512, 3) and (drawn[..., 0] == drawn[..., 2]).all()  # grey
+    assert drawn.min() == 0 and drawn.max() == 255  # the nearest white, the farthest black
+    with pytest.raises(UserError, match="Depth-Anything-V2-Small-hf' is not downloaded on this machine"):
+        control.depth(picture, shared_cache, settings)  # the real default: not here, and the hub cannot be reached
+
+
 def test_controlnet_changes_the_picture_and_strength_zero_does_not(shared_cache, settings):
+    settings = settings.replace(depth_model=control.TINY_DEPTH)
     plain, _ = pixels(shared_cache, settings)
     for kind in control.TYPES:
         steered, final = pixels(shared_cache, settings, control=Control(str(ASTRONAUT), kind))

@@ -1,8 +1,8 @@
 """ControlNet for the Image tab: a control picture steers the composition. An offline preprocessor turns it into a
 control map (Canny edges with OpenCV, a human pose from mediapipe's bundled pose model drawn as an OpenPose skeleton,
-a scribble's strokes), or the picture is used as a map as it is. The ControlNet that fits the base model and the
-control type is downloaded on first use (CURATED), or chosen from the folders of STUDIO_CONTROLNET_DIR. diffusers'
-ControlNetModel and ControlNet pipelines do the work.
+a scribble's strokes, a depth map from Depth Anything V2, downloaded on first use), or the picture is used as a map
+as it is. The ControlNet that fits the base model and the control type is downloaded on first use (CURATED), or
+chosen from the folders of STUDIO_CONTROLNET_DIR. diffusers' ControlNetModel and ControlNet pipelines do the work.
 """
 
 import contextlib
@@ -21,7 +21,7 @@ from core.settings import Settings
 from tabs.image.choices import base_family, family_name
 
 SETTING = "STUDIO_CONTROLNET_DIR"
-TYPES = ("Canny", "Pose", "Scribble")  # what the control picture is read as (and so which ControlNet steers)
+TYPES = ("Canny", "Pose", "Scribble", "Depth")  # what the control picture is read as (and so which ControlNet steers)
 AUTOMATIC = "Automatic"  # the curated ControlNet for the base model and the type
 CANNY_THRESHOLDS = (100, 200)  # OpenCV's hysteresis thresholds (AUTOMATIC1111's defaults)
 SCALE = (0.0, 2.0)  # conditioning scale: 0 = no effect, 1 = as trained
@@ -31,15 +31,19 @@ CURATED = {
         "Canny": "lllyasviel/control_v11p_sd15_canny",
         "Pose": "lllyasviel/control_v11p_sd15_openpose",
         "Scribble": "lllyasviel/control_v11p_sd15_scribble",
+        "Depth": "lllyasviel/control_v11f1p_sd15_depth",
     },
     "sdxl": {
         "Canny": "diffusers/controlnet-canny-sdxl-1.0",
         "Pose": "xinsir/controlnet-openpose-sdxl-1.0",
         "Scribble": "xinsir/controlnet-scribble-sdxl-1.0",
+        "Depth": "diffusers/controlnet-depth-sdxl-1.0",
     },
     "tiny": dict.fromkeys(TYPES, "tiny:controlnet"),  # the --tiny pipeline's random-weight ControlNet (core.tiny)
 }
 WEIGHTS = ["config.json", "diffusion_pytorch_model.safetensors"]  # all a diffusers ControlNet needs
+DEPTH_SETTING = "STUDIO_DEPTH_MODEL"
+TINY_DEPTH = "tiny:depth-anything"  # --tiny's random-weight Depth Anything (core.tiny)
 # OpenPose's 18 body points from mediapipe's 33 (None: the neck, the shoulders' midpoint) and its limbs and colours.
 OPENPOSE_FROM_MEDIAPIPE = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
 LIMBS = (
@@ -192,6 +196,33 @@ def pose(picture: Any, cache: ModelCache) -> Any:
     return Image.fromarray(canvas)
 
 
+def load_depth(folder: Path, device: str, dtype: Any) -> tuple[Any, Any]:
+    with import_lock:
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    model = AutoModelForDepthEstimation.from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    return AutoImageProcessor.from_pretrained(folder), model.to(device).eval()
+
+
+def depth(picture: Any, cache: ModelCache, settings: Settings) -> Any:
+    """A depth map, near bright and far dark, as depth ControlNets read: Depth Anything V2 (or STUDIO_DEPTH_MODEL),
+    downloaded on first use like every model."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    name = TINY_DEPTH if settings.tiny else settings.depth_model
+    with cache.model("depth", name, load_depth, setting=DEPTH_SETTING) as (processor, model):
+        pixels = processor(images=picture, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
+        with torch.inference_mode():
+            predicted = model(pixel_values=pixels)
+        sized = processor.post_process_depth_estimation(predicted, target_sizes=[(picture.height, picture.width)])
+    near = sized[0]["predicted_depth"].float().cpu().numpy()  # relative inverse depth: larger is nearer
+    span = float(near.max() - near.min())
+    scaled = (near - near.min()) / span if span > 0 else np.zeros_like(near)
+    return Image.fromarray((scaled * 255).round().astype(np.uint8)).convert("RGB")
+
+
 def control_map(settings: Settings, control: Control, size: tuple[int, int], cache: ModelCache) -> Any:
     """The control map the ControlNet reads, at the picture's size (width, height). Edges and strokes are found at
     that size (found larger and then shrunk, they would fade to grey); the pose is found on the whole picture."""
@@ -200,8 +231,10 @@ def control_map(settings: Settings, control: Control, size: tuple[int, int], cac
     picture, size = control.image, tuple(size)  # (checked: RGB, within the size limit)
     if control.kind == "Pose" and not control.is_map:
         picture = pose(picture, cache)
+    elif control.kind == "Depth" and not control.is_map:
+        picture = depth(picture, cache, settings)
     picture = picture if picture.size == size else picture.resize(size, Image.Resampling.LANCZOS)
-    if control.is_map or control.kind == "Pose":
+    if control.is_map or control.kind in ("Pose", "Depth"):
         return picture
     return canny(picture) if control.kind == "Canny" else scribble(picture)
 

@@ -25,10 +25,10 @@ def build(ctx: ui.Context, page: Any) -> None:
         "ControlNet: follow a picture's edges, pose or sketch", open=False, elem_id="image-control-panel"
     ):
         gr.Markdown(
-            "The picture steers the composition: its **edges** (Canny), a person's **pose**, or the lines of a "
-            "**scribble**. The ControlNet for the model and the type downloads on first use (Stable Diffusion 1.5 "
-            f"and SDXL; ControlNet folders in `{settings.controlnet_dir}` are offered too). Clear the picture to "
-            "stop using it."
+            "The picture steers the composition: its **edges** (Canny), a person's **pose**, the lines of a "
+            "**scribble**, or its **depth** (Depth Anything, downloaded on first use). The ControlNet for the model "
+            "and the type downloads on first use (Stable Diffusion 1.5 and SDXL; ControlNet folders in "
+            f"`{settings.controlnet_dir}` are offered too). Clear the picture to stop using it."
         )
         with gr.Row():
             page.control_image = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
