@@ -8,13 +8,14 @@ from typing import Any
 
 import gradio as gr
 
-from core import checks, ui
+from core import ui
 from core.errors import UserError
 from tabs.image import control, ip_adapter
 
 # The API names of the guides' inputs, after every other input of /generate_image and the picture endpoints.
 CONTROL = ("control_image", "control_type", "control_scale", "control_start", "control_end", "control_model")
 CONTROL_FIELDS = ("image", "kind", "scale", "start", "end", "model")  # their control.Control fields
+UNREADABLE = "The {what} is not an image the studio can read (PNG, JPEG or WebP)."  # as control.read_picture says
 PICTURES = ("control_image", "ip_adapter_image")  # optional in the API (see optional)
 INPUTS = (*CONTROL, "control_is_map", "ip_adapter_image", "ip_adapter_scale")
 
@@ -31,7 +32,7 @@ def build(ctx: ui.Context, page: Any) -> None:
             f"`{settings.controlnet_dir}` are offered too). Clear the picture to stop using it."
         )
         with gr.Row():
-            page.control_image = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
+            page.control_image = ui.checked(gr.Image, UNREADABLE.format(what="control picture (control_image)"))(
                 label="Control picture", type="filepath", format="png", sources=["upload", "clipboard"],
                 elem_id="image-control-image",
             )  # fmt: skip
@@ -82,7 +83,8 @@ def build(ctx: ui.Context, page: Any) -> None:
             "image encoder download on first use (Stable Diffusion 1.5 and SDXL)."
         )
         with gr.Row():
-            page.ip_adapter_image = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
+            unreadable = UNREADABLE.format(what="reference picture (ip_adapter_image)")
+            page.ip_adapter_image = ui.checked(gr.Image, unreadable)(
                 label="Reference picture", type="filepath", format="png", sources=["upload", "clipboard"],
                 elem_id="image-ip-image",
             )  # fmt: skip
