@@ -2,9 +2,10 @@
 all tabs, with think time. Prints requests done, errors (must be 0), latency and queue wait per tab, the
 server's peak memory, and whether any temporary or partial file was left behind.
 
-    python bench/load.py [--users 16] [--seconds 90] [--tiny | --models]
+    python bench/load.py [--users 16] [--seconds 90] [--tiny | --models] [--text-endpoint URL]
 
 By default the studio runs with --tiny (tiny local models); --models uses the real default models instead.
+--text-endpoint sends the Text tab to an OpenAI-compatible server (e.g. `transformers serve --continuous-batching`).
 Traffic goes only to 127.0.0.1, and every loop is bounded in time.
 """
 
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--models", action="store_true", help="the real default models instead of --tiny")
+    parser.add_argument("--text-endpoint", help="an OpenAI-compatible server (http://host:port/v1) for the Text tab")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -98,6 +100,8 @@ def main() -> None:
     }
     if not args.models:
         env["STUDIO_TINY"] = "1"
+    if args.text_endpoint:
+        env["STUDIO_TEXT_ENDPOINT"] = args.text_endpoint
     server, _ = start_studio(env)
     proc = psutil.Process(server.pid)
     peak = [0]
@@ -133,7 +137,9 @@ def main() -> None:
     errors = [r for r in results if r["error"]]
     print(
         f"{args.users} users, {args.seconds:g} s ({wall:.0f} s with the last requests), "
-        f"{'real models' if args.models else 'tiny models'}: {len(results)} requests, {len(errors)} errors"
+        f"{'real models' if args.models else 'tiny models'}"
+        f"{', text on ' + args.text_endpoint if args.text_endpoint else ''}: {len(results)} requests, "
+        f"{len(errors)} errors"
     )
     by_tab = defaultdict(list)
     for r in results:
