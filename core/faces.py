@@ -73,27 +73,38 @@ REGIONS = {
 NEURAL_FILES = ("inswapper_128.onnx", "w600k_r50.onnx")  # swapper, ArcFace recogniser (buffalo_l)
 
 
-class FaceGraphs:
-    """mediapipe's full-range face detector and face meshes (bundled with the package), one set per thread that uses
-    them: mediapipe graphs are not thread-safe. The studio holds one FaceGraphs in its model cache (face_graphs)."""
+class PerThread:
+    """mediapipe graphs (bundled with the package), made by `make` once for each thread that uses them: they are not
+    thread-safe. The studio holds such an object in its model cache (face_graphs, the Image tab's pose graphs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, make: Any) -> None:
+        self._make = make
         self._local = threading.local()
 
-    def get(self) -> tuple[Any, Any, Any]:
-        """(full-range detector, face mesh for one crop, face mesh for a whole image) of the calling thread."""
+    def get(self) -> Any:
+        """The calling thread's graphs."""
         graphs = getattr(self._local, "graphs", None)
         if graphs is None:
-            import mediapipe as mp
-
-            graphs = self._local.graphs = (
-                mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
-                mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True),
-                mp.solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True
-                ),
-            )
+            graphs = self._local.graphs = self._make()
         return graphs
+
+
+def _face_graphs() -> tuple[Any, Any, Any]:
+    """(full-range detector, face mesh for one crop, face mesh for a whole image)."""
+    import mediapipe as mp
+
+    return (
+        mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),
+        mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True),
+        mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=True),
+    )
+
+
+class FaceGraphs(PerThread):
+    """mediapipe's full-range face detector and face meshes, one set per thread (see PerThread)."""
+
+    def __init__(self) -> None:
+        super().__init__(_face_graphs)
 
 
 @contextlib.contextmanager

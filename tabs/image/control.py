@@ -7,7 +7,6 @@ chosen from the folders of STUDIO_CONTROLNET_DIR. diffusers' ControlNetModel and
 
 import contextlib
 import hashlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from core import checks
 from core.device import import_lock
 from core.errors import UserError
+from core.faces import PerThread
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
 from tabs.image.choices import base_family, family_name
@@ -137,25 +137,17 @@ def scribble(picture: Any) -> Any:
     return Image.fromarray(np.where(strokes, 255, 0).astype(np.uint8)).convert("RGB")
 
 
-class PoseGraphs:
-    """mediapipe's pose landmarker (bundled with the package), one per thread: its graphs are not thread-safe."""
+def _pose_graph() -> Any:
+    import mediapipe as mp
 
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def get(self) -> Any:
-        graph = getattr(self._local, "graph", None)
-        if graph is None:
-            import mediapipe as mp
-
-            graph = self._local.graph = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
-        return graph
+    return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
 
 
 @contextlib.contextmanager
-def pose_graphs(cache: ModelCache) -> Iterator[PoseGraphs]:
+def pose_graphs(cache: ModelCache) -> Iterator[PerThread]:
+    """mediapipe's pose landmarker (bundled with the package), one per thread, from the model cache."""
     key = ModelKey("pose", "mediapipe pose landmarker (bundled)", None, "cpu", "tflite")
-    with cache.acquire(key, PoseGraphs) as graphs:
+    with cache.acquire(key, lambda: PerThread(_pose_graph)) as graphs:
         yield graphs
 
 
