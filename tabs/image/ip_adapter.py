@@ -58,9 +58,9 @@ class Adapter:
     state_dict: dict
     encoder: Any
 
-    def __post_init__(self) -> None:
-        self.image_width = self.state_dict["image_proj"]["proj.weight"].shape[-1]  # the encoder's embedding width
-        self.text_width = self.state_dict["image_proj"]["proj.weight"].shape[0] // 4  # the UNet's cross-attention
+    @property
+    def text_width(self) -> int:  # the UNet cross-attention width it was made for (4 image tokens of that width)
+        return self.state_dict["image_proj"]["proj.weight"].shape[0] // 4
 
 
 def check(settings: Settings, reference: Reference | None) -> Reference | None:

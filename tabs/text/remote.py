@@ -141,7 +141,6 @@ def _events(settings: Settings, answer: Any, stop: threading.Event, facts: dict)
             ) from None
         if piece:
             pieces += 1
-            facts.setdefault("tokens_counted", 0)
             facts["tokens_counted"] = pieces
             yield piece, facts
     yield "", facts
