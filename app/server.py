@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import handoffs
+from app import handoffs, tools
 from core import jobs, ui
 from core.device import import_lock
 from core.models import ModelCache, make_cache
@@ -103,6 +103,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
             queue=False,
         )
         ctx.history.change(lambda h: h, ctx.history, stored, api_visibility="private", queue=False)
+    tools.describe(demo, tools.tools(module for _, module in tabs))  # each endpoint named and described (MCP)
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     demo.studio_cache = cache  # for tests and benchmarks that look at loads
     return demo
@@ -142,6 +143,8 @@ def served_paths(settings: Settings) -> list[str]:
 def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool = True, **kwargs):
     """Serve the app; then import the heavy libraries in the background (warm); then wait (block) if asked."""
     settings.output_dir.mkdir(parents=True, exist_ok=True)
+    if settings.mcp:
+        tools.fix_gradio_mcp_outputs()
     result = demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -154,6 +157,7 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         css_paths=[CSS_PATH] if CSS_PATH.exists() else None,
         footer_links=["api", "settings"],
         prevent_thread_lock=True,
+        mcp_server=settings.mcp,
         **kwargs,
     )
     if warm:

@@ -9,6 +9,14 @@ from tabs.text.engine import DEFAULT_SYSTEM_PROMPT, TextParams, generate_text, m
 
 TITLE = "Text"
 
+# What each endpoint does, for agents (Gradio's MCP server, STUDIO_MCP=1) and the API page (app.tools).
+TOOLS = {
+    "generate_text": "Answer a message (prompt) with the Text tab's chat model, streaming the growing answer. "
+    "Optional: system_prompt, max_new_tokens, temperature (0 = greedy), top_p, top_k, repetition_penalty, seed "
+    "(-1 = random), model, and history (earlier messages, oldest first, each {role, content}). Returns the answer; "
+    "the transcript is saved with its recipe.",
+}
+
 
 def build(ctx) -> None:
     """The tab's page, in the studio's Blocks (`ctx` is core.ui.Context). Gradio is imported only here."""
