@@ -2,6 +2,7 @@
 
     python studio.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps] [--offline] [--tiny]
     python studio.py generate {image,text,music,faceswap} --prompt ... [options]   (no server; --help lists them)
+    python studio.py serve-models --ray ADDRESS [options]   (deploy the image and music engines on a Ray cluster)
 
 Every flag can also be set with an environment variable (STUDIO_HOST, STUDIO_PORT, ...); flags win.
 Only this file parses flags. Heavy libraries (torch, diffusers, transformers) load on first use, so the UI
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None, only: str | None = None) -> int:
         from app.cli import run
 
         return run(argv[1:])
+    if argv[:1] == ["serve-models"]:
+        prepare_environment(offline=os.environ.get("STUDIO_OFFLINE", "") in ("1", "true"))
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from app.engines import main as serve_models
+
+        return serve_models(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core.settings import from_env

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs, provenance
+from core import checks, hub, outputs, provenance, serving
 from core.device import Worker, gpu, import_lock
 from core.errors import Stopped, UserError
 from core.models import ModelCache
@@ -314,6 +314,17 @@ def _denoise(
     return job.result(), film
 
 
+@dataclass
+class Rendered:
+    """What the model made for one request, before anything is saved (picklable: it comes back from a Ray replica)."""
+
+    images: list  # PIL images, in the batch's order (image i drew from seed + i)
+    film: list  # the first image's denoising, step by step (How it works)
+    recipe: dict  # the batch's recipe: model, settings, what ran it (device, pipeline, scheduler, versions)
+    seconds: float  # denoising time
+    batch_size: int = 1  # requests served by the same pipeline call (Ray Serve's batching), for the figures
+
+
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
 def generate_image(
     cache: ModelCache,
@@ -331,7 +342,8 @@ def generate_image(
 ) -> Iterator[ImageUpdate]:
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
     open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas), each steered by a
-    ControlNet (`control`) and an image prompt (`reference`, IP-Adapter) if given: yields progress, then the PNGs."""
+    ControlNet (`control`) and an image prompt (`reference`, IP-Adapter) if given: yields progress, then the PNGs.
+    With STUDIO_RAY_ADDRESS the model runs on the cluster's image engine (app.engines); the rest runs here."""
     # 1. check the inputs
     request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache)
     params = request.params
@@ -339,31 +351,14 @@ def generate_image(
         model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
     )
     stop = stop or threading.Event()
-    # 2. the model from the cache, held while it runs
-    patterns = download_patterns(half=cache.device != "cpu")
-    with (
-        cache.model(
-            "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
-        ) as base,
-        contextlib.ExitStack() as held,
-    ):
-        embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
-        controlnet, adapter, guided = _guides(cache, settings, base, request, held, progress)
-        pipe = _pipeline_for(base, request, controlnet)
-        # 3. denoise, with progress and previews (with the prompt's LoRAs on, every other one off)
-        start = time.perf_counter()
-        with (
-            loras.turn(base, bool(request.loras or request.reference)),
-            loras.applied(base, pipe, request.loras),
-            ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
-        ):
-            images, film = yield from _denoise(pipe, request, stop, progress, start, extra)
-        recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
-    recipe.update(request.expanded, **guided)
-    if request.loras:
-        recipe.update(loras=[lora.recipe() for lora in request.loras])
-    if request.embeddings:
-        recipe.update(embeddings=[embedding.recipe() for embedding in request.embeddings])
+    # 2-3. the model from the cache (here, or on a Ray replica) denoises, with progress and previews
+    if settings.ray_address:
+        method = "render_batched" if batch_key(model_id, request) else "render"
+        made = yield from serving.call(settings, "image", method, (model_id, request), stop, progress, _waiting)
+        made.recipe.update(served_by=serving.served_by(settings, "image", batch_size=made.batch_size))
+    else:
+        made = yield from render_image(cache, settings, model_id, request, stop, progress)
+    images, recipe = made.images, made.recipe
     # 4. save every picture with its recipe
     if request.mask is not None:
         images = [keep_outside_mask(request.init, image, request.mask) for image in images]
@@ -377,13 +372,102 @@ def generate_image(
     yield ImageUpdate(
         step=total,
         total=total,
-        seconds=time.perf_counter() - start,
+        seconds=made.seconds,
         seed=params.seed,
         images=paths,
         recipe=recipe,
         done=True,
-        filmstrip=film + [images[0]],
+        filmstrip=made.film + [images[0]],
     )
+
+
+def _waiting(request_args: tuple, seconds: float) -> ImageUpdate:
+    """A progress update while a batched request runs on the cluster (it reports no steps of its own)."""
+    total = request_args[1].steps_run
+    return ImageUpdate(step=0, total=total, seconds=seconds, seed=request_args[1].params.seed)
+
+
+def render_image(
+    cache: ModelCache, settings: Settings, model_id: str, request: Request, stop: threading.Event, progress: Any
+) -> Iterator[ImageUpdate]:
+    """Steps 2 and 3 of generate_image for a checked request: the model from the cache, held while it denoises with
+    progress and previews (with the prompt's LoRAs on, every other one off); returns what it made (Rendered). Runs
+    in the studio's process, or on a Ray Serve replica (app.engines) with that replica's cache."""
+    params = request.params
+    patterns = download_patterns(half=cache.device != "cpu")
+    with (
+        cache.model(
+            "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
+        ) as base,
+        contextlib.ExitStack() as held,
+    ):
+        embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
+        controlnet, adapter, guided = _guides(cache, settings, base, request, held, progress)
+        pipe = _pipeline_for(base, request, controlnet)
+        start = time.perf_counter()
+        with (
+            loras.turn(base, bool(request.loras or request.reference)),
+            loras.applied(base, pipe, request.loras),
+            ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
+        ):
+            images, film = yield from _denoise(pipe, request, stop, progress, start, extra)
+        recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
+    return Rendered(images, film, _with_request(recipe, request, guided), time.perf_counter() - start)
+
+
+def _with_request(recipe: dict, request: Request, guided: dict) -> dict:
+    """The recipe with what the request asked for besides its parameters: guides, LoRAs, embeddings."""
+    recipe.update(request.expanded, **guided)
+    if request.loras:
+        recipe.update(loras=[lora.recipe() for lora in request.loras])
+    if request.embeddings:
+        recipe.update(embeddings=[embedding.recipe() for embedding in request.embeddings])
+    return recipe
+
+
+def batch_key(model_id: str, request: Request) -> tuple | None:
+    """Requests with the same key can share one pipeline call (Ray Serve's batching): plain text to image with the
+    same model, size, steps, guidance and sampler. None: this one runs alone (a picture, a guide, a LoRA or an
+    embedding in it)."""
+    if request.init is not None or request.control or request.reference or request.loras or request.embeddings:
+        return None
+    p = request.params
+    return (model_id, p.width, p.height, p.steps, p.guidance_scale, p.sampler)
+
+
+def render_batch(cache: ModelCache, settings: Settings, model_id: str, requests: list[Request]) -> list[Rendered]:
+    """Several plain text-to-image requests with one batch_key in one pipeline call: every image still draws its
+    starting noise from its own generator (its request's seed + i), so each request gets its own seed's pictures."""
+    import torch
+
+    first = requests[0]
+    patterns = download_patterns(half=cache.device != "cpu")
+    with cache.model("image", model_id, load_image_pipeline, setting=SETTING, allow_patterns=patterns) as base:
+        pipe = _pipeline_for(base, first)
+        prompts, negatives, generators = [], [], []
+        for r in requests:
+            for i in range(r.params.num_images):
+                prompts.append(r.model_prompt)
+                negatives.append(r.model_negative)
+                generators.append(torch.Generator("cpu").manual_seed(r.params.seed + i))
+        p, start = first.params, time.perf_counter()
+        with loras.turn(base, False), loras.applied(base, pipe, []), torch.inference_mode():
+            images = pipe(
+                prompt=prompts,
+                negative_prompt=negatives if any(negatives) else None,
+                num_inference_steps=p.steps,
+                guidance_scale=p.guidance_scale,
+                width=p.width,
+                height=p.height,
+                generator=generators,
+            ).images
+        seconds = time.perf_counter() - start
+        made, at = [], 0
+        for r in requests:
+            recipe = _with_request(_recipe(model_id, base, pipe, r.params, r.mode, cache), r, {})
+            mine, at = images[at : at + r.params.num_images], at + r.params.num_images
+            made.append(Rendered(mine, [], recipe, seconds, batch_size=len(requests)))
+    return made
 
 
 def _guides(

@@ -91,15 +91,16 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
     return torch.zeros_like(chroma).scatter_(-1, chroma.argmax(-1, keepdim=True), 1.0)
 
 
-def melody_inputs(clip: tuple[Any, int], melody: Any, loaded: Any, dtype: Any) -> tuple[Any, dict]:
-    """The melody model's chroma features for a clip (samples, rate), and what the recipe says about the clip."""
+def melody_inputs(clip: tuple[Any, int], sha256: str, loaded: Any, dtype: Any) -> tuple[Any, dict]:
+    """The melody model's chroma features for a clip (samples, rate), and what the recipe says about the clip (its
+    file's `sha256`)."""
     samples, rate = clip
     chroma = in_passing_thread(lambda: melody_chroma(samples, rate, loaded.chroma))  # torch ops: see core.device
     sounding_frames = round(len(samples) / rate * loaded.chroma["sampling_rate"]) // loaded.chroma["hop_length"]
     sounding = chroma[0, : max(1, sounding_frames)]  # (frames, 12): the clip itself, not the padding after it
     info = {
         "seconds": round(len(samples) / rate, 3),
-        "sha256": outputs.file_sha256(melody),
+        "sha256": sha256,
         "main_pitch_class": PITCH_CLASSES[int(sounding.sum(0).argmax())],
     }
     return chroma.to(dtype), info
@@ -123,8 +124,9 @@ def read_clip_to_continue(path: Any) -> tuple[Any, int]:
     return samples, rate
 
 
-def continuation(clip: tuple[Any, int], path: Any, loaded: Any, new_tokens: int) -> Continuation:
-    """What the model goes on from, checked against what the model can hold (its end and `new_tokens` steps)."""
+def continuation(clip: tuple[Any, int], sha256: str, loaded: Any, new_tokens: int) -> Continuation:
+    """What the model goes on from, checked against what the model can hold (its end and `new_tokens` steps);
+    `sha256`: its file's, for the recipe."""
     samples, rate = clip
     if int(loaded.model.decoder.config.audio_channels) != 1:
         raise UserError("This model makes stereo music: continuing a clip needs a mono MusicGen model.")
@@ -140,7 +142,7 @@ def continuation(clip: tuple[Any, int], path: Any, loaded: Any, new_tokens: int)
     info = {
         "seconds": round(len(audio) / loaded.sampling_rate, 3),
         "context_seconds": round(frames * hop / loaded.sampling_rate, 3),
-        "sha256": outputs.file_sha256(path),
+        "sha256": sha256,
     }
     return Continuation(audio, audio[len(audio) - frames * hop :], info)
 

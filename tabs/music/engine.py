@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs, provenance
+from core import checks, hub, outputs, provenance, serving
 from core import sampling as sampler
 from core.device import Worker, gpu, import_lock
 from core.errors import Stopped, UserError
@@ -244,7 +244,7 @@ WAV_TAGGED = (  # the recipe's fields that fit in the WAV's own comment tag
 )  # fmt: skip
 
 
-def _model_inputs(loaded: LoadedMusic, params: MusicParams, clip: Any, melody: Any) -> tuple[dict, dict | None]:
+def _model_inputs(loaded: LoadedMusic, params: MusicParams, clip: Any, sha256: Any) -> tuple[dict, dict | None]:
     """The model's inputs on its device (the description's tokens; a melody's chroma), and the melody's recipe."""
     if clip is not None and loaded.chroma is None:
         raise UserError(
@@ -253,7 +253,7 @@ def _model_inputs(loaded: LoadedMusic, params: MusicParams, clip: Any, melody: A
     inputs = dict(loaded.tokenizer([params.prompt], padding=True, return_tensors="pt"))
     melody_info = None
     if clip is not None:
-        inputs["input_features"], melody_info = clips.melody_inputs(clip, melody, loaded, loaded.model.dtype)
+        inputs["input_features"], melody_info = clips.melody_inputs(clip, sha256, loaded, loaded.model.dtype)
     return {name: value.to(loaded.model.device) for name, value in inputs.items()}, melody_info
 
 
@@ -306,6 +306,17 @@ def _compose(
     return job.result(), steps[0] / max(time.perf_counter() - start, 1e-9)
 
 
+@dataclass
+class RenderedMusic:
+    """What the model made for one request, before it is saved (picklable: it comes back from a Ray replica)."""
+
+    audio: Any  # (samples,) float32, peak-normalised, at `rate`; a continued clip comes first
+    rate: int  # samples per second
+    recipe: dict
+    steps_per_second: float  # the model's token steps (all codebooks at once) per second
+    continued: bool  # it goes on from the user's clip (a composite, for provenance)
+
+
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
 def generate_music(
     cache: ModelCache,
@@ -320,43 +331,65 @@ def generate_music(
 ) -> Iterator[MusicUpdate]:
     """Generate `params.duration` seconds of music for `params.prompt` (following the `melody` clip, a path, with a
     melody model; going on from the end of the `continue_from` clip, a path, which then opens the result): yields
-    progress, then the saved WAV."""
-    # 1. check the inputs
+    progress, then the saved WAV. With STUDIO_RAY_ADDRESS the model runs on the cluster's music engine."""
+    # 1. check the inputs (the clips are read here: a replica on another machine gets their samples)
     params = check_params(settings, params)
-    clip = read_clip(melody) if melody not in (None, "") else None
-    source = clips.read_clip_to_continue(continue_from) if continue_from not in (None, "") else None
+    clip = (read_clip(melody), outputs.file_sha256(melody)) if melody not in (None, "") else None
+    source = None
+    if continue_from not in (None, ""):
+        source = (clips.read_clip_to_continue(continue_from), outputs.file_sha256(continue_from))
     model_id = checks.check_model_choice(
         model or settings.model_for("music"), model_choices(settings), settings.allow_custom_models, SETTING
     )
     stop = stop or threading.Event()
     start = time.perf_counter()
-    # 2. the model from the cache, held while it runs
-    with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
-        frames = round(params.duration * loaded.frame_rate)
-        new_tokens = frames + loaded.num_codebooks - 1  # the delay pattern spends num_codebooks - 1 steps first
-        going_on = clips.continuation(source, continue_from, loaded, new_tokens) if source is not None else None
-        inputs, melody_info = _model_inputs(loaded, params, clip, melody)
-        # 3. compose, with progress in seconds of audio
-        made, steps_per_second = yield from _compose(loaded, params, inputs, going_on, new_tokens, stop, progress)
-    # 4. the new part (after the clip, if one was continued), saved with its recipe
-    rate = loaded.sampling_rate
-    new_samples = frames * rate // round(loaded.frame_rate)
-    heard = len(going_on.context) if going_on else 0  # samples of the clip the model went on from
-    joined = clips.joined(going_on.audio, made, heard, new_samples, rate) if going_on else None
-    audio = peak_normalise(made[:new_samples] if joined is None else joined)
-    recipe = _recipe(model_id, params, cache, loaded, audio, melody_info, going_on)
-    write = _wav_writer(cache, settings, audio, rate)
-    path = outputs.finish(settings, "music", recipe["prompt"], "wav", recipe, write, edited=bool(going_on)).path
+    # 2-3. the model from the cache (here, or on a Ray replica) composes, with progress in seconds of audio
+    if settings.ray_address:
+        made = yield from serving.call(settings, "music", "render", (model_id, params, clip, source), stop, progress)
+        made.recipe.update(served_by=serving.served_by(settings, "music"))
+    else:
+        made = yield from render_music(cache, model_id, params, clip, source, stop, progress)
+    # 4. saved with its recipe
+    write = _wav_writer(cache, settings, made.audio, made.rate)
+    recipe = made.recipe
+    path = outputs.finish(settings, "music", recipe["prompt"], "wav", recipe, write, edited=made.continued).path
     yield MusicUpdate(
         params.duration,
         params.duration,
         time.perf_counter() - start,
         params.seed,
         path=path,
-        waveform=waveform_picture(audio),
+        waveform=waveform_picture(made.audio),
         recipe=recipe,
         done=True,
-        spectrogram=spectrogram_picture(audio, rate),
-        steps_per_second=steps_per_second,
-        length=len(audio) / rate,
+        spectrogram=spectrogram_picture(made.audio, made.rate),
+        steps_per_second=made.steps_per_second,
+        length=len(made.audio) / made.rate,
     )
+
+
+def render_music(
+    cache: ModelCache,
+    model_id: str,
+    params: MusicParams,
+    clip: tuple | None,
+    source: tuple | None,
+    stop: threading.Event,
+    progress: Any,
+) -> Iterator[MusicUpdate]:
+    """Steps 2 and 3 of generate_music for checked parameters: the model from the cache, held while it composes
+    (after a melody `clip` or going on from `source`, each ((samples, rate), its file's SHA-256)); returns the new
+    part (after the continued clip) as RenderedMusic. Runs here or on a Ray Serve replica (app.engines)."""
+    with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
+        frames = round(params.duration * loaded.frame_rate)
+        new_tokens = frames + loaded.num_codebooks - 1  # the delay pattern spends num_codebooks - 1 steps first
+        going_on = clips.continuation(*source, loaded, new_tokens) if source is not None else None
+        inputs, melody_info = _model_inputs(loaded, params, *(clip or (None, None)))
+        made, steps_per_second = yield from _compose(loaded, params, inputs, going_on, new_tokens, stop, progress)
+    rate = loaded.sampling_rate
+    new_samples = frames * rate // round(loaded.frame_rate)
+    heard = len(going_on.context) if going_on else 0  # samples of the clip the model went on from
+    joined = clips.joined(going_on.audio, made, heard, new_samples, rate) if going_on else None
+    audio = peak_normalise(made[:new_samples] if joined is None else joined)
+    recipe = _recipe(model_id, params, cache, loaded, audio, melody_info, going_on)
+    return RenderedMusic(audio, rate, recipe, steps_per_second, going_on is not None)

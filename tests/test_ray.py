@@ -1,0 +1,153 @@
+"""The Image and Music engines on Ray Serve (STUDIO_RAY_ADDRESS): a real local Ray (loopback only) with the studio's
+deployments of the tiny models (app.engines), the studio's front in this process. Results equal the in-process
+ones for the same seed, batched requests each get their own seed's pictures, Stop reaches a replica, and a replica
+killed mid-request costs one sentence, not the next request."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import running_studio
+from PIL import Image
+
+from core.errors import Stopped, UserError
+from core.models import make_cache
+from core.settings import Settings
+
+pytestmark = pytest.mark.api
+
+
+@pytest.fixture(scope="module")
+def cluster(tiny_text, tiny_image, tiny_music, tiny_dir, tmp_path_factory):
+    """A local Ray with the engines deployed (two image replicas, one music replica), built from tiny settings."""
+    import ray
+    from ray import serve
+
+    from app import engines
+    from core import serving
+
+    ray.init(
+        num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}}
+    )
+    replica = Settings(tiny=True, offline=True, device="cpu", cache_dir=tiny_dir.parent)
+    engines.deploy(replica, engines.Scale(replicas=2, cpus=0.25, max_batch=8))
+    front = replica.replace(ray_address="auto", output_dir=tmp_path_factory.mktemp("ray-front"))
+    try:
+        yield front
+    finally:
+        serving._handles.clear()
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def here(tiny_dir, tmp_path_factory):
+    """The same settings, models in this process."""
+    return Settings(
+        tiny=True, offline=True, device="cpu", cache_dir=tiny_dir.parent, output_dir=tmp_path_factory.mktemp("here")
+    )
+
+
+def same(a, b) -> bool:
+    """The same picture, but for the float rounding of a batched call (a few pixels off by a few levels); another
+    seed's picture differs by tens of levels on average."""
+    return np.abs(a - b).mean() < 0.5
+
+
+def picture(settings, seed, prompt="a red boat", **params):
+    from tabs.image.engine import ImageParams, generate_image
+
+    params = ImageParams(prompt, steps=2, seed=seed, width=64, height=64, **params)
+    done = list(generate_image(make_cache(settings), settings, params))[-1]
+    return [np.asarray(Image.open(path), dtype=np.int16) for path in done.images], done.recipe
+
+
+def music(settings, seed, stop=None, duration=1.0):
+    import soundfile
+
+    from tabs.music.engine import MusicParams, generate_music
+
+    params = MusicParams("slow drums", duration=duration, seed=seed)
+    done = list(generate_music(make_cache(settings), settings, params, stop=stop))[-1]
+    return soundfile.read(done.path)[0], done.recipe
+
+
+def test_a_picture_made_on_the_cluster_equals_the_one_made_here(cluster, here):
+    there, recipe = picture(cluster, 11, num_images=2)
+    mine, _ = picture(here, 11, num_images=2)
+    assert len(there) == 2
+    for a, b in zip(there, mine, strict=True):
+        assert same(a, b)
+    assert not same(there[0], there[1])  # image i draws from seed + i
+    assert recipe["served_by"]["application"] == "studio-image" and recipe["seed"] == 11
+    assert recipe["device"] == "cpu" and recipe["pipeline"] == "StableDiffusionPipeline"
+
+
+def test_requests_batched_together_each_get_their_own_seed(cluster, here):
+    seeds = [21, 22, 23, 24, 25, 26]
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        made = list(pool.map(lambda seed: picture(cluster, seed, prompt=f"boat {seed}"), seeds))
+    assert max(recipe["served_by"]["batch_size"] for _, recipe in made) >= 2, "no batch was formed"
+    for seed, (pictures, recipe) in zip(seeds, made, strict=True):
+        assert recipe["seed"] == seed and recipe["prompt"] == f"boat {seed}"
+        mine, _ = picture(here, seed, prompt=f"boat {seed}")
+        assert same(pictures[0], mine[0]), f"seed {seed} got another request's picture"
+
+
+def test_music_made_on_the_cluster_equals_the_music_made_here(cluster, here):
+    there, recipe = music(cluster, 5)
+    mine, _ = music(here, 5)
+    assert there.shape == mine.shape
+    assert np.abs(there - mine).max() < 1e-3
+    assert recipe["served_by"]["application"] == "studio-music"
+
+
+def test_stop_reaches_the_replica_and_nothing_is_saved(cluster):
+    from tabs.music.engine import MusicParams, generate_music
+
+    stop = threading.Event()
+    before = set(cluster.output_dir.rglob("*.wav"))
+    with pytest.raises(Stopped):
+        for update in generate_music(
+            make_cache(cluster), cluster, MusicParams("long drums", duration=20, seed=1), stop=stop
+        ):
+            if update.seconds_done > 0:
+                stop.set()
+    assert set(cluster.output_dir.rglob("*.wav")) == before
+    music(cluster, 6)  # the replica is free again
+
+
+def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_works(cluster):
+    import ray
+    from ray.util import list_named_actors
+
+    from tabs.music.engine import MusicParams, generate_music
+
+    replicas = [
+        a for a in list_named_actors(all_namespaces=True) if "studio-music" in a["name"] and "REPLICA" in a["name"]
+    ]
+    assert replicas, list_named_actors(all_namespaces=True)
+    with pytest.raises(UserError) as refused:
+        for update in generate_music(make_cache(cluster), cluster, MusicParams("drums", duration=20, seed=2)):
+            if update.seconds_done > 0:
+                ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=False)
+    assert "music engine on the Ray cluster" in str(refused.value) and "Try again" in str(refused.value)
+    sound, _ = music(cluster, 7)  # Serve replaced the replica
+    assert len(sound) > 0
+
+
+def test_the_studio_api_through_a_cluster(cluster, tiny_dir, tmp_path):
+    from gradio_client import Client
+
+    with running_studio(tiny_dir, tmp_path / "outputs", ray_address="auto") as (url, _demo, _settings):
+        client = Client(url, analytics_enabled=False, verbose=False)
+        result = client.predict(prompt="a lighthouse", steps=2, seed=4, api_name="/generate_image")
+        saved = list((tmp_path / "outputs").rglob("*.png"))
+        assert len(saved) == 1 and result[3] == 4
+        recipe = json.loads(saved[0].with_suffix(".json").read_text())
+        assert recipe["served_by"]["ray_address"] == "auto"
+        with pytest.raises(Exception) as refused:
+            client.predict(prompt="x", steps=2, width=65, api_name="/generate_image")
+        assert "multiple of 8" in str(refused.value)  # checked by the front, before the cluster
