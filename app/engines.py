@@ -1,7 +1,8 @@
-"""The Image and Music engines as Ray Serve deployments, and `python studio.py serve-models`, which deploys them.
+"""The Image, Music and Face swap engines as Ray Serve deployments, and `python studio.py serve-models`, which
+deploys them.
 
-A replica holds its own model cache (on its GPU, or CPU) and runs the tab's render step (tabs.image.engine's
-render_image, tabs.music.engine's render_music) for the studio's front, which checks, saves and labels what comes
+A replica holds its own model cache (on its GPU, or CPU) and runs the tab's render step (render_image,
+render_music, render_swap in each tab's engine) for the studio's front, which checks, saves and labels what comes
 back (core.serving). Plain text-to-image requests that agree on model, size, steps, guidance and sampler are
 batched into one pipeline call (@serve.batch); every other request streams its steps and previews. Replicas read
 LoRAs, embeddings and wildcards from the folders their settings name (the same paths on one machine; a shared volume
@@ -23,6 +24,7 @@ from core.settings import Settings, from_env
 
 log = logging.getLogger("studio.engines")
 
+ENGINES = ("image", "music", "faceswap")  # the engines a cluster can run (core.serving.APPS)
 MAX_BATCH = 8  # image requests one pipeline call may serve
 BATCH_WAIT_S = 0.1  # how long a replica waits for more requests to batch with the first
 
@@ -83,6 +85,17 @@ class MusicEngine(_Replica):
             yield item
 
 
+class FaceSwapEngine(_Replica):
+    """One replica of the face swap engine (pictures; a video's frames are swapped by the front)."""
+
+    async def swap(self, source: Any, target: Any, engine: str, region: str, face_index: Any) -> Any:
+        from tabs.faceswap.engine import render_swap
+
+        return await asyncio.to_thread(
+            render_swap, self.cache, self.settings, source, target, engine, region, face_index
+        )
+
+
 @dataclass(frozen=True)
 class Scale:
     """How each engine is deployed."""
@@ -94,8 +107,8 @@ class Scale:
     max_batch: int = MAX_BATCH  # image requests per pipeline call
 
 
-def applications(settings: Settings, scale: Scale) -> dict[str, Any]:
-    """{Serve application name: bound deployment} for every engine."""
+def applications(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGINES) -> dict[str, Any]:
+    """{Serve application name: bound deployment} for each engine of `kinds`."""
     from ray import serve
 
     options: dict[str, Any] = {
@@ -110,12 +123,14 @@ def applications(settings: Settings, scale: Scale) -> dict[str, Any]:
         }
     else:
         options["num_replicas"] = scale.replicas
-    image = serve.deployment(name="image", **options)(_with_batching(ImageEngine))
-    music = serve.deployment(name="music", **options)(MusicEngine)
-    return {
-        serving.APPS["image"]: image.bind(settings, scale.max_batch),
-        serving.APPS["music"]: music.bind(settings),
+    bound = {
+        "image": lambda: serve.deployment(name="image", **options)(_with_batching(ImageEngine)).bind(
+            settings, scale.max_batch
+        ),
+        "music": lambda: serve.deployment(name="music", **options)(MusicEngine).bind(settings),
+        "faceswap": lambda: serve.deployment(name="faceswap", **options)(FaceSwapEngine).bind(settings),
     }
+    return {serving.APPS[kind]: bound[kind]() for kind in kinds}
 
 
 def _with_batching(engine: type) -> type:
@@ -140,11 +155,12 @@ def _with_batching(engine: type) -> type:
     return BatchingImageEngine
 
 
-def deploy(settings: Settings, scale: Scale) -> list[str]:
-    """Deploy (or update) every engine on the cluster the process is connected to; returns the applications."""
+def deploy(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGINES) -> list[str]:
+    """Deploy (or update) the engines of `kinds` on the cluster the process is connected to; returns their Serve
+    applications."""
     from ray import serve
 
-    apps = applications(settings, scale)
+    apps = applications(settings, scale, kinds)
     for name, app in apps.items():
         serve.run(app, name=name, route_prefix=None, blocking=False)
     for name in apps:  # wait until each answers
@@ -155,9 +171,9 @@ def deploy(settings: Settings, scale: Scale) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="studio.py serve-models",
-        description="Deploy the studio's image and music engines on a Ray cluster as Ray Serve applications. Then "
-        "start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings (STUDIO_IMAGE_MODEL, "
-        "STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
+        description="Deploy the studio's image, music and face swap engines on a Ray cluster as Ray Serve "
+        "applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings "
+        "(STUDIO_IMAGE_MODEL, STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
     )
     p.add_argument(
         "--ray", required=True, help="the cluster: auto (a `ray start --head` on this machine), ray://HEAD:10001"
@@ -179,14 +195,21 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = from_env(tiny=args.tiny or None, device=args.device)
+        kinds = tuple(k.strip() for k in args.engines.split(",") if k.strip())
+        if not kinds or set(kinds) - set(ENGINES):
+            raise ValueError(f"--engines takes some of {', '.join(ENGINES)}, not {args.engines!r}.")
         if min(args.replicas, args.max_batch) < 1 or args.cpus < 0 or (args.gpus or 0) < 0:
             raise ValueError("--replicas and --max-batch must be at least 1; --cpus and --gpus 0 or more.")
         serving.connect(args.ray)
         import ray
 
-        gpus = args.gpus if args.gpus is not None else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
+        gpus = args.gpus
+        if gpus is None:  # every replica gets a share of the cluster's GPUs (a whole one at most)
+            gpus = min(
+                1.0, ray.cluster_resources().get("GPU", 0) / (len(kinds) * max(args.replicas, args.max_replicas))
+            )
         scale = Scale(args.replicas, args.max_replicas, gpus, args.cpus, args.max_batch)
-        names = deploy(settings, scale)
+        names = deploy(settings, scale, kinds)
     except Exception as exc:  # noqa: BLE001  (a sentence, not a stack trace)
         print(f"studio.py serve-models: {exc}", file=sys.stderr)
         return 2

@@ -2,10 +2,12 @@
 all tabs, with think time. Prints requests done, errors (must be 0), latency and queue wait per tab, the
 server's peak memory, and whether any temporary or partial file was left behind.
 
-    python bench/load.py [--users 16] [--seconds 90] [--tiny | --models] [--text-endpoint URL]
+    python bench/load.py [--users 16] [--seconds 90] [--tiny | --models] [--text-endpoint URL] [--ray]
 
 By default the studio runs with --tiny (tiny local models); --models uses the real default models instead.
 --text-endpoint sends the Text tab to an OpenAI-compatible server (e.g. `transformers serve --continuous-batching`).
+--ray starts a local Ray head, deploys the image and music engines there (`studio.py serve-models`, --replicas of
+each) and runs the Image and Music tabs through it; it prints the batch sizes Ray formed (from the recipes).
 Traffic goes only to 127.0.0.1, and every loop is bounded in time.
 """
 
@@ -13,6 +15,7 @@ import argparse
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -84,6 +87,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90)
     parser.add_argument("--models", action="store_true", help="the real default models instead of --tiny")
     parser.add_argument("--text-endpoint", help="an OpenAI-compatible server (http://host:port/v1) for the Text tab")
+    parser.add_argument("--ray", action="store_true", help="the image and music engines on a local Ray Serve")
+    parser.add_argument("--replicas", type=int, default=2, help="with --ray: replicas of each engine")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -102,6 +107,9 @@ def main() -> None:
         env["STUDIO_TINY"] = "1"
     if args.text_endpoint:
         env["STUDIO_TEXT_ENDPOINT"] = args.text_endpoint
+    if args.ray:
+        _start_ray(env, args.replicas)
+        env["STUDIO_RAY_ADDRESS"] = "auto"
     server, _ = start_studio(env)
     proc = psutil.Process(server.pid)
     peak = [0]
@@ -133,13 +141,16 @@ def main() -> None:
     stop_watch.set()
     server.terminate()
     server.wait(timeout=30)
+    if args.ray:
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
 
     errors = [r for r in results if r["error"]]
     print(
         f"{args.users} users, {args.seconds:g} s ({wall:.0f} s with the last requests), "
         f"{'real models' if args.models else 'tiny models'}"
-        f"{', text on ' + args.text_endpoint if args.text_endpoint else ''}: {len(results)} requests, "
-        f"{len(errors)} errors"
+        f"{', text on ' + args.text_endpoint if args.text_endpoint else ''}"
+        f"{f', image and music on Ray Serve ({args.replicas} replicas each)' if args.ray else ''}: "
+        f"{len(results)} requests, {len(errors)} errors, {len(results) / wall:.2f} requests/s"
     )
     by_tab = defaultdict(list)
     for r in results:
@@ -164,8 +175,30 @@ def main() -> None:
         f"partial files left in outputs: {len(leftovers)}; results that fell back to the temporary folder: "
         f"{len(unsaved)}"
     )
+    if args.ray:
+        print(f"image batch sizes Ray formed (requests per pipeline call): {_batch_sizes(outputs)}")
     for e in errors[:10]:
         print("error:", e["tab"], e["error"])
+
+
+def _start_ray(env: dict, replicas: int) -> None:
+    """A local Ray head (this machine's cores), then the engines deployed on it with the studio's own command."""
+    ray = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"], check=True)
+    deploy = [sys.executable, str(ROOT / "studio.py"), "serve-models", "--ray", "auto", "--replicas", str(replicas)]
+    deploy += ["--cpus", "0.5"] + ([] if env.get("STUDIO_TINY") is None else ["--tiny"])
+    subprocess.run(deploy, check=True, env={**os.environ, **env})
+
+
+def _batch_sizes(outputs: Path) -> dict[int, int]:
+    """{batch size: pictures made in batches of that size}, read from the saved recipes."""
+    import json
+
+    sizes: dict[int, int] = defaultdict(int)
+    for recipe in (outputs / "image").rglob("*.json") if outputs.exists() else []:
+        served = json.loads(recipe.read_text()).get("served_by") or {}
+        sizes[served.get("batch_size", 1)] += 1
+    return dict(sorted(sizes.items()))
 
 
 def _port(server) -> int:

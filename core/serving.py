@@ -18,7 +18,11 @@ from typing import Any
 
 from core.errors import Stopped, UserError
 
-APPS = {"image": "studio-image", "music": "studio-music"}  # the Serve application of each tab's engine
+APPS = {
+    "image": "studio-image",
+    "music": "studio-music",
+    "faceswap": "studio-faceswap",
+}  # the Serve application of each tab's engine
 BEAT_S = 0.5  # a replica says it is alive this often while its engine is quiet (a model loading), so Stop is heard
 POLL_S = 0.25  # how often the front looks at a batched request that reports no steps
 
@@ -110,6 +114,16 @@ def call(
         raise RuntimeError("the stream ended without a result")
     except Stopped:
         raise
+    except Exception as exc:
+        raise _failed(address, kind, exc) from exc
+
+
+def call_once(settings: Any, kind: str, method: str, args: tuple) -> Any:
+    """`method(*args)` of `kind`'s engine on the cluster, for a one-shot job (a face swap): its result."""
+    address = settings.ray_address
+    engine = handle(address, kind)
+    try:
+        return getattr(engine, method).remote(*args).result()
     except Exception as exc:
         raise _failed(address, kind, exc) from exc
 

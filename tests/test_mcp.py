@@ -4,6 +4,7 @@
 import asyncio
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import running_studio
@@ -27,7 +28,8 @@ def session_call(url: str, work):
             await session.initialize()
             return await work(session)
 
-    return asyncio.run(main())
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: a browser test's may be running in this thread
+        return thread.submit(asyncio.run, main()).result()
 
 
 def test_every_endpoint_is_a_tool_named_and_described_as_the_endpoint(mcp_server):

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.api
 
 @pytest.fixture(scope="module")
 def cluster(tiny_text, tiny_image, tiny_music, tiny_dir, tmp_path_factory):
-    """A local Ray with the engines deployed (two image replicas, one music replica), built from tiny settings."""
+    """A local Ray with the engines deployed (two replicas of each), built from tiny settings."""
     import ray
     from ray import serve
 
@@ -50,6 +50,13 @@ def here(tiny_dir, tmp_path_factory):
     )
 
 
+def elsewhere(work, *args):
+    """`work(*args)` on a thread of its own, as the studio's handlers run: Ray's blocking calls refuse a thread whose
+    event loop runs (a browser test's, earlier in the session, leaves one in the main thread)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(work, *args).result()
+
+
 def same(a, b) -> bool:
     """The same picture, but for the float rounding of a batched call (a few pixels off by a few levels); another
     seed's picture differs by tens of levels on average."""
@@ -57,6 +64,10 @@ def same(a, b) -> bool:
 
 
 def picture(settings, seed, prompt="a red boat", **params):
+    return elsewhere(lambda: _picture(settings, seed, prompt, **params))
+
+
+def _picture(settings, seed, prompt, **params):
     from tabs.image.engine import ImageParams, generate_image
 
     params = ImageParams(prompt, steps=2, seed=seed, width=64, height=64, **params)
@@ -65,6 +76,10 @@ def picture(settings, seed, prompt="a red boat", **params):
 
 
 def music(settings, seed, stop=None, duration=1.0):
+    return elsewhere(lambda: _music(settings, seed, stop, duration))
+
+
+def _music(settings, seed, stop, duration):
     import soundfile
 
     from tabs.music.engine import MusicParams, generate_music
@@ -104,17 +119,45 @@ def test_music_made_on_the_cluster_equals_the_music_made_here(cluster, here):
     assert recipe["served_by"]["application"] == "studio-music"
 
 
+def test_a_face_swapped_on_the_cluster_equals_the_swap_made_here(cluster, here):
+    from faces_helpers import ASTRONAUT, HOPPER
+
+    from tabs.faceswap.engine import swap_face_image
+
+    made = [
+        elsewhere(
+            lambda s=s: swap_face_image(make_cache(s), s, str(HOPPER), str(ASTRONAUT), consent=True, engine="classic")
+        )
+        for s in (cluster, here)
+    ]
+    there, mine = (np.asarray(Image.open(r.path), dtype=np.int16) for r in made)
+    assert np.array_equal(there, mine)  # the classic engine is exact: the same pixels wherever it runs
+    assert not np.array_equal(there, np.asarray(Image.open(ASTRONAUT), dtype=np.int16))  # a face was swapped
+    assert made[0].recipe["served_by"]["application"] == "studio-faceswap" and made[0].summary["faces_swapped"] == 1
+    with pytest.raises(UserError, match="No face was found in the target"):  # the replica's sentence, as it was
+        blank = cluster.output_dir / "blank.png"
+        Image.new("RGB", (128, 128), "white").save(blank)
+        elsewhere(
+            lambda: swap_face_image(
+                make_cache(cluster), cluster, str(HOPPER), str(blank), consent=True, engine="classic"
+            )
+        )
+
+
 def test_stop_reaches_the_replica_and_nothing_is_saved(cluster):
     from tabs.music.engine import MusicParams, generate_music
 
     stop = threading.Event()
     before = set(cluster.output_dir.rglob("*.wav"))
-    with pytest.raises(Stopped):
-        for update in generate_music(
-            make_cache(cluster), cluster, MusicParams("long drums", duration=20, seed=1), stop=stop
-        ):
+
+    def stopped_midway():
+        params = MusicParams("long drums", duration=20, seed=1)
+        for update in generate_music(make_cache(cluster), cluster, params, stop=stop):
             if update.seconds_done > 0:
                 stop.set()
+
+    with pytest.raises(Stopped):
+        elsewhere(stopped_midway)
     assert set(cluster.output_dir.rglob("*.wav")) == before
     music(cluster, 6)  # the replica is free again
 
@@ -129,10 +172,14 @@ def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_work
         a for a in list_named_actors(all_namespaces=True) if "studio-music" in a["name"] and "REPLICA" in a["name"]
     ]
     assert replicas, list_named_actors(all_namespaces=True)
-    with pytest.raises(UserError) as refused:
+
+    def killed_midway():
         for update in generate_music(make_cache(cluster), cluster, MusicParams("drums", duration=20, seed=2)):
             if update.seconds_done > 0:
                 ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=False)
+
+    with pytest.raises(UserError) as refused:
+        elsewhere(killed_midway)
     assert "music engine on the Ray cluster" in str(refused.value) and "Try again" in str(refused.value)
     sound, _ = music(cluster, 7)  # Serve replaced the replica
     assert len(sound) > 0

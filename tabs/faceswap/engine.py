@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core import checks, faces, outputs, provenance
+from core import checks, faces, outputs, provenance, serving
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
@@ -289,14 +289,12 @@ def swap_face_image(
     source_img, source_hash, notes = open_image(source, "source image")
     target_img, target_hash, target_notes = open_image(target, "target image")
     notes += target_notes
-    # 2. the models, held for the whole swap; 3. swap
-    with swapper(cache, settings, source_img, engine, region) as swap:
-        found = swap.detect(target_img)
-        if not found:
-            raise UserError("No face was found in the target image: use a photo where the face is clearly visible.")
-        index = check_face_index(face_index, len(found))
-        result = swap.apply(target_img, found, index)
-        after = swap.detect(result)  # for "How it works": the mesh found again on the result
+    # 2. the models, held for the whole swap; 3. swap (here, or on the cluster's face swap engine)
+    if settings.ray_address:
+        made = serving.call_once(settings, "faceswap", "swap", (source_img, target_img, engine, region, face_index))
+    else:
+        made = render_swap(cache, settings, source_img, target_img, engine, region, face_index)
+    found, index, result = made.found, made.index, made.result
     if settings.faceswap_label:
         result = label(result)
     # 4. save with provenance, and audit
@@ -310,14 +308,47 @@ def swap_face_image(
     }
     hashes = {"source": source_hash, "target": target_hash}
     recipe = _recipe("image", engine, hashes, index, summary, settings)
+    if settings.ray_address:
+        recipe.update(served_by=serving.served_by(settings, "faceswap"))
     image = Image.fromarray(result)
     write = provenance.png_writer(image)
     saved = outputs.finish(
         settings, "faceswap", f"swap-{engine}", "png", recipe, write, edited=True, label=settings.faceswap_label
     )
     audit(settings, _audit_entry("image", engine, hashes, index, saved.path, faces_found=len(found)))
-    mesh = mesh_picture([(source_img, [swap.source_face]), (target_img, found), (result, after)])
+    mesh = mesh_picture([(source_img, [made.source_face]), (target_img, found), (result, made.after)])
     return SwapResult(path=saved.path, summary=summary, recipe=recipe, image=image, mesh=mesh)
+
+
+@dataclass
+class Swapped:
+    """What the swap made, before it is labelled and saved (picklable: it comes back from a Ray replica)."""
+
+    result: np.ndarray  # the target with the face(s) swapped, (height, width, 3) RGB uint8
+    found: list  # the faces found in the target (faces.Face)
+    index: int  # the face swapped (1 = the first from the left), or -1 for all
+    source_face: Any  # the face taken from the source (faces.Face)
+    after: list  # the faces found again on the result (for "How it works")
+
+
+def render_swap(
+    cache: ModelCache,
+    settings: Settings,
+    source: np.ndarray,
+    target: np.ndarray,
+    engine: str,
+    region: str,
+    face_index: Any,
+) -> Swapped:
+    """Steps 2 and 3 of swap_face_image for checked pictures: the models from the cache, held for the whole swap,
+    then the swap. Runs here or on a Ray Serve replica (app.engines)."""
+    with swapper(cache, settings, source, engine, region) as swap:
+        found = swap.detect(target)
+        if not found:
+            raise UserError("No face was found in the target image: use a photo where the face is clearly visible.")
+        index = check_face_index(face_index, len(found))
+        result = swap.apply(target, found, index)
+        return Swapped(result, found, index, swap.source_face, swap.detect(result))
 
 
 def _audit_entry(kind: str, engine: str, hashes: dict, index: int, path: Path, **counts: int) -> dict:
