@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,6 @@ from typing import Any
 from core import serving
 from core.models import make_cache
 from core.settings import Settings, from_env
-
-log = logging.getLogger("studio.engines")
 
 ENGINES = ("image", "music", "faceswap")  # the engines a cluster can run (core.serving.APPS)
 MAX_BATCH = 8  # image requests one pipeline call may serve
@@ -37,10 +34,6 @@ class _Replica:
 
 class ImageEngine(_Replica):
     """One replica of the image engine."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.batch_sizes: list[int] = []  # the size of every batch this replica ran (bench/load.py prints them)
 
     async def render(self, model_id: str, request: Any):
         from tabs.image.engine import render_image
@@ -66,11 +59,7 @@ class ImageEngine(_Replica):
                 results = [exc] * len(members)
             for i, result in zip(members, results, strict=True):
                 made[i] = result
-            self.batch_sizes.append(len(members))
         return made
-
-    def batches(self) -> list[int]:
-        return list(self.batch_sizes)
 
 
 class MusicEngine(_Replica):
@@ -181,8 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", type=int, default=1, help="replicas of each engine (default 1)")
     p.add_argument("--max-replicas", type=int, default=0, help="autoscale each engine up to this many replicas")
     p.add_argument(
-        "--gpus", type=float, default=None, help="GPUs per replica (default 1 if the cluster has GPUs, else 0)"
+        "--gpus", type=float, help="GPUs per replica (default: the cluster's GPUs shared by all replicas, at most 1)"
     )
+    p.add_argument("--engines", default=",".join(ENGINES), help=f"the engines to deploy (default {','.join(ENGINES)})")
     p.add_argument("--cpus", type=float, default=1.0, help="CPUs per replica (default 1)")
     p.add_argument("--max-batch", type=int, default=MAX_BATCH, help=f"image requests per batch (default {MAX_BATCH})")
     p.add_argument("--tiny", action="store_true", help="tiny random-weight models (outputs are noise; for trying it)")

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
+from core.device import import_lock
 from core.errors import Stopped, UserError
 
 APPS = {
@@ -33,7 +34,9 @@ _handles: dict[tuple[str, str], Any] = {}
 def connect(address: str, **init: Any) -> None:
     """Join the Ray cluster at `address` (`auto`, `ray://head:10001`, ...) once per process."""
     try:
-        import ray
+        with import_lock:  # never beside another thread's import of torch or transformers (see core.device)
+            import ray
+            from ray import serve  # noqa: F401
     except ImportError:
         raise UserError(
             "STUDIO_RAY_ADDRESS needs Ray Serve in the studio's environment: pip install -r requirements-ray.txt"
@@ -101,16 +104,19 @@ def call(
         if method.endswith("_batched"):
             return (yield from _polled(getattr(engine, method).remote(*args), args, stop, waiting))
         stream = getattr(engine.options(stream=True), method).remote(*args)
-        for tag, value, said in stream:
-            if stop.is_set():
-                stream.cancel()
-                raise Stopped()
-            if said is not None and progress is not None:
-                progress(*said)
-            if tag == "done":
-                return value
-            if tag == "update":
-                yield value
+        try:
+            for tag, value, said in stream:
+                if stop.is_set():
+                    raise Stopped()
+                if said is not None and progress is not None:
+                    progress(*said)
+                if tag == "done":
+                    return value
+                if tag == "update":
+                    yield value
+        except (Stopped, GeneratorExit):  # Stop, or the page was closed (the front's generator closed)
+            stream.cancel()  # the replica's drive() then sets the engine's stop
+            raise
         raise RuntimeError("the stream ended without a result")
     except Stopped:
         raise
@@ -130,14 +136,17 @@ def call_once(settings: Any, kind: str, method: str, args: tuple) -> Any:
 
 def _polled(response: Any, args: tuple, stop: threading.Event, waiting: Callable) -> Iterator[Any]:
     start = time.perf_counter()
-    while True:
-        if stop.is_set():
-            response.cancel()
-            raise Stopped()
-        try:
-            return response.result(timeout_s=POLL_S)
-        except TimeoutError:
-            yield waiting(args, time.perf_counter() - start)
+    try:
+        while True:
+            if stop.is_set():
+                raise Stopped()
+            try:
+                return response.result(timeout_s=POLL_S)
+            except TimeoutError:
+                yield waiting(args, time.perf_counter() - start)
+    except (Stopped, GeneratorExit):
+        response.cancel()
+        raise
 
 
 async def drive(work: Callable[[threading.Event, Callable], Generator]) -> AsyncIterator[tuple]:

@@ -161,6 +161,8 @@ def validate(s: Settings) -> None:
     if (s.c2pa_cert is None) != (s.c2pa_key is None):
         raise ValueError("Set both STUDIO_C2PA_CERT and STUDIO_C2PA_KEY, or neither.")
     auth_pairs(s)
+    if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
+        raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
     for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue"):
         if getattr(s, name) < 1:
             raise ValueError(f"{env_name(name)} must be at least 1.")

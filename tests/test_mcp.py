@@ -100,3 +100,11 @@ def test_without_the_setting_there_is_no_mcp_server(server):
 
     reply = httpx.get(server["url"] + "gradio_api/mcp/schema", timeout=10)
     assert reply.status_code == 404
+
+
+def test_the_mcp_server_is_never_opened_beside_a_login():
+    from core.settings import from_env
+
+    with pytest.raises(ValueError, match="STUDIO_MCP cannot be used with STUDIO_AUTH"):
+        from_env({"STUDIO_MCP": "1", "STUDIO_AUTH": "teacher:s3cret"})
+    assert from_env({"STUDIO_MCP": "1"}).mcp

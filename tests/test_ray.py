@@ -198,3 +198,12 @@ def test_the_studio_api_through_a_cluster(cluster, tiny_dir, tmp_path):
         with pytest.raises(Exception) as refused:
             client.predict(prompt="x", steps=2, width=65, api_name="/generate_image")
         assert "multiple of 8" in str(refused.value)  # checked by the front, before the cluster
+
+
+def test_serve_models_says_what_is_wrong_in_a_sentence(capsys):
+    from app.engines import main
+
+    assert main(["--ray", "auto", "--engines", "image,video"]) == 2
+    assert "--engines takes some of image, music, faceswap, not 'image,video'." in capsys.readouterr().err
+    assert main(["--ray", "auto", "--replicas", "0"]) == 2
+    assert "--replicas and --max-batch must be at least 1" in capsys.readouterr().err

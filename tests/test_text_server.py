@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -143,3 +144,31 @@ def test_the_studio_api_answers_through_the_server(tiny_dir, text_server, tmp_pa
         client = Client(url, analytics_enabled=False, verbose=False)
         result = client.predict(prompt="Hello", max_new_tokens=8, temperature=0, api_name="/generate_text")
         assert isinstance(result, str) and next((tmp_path / "out").rglob("*.md")).exists()
+
+
+@pytest.fixture(scope="module")
+def batching_server(tiny_text):
+    """The same server with continuous batching: requests join and leave one running batch, token by token."""
+    with transformers_serve(tiny_text, "--continuous-batching") as url:
+        yield url
+
+
+def test_a_continuous_batching_server_serves_eight_users_at_once_and_stops_one(
+    shared_cache, settings, batching_server
+):
+    remote = settings.replace(text_endpoint=batching_server)
+    with ThreadPoolExecutor(8) as users:
+        answers = list(
+            users.map(
+                lambda i: answer(shared_cache, remote, f"Hello number {i}", max_new_tokens=12, seed=i)[-1], range(8)
+            )
+        )
+    assert all(a.done and a.tokens > 0 and a.saved.exists() for a in answers)
+    saved = {a.saved for a in answers}
+    assert len(saved) == 8  # each user's own transcript
+    stop = threading.Event()
+    for update in generate_text(shared_cache, remote, "Tell me a long story", params=TextParams(512, 0), stop=stop):
+        if update.tokens >= 1:
+            stop.set()
+    assert update.stopped and update.tokens < 512
+    assert answer(shared_cache, remote, max_new_tokens=8, temperature=0)[-1].done  # the server keeps serving

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance, serving
-from core.device import Worker, gpu, import_lock
+from core.device import Worker, gpu, import_lock, in_passing_thread
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
@@ -451,16 +451,15 @@ def render_batch(cache: ModelCache, settings: Settings, model_id: str, requests:
                 negatives.append(r.model_negative)
                 generators.append(torch.Generator("cpu").manual_seed(r.params.seed + i))
         p, start = first.params, time.perf_counter()
-        with loras.turn(base, False), loras.applied(base, pipe, []), torch.inference_mode():
-            images = pipe(
-                prompt=prompts,
-                negative_prompt=negatives if any(negatives) else None,
-                num_inference_steps=p.steps,
-                guidance_scale=p.guidance_scale,
-                width=p.width,
-                height=p.height,
-                generator=generators,
-            ).images
+        call = dict(prompt=prompts, negative_prompt=negatives if any(negatives) else None, generator=generators)
+        call.update(num_inference_steps=p.steps, guidance_scale=p.guidance_scale, width=p.width, height=p.height)
+
+        def run() -> list:
+            with torch.inference_mode():
+                return pipe(**call).images
+
+        with loras.turn(base, False), loras.applied(base, pipe, []):
+            images = in_passing_thread(run)  # see core.device: no OpenMP team kept on a long-lived thread
         seconds = time.perf_counter() - start
         made, at = [], 0
         for r in requests:
