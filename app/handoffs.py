@@ -103,5 +103,5 @@ def _wire_expand(ctx: ui.Context, kind: str, button: Any, prompt: Any) -> None:
         prompt,
         api_name=f"expand_{kind}_prompt",
         concurrency_id="text",
-        concurrency_limit=ctx.settings.concurrency,
+        concurrency_limit=ctx.settings.jobs_at_once("text"),
     )

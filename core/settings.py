@@ -19,6 +19,8 @@ TINY_TEXT_MODEL = "tiny:qwen2"
 TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 
+REMOTE_TABS = ("image", "music", "faceswap")  # the tabs whose engines can run on a Ray cluster (core.serving)
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -71,11 +73,19 @@ class Settings:
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
     ray_address: str | None = None  # a Ray cluster (auto, ray://head:10001) whose Serve engines run images and music
+    remote_concurrency: int = 16  # requests of one tab sent at once to a text server or the cluster (they batch them)
     mcp: bool = False  # also serve every endpoint as an MCP tool (Gradio's MCP server at /gradio_api/mcp/)
 
     @property
     def memory_budget_bytes(self) -> int | None:
         return None if self.memory_budget_gb is None else int(self.memory_budget_gb * 1024**3)
+
+    def jobs_at_once(self, tab: str) -> int:
+        """Requests of `tab` that run at once: `concurrency` for models in this process; `remote_concurrency` where
+        the tab's model runs on a text server or a Ray cluster (the studio then only waits, and the server queues
+        and batches what it gets)."""
+        remote = self.text_endpoint if tab == "text" else self.ray_address if tab in REMOTE_TABS else None
+        return self.remote_concurrency if remote else self.concurrency
 
     def model_for(self, kind: str) -> str:
         """The default model of a tab ("text", "image", "music"), honouring --tiny."""
@@ -163,7 +173,7 @@ def validate(s: Settings) -> None:
     auth_pairs(s)
     if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
         raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
-    for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue"):
+    for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue", "remote_concurrency"):
         if getattr(s, name) < 1:
             raise ValueError(f"{env_name(name)} must be at least 1.")
 

@@ -65,3 +65,12 @@ def test_every_setting_is_in_the_readme():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [env_name(f.name) for f in dataclasses.fields(Settings) if f"`{env_name(f.name)}`" not in readme]
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_a_tab_whose_model_runs_elsewhere_sends_more_requests_at_once():
+    local = Settings(concurrency=2)
+    assert [local.jobs_at_once(tab) for tab in ("text", "image", "music", "faceswap")] == [2, 2, 2, 2]
+    text = local.replace(text_endpoint="http://server:8000/v1")
+    assert text.jobs_at_once("text") == 16 and text.jobs_at_once("image") == 2
+    ray = local.replace(ray_address="auto", remote_concurrency=32)
+    assert [ray.jobs_at_once(tab) for tab in ("text", "image", "music", "faceswap", "gan")] == [2, 32, 32, 32, 2]

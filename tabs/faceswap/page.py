@@ -194,7 +194,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         )
         return str(r.path), text, r.summary, ui.history_add(history, entry), r.mesh
 
-    common = dict(concurrency_limit=settings.concurrency, concurrency_id=TAB)
+    common = dict(concurrency_limit=settings.jobs_at_once(TAB), concurrency_id=TAB)
     page.swap.click(
         swap_face,
         [page.source_image, page.target_image, page.consent, page.face_index, page.engine, page.region, ctx.history],
@@ -236,6 +236,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         api_name="swap_face_video",
         show_progress_on=[page.summary_box],
         status=page.summary_box,
-        **common,
+        concurrency_limit=settings.concurrency,  # videos are swapped in this process, even with a Ray cluster
+        concurrency_id="faceswap-video",
     )
     jobs.wire_stop(ctx, page.stop, TAB, page.summary_box)

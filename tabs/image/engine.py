@@ -79,6 +79,7 @@ class ImageUpdate:
     recipe: dict | None = None
     done: bool = False
     filmstrip: list = field(default_factory=list)  # once done: the first image at each step (How it works)
+    waiting: str = ""  # what a request that reports no steps is waiting for (a batch on the cluster)
 
     @property
     def eta(self) -> float:
@@ -87,6 +88,8 @@ class ImageUpdate:
     def status(self) -> str:
         if self.done:
             return f"Done: {len(self.images)} image(s) in {self.seconds:.1f} s, seed {self.seed}."
+        if self.waiting:
+            return f"{self.waiting} · {self.seconds:.1f} s"
         return f"Step {self.step}/{self.total} · {self.seconds:.1f} s · about {self.eta:.0f} s left"
 
 
@@ -383,8 +386,9 @@ def generate_image(
 
 def _waiting(request_args: tuple, seconds: float) -> ImageUpdate:
     """A progress update while a batched request runs on the cluster (it reports no steps of its own)."""
-    total = request_args[1].steps_run
-    return ImageUpdate(step=0, total=total, seconds=seconds, seed=request_args[1].params.seed)
+    request = request_args[1]
+    waiting = "Made in a batch with other requests on the image engine"
+    return ImageUpdate(0, request.steps_run, seconds, request.params.seed, waiting=waiting)
 
 
 def render_image(

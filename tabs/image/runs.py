@@ -88,7 +88,7 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         page.last_seed,
     ]  # fmt: skip
     common = dict(
-        concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, show_progress_on=[page.preview],
+        concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, show_progress_on=[page.preview],
         status=page.status,
     )  # fmt: skip
     fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")
@@ -191,7 +191,7 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
     for axis, (kind, values) in zip("xyz", page.axes, strict=True):
         inputs.update({f"{axis}_type": kind, f"{axis}_values": values})
     outs = [page.status, page.gallery, page.recipe_view, ctx.history]
-    common = dict(concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, status=page.status)
+    common = dict(concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, status=page.status)
     jobs.queued(
         ctx, TAB, page.plot.click, plot, {**inputs, "history": ctx.history}, outs, api_name="xyz_plot", **common
     )

@@ -195,7 +195,7 @@ def _wire_runs(ctx: ui.Context, page: Page) -> None:
     named = {name: getattr(page, name) for name in fields}
     outs = [page.audio, page.picture, page.status, page.seed_used, page.recipe_view, ctx.history, page.how]
     common = dict(
-        concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB, show_progress_on=[page.status],
+        concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, show_progress_on=[page.status],
         status=page.status,
     )  # fmt: skip
     fresh = {**named, "history": ctx.history}

@@ -174,7 +174,7 @@ def _wire_chat(ctx: ui.Context, page: Page) -> None:
             outputs,
             status=page.stats,
             api_visibility="private",
-            concurrency_limit=settings.concurrency,
+            concurrency_limit=settings.jobs_at_once(TAB),
             concurrency_id=TAB,
         )
 
@@ -296,4 +296,9 @@ def _wire_api(ctx: ui.Context) -> None:
 
         yield from jobs.run(ctx, request, "text-api", None, work, lambda update: update.text)
 
-    gr.api(api_generate_text, api_name="generate_text", concurrency_limit=ctx.settings.concurrency, concurrency_id=TAB)
+    gr.api(
+        api_generate_text,
+        api_name="generate_text",
+        concurrency_limit=ctx.settings.jobs_at_once(TAB),
+        concurrency_id=TAB,
+    )
