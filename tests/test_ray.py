@@ -168,15 +168,16 @@ def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_work
 
     from tabs.music.engine import MusicParams, generate_music
 
-    replicas = [
-        a for a in list_named_actors(all_namespaces=True) if "studio-music" in a["name"] and "REPLICA" in a["name"]
-    ]
+    names = [a for a in list_named_actors(all_namespaces=True) if a["name"].startswith("SERVE_REPLICA::studio-music")]
+    replicas = [ray.get_actor(a["name"], namespace=a["namespace"]) for a in names]
     assert replicas, list_named_actors(all_namespaces=True)
 
     def killed_midway():
         for update in generate_music(make_cache(cluster), cluster, MusicParams("drums", duration=20, seed=2)):
-            if update.seconds_done > 0:
-                ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=False)
+            if update.seconds_done > 0 and replicas:
+                for replica in replicas:  # every music replica: whichever one runs this request dies
+                    ray.kill(replica, no_restart=False)
+                replicas.clear()
 
     with pytest.raises(UserError) as refused:
         elsewhere(killed_midway)
