@@ -50,9 +50,10 @@ def test_progress_counts_every_step(shared_cache, settings, monkeypatch):
     assert {u.step for u in updates if u.preview is not None} == set(range(1, 8))
     first_preview = next(u.preview for u in updates if u.preview is not None)  # (a slow first step: a bare tick)
     assert first_preview.size == (32, 32)  # latent resolution of the tiny model (its VAE scales by 2)
-    throttled = run(shared_cache, settings, steps=8, seed=3)
     monkeypatch.undo()
-    assert throttled[0].step == 1 and throttled[-1].done
+    throttled = run(shared_cache, settings, steps=8, seed=3)  # the usual intervals
+    assert next(u.step for u in throttled if u.step) == 1 and throttled[-1].done  # step 1 is always reported
+    # (before it, a slow first step on a busy machine may send a bare tick with step 0: CI saw one)
     assert updates[-1].preview is None and all(u.total == 8 for u in updates)
 
 
