@@ -47,7 +47,7 @@ class ImageEngine(_Replica):
 
     async def batched(self, items: list[tuple[str, Any]]) -> list[Any]:
         """Up to max_batch requests that arrived together: each group with one batch_key in one pipeline call."""
-        from tabs.image.engine import batch_key, render_batch
+        from tabs.image.batch import batch_key, render_batch
 
         groups: dict[tuple, list[int]] = {}
         for i, (model_id, request) in enumerate(items):
@@ -56,7 +56,7 @@ class ImageEngine(_Replica):
         for key, members in groups.items():
             group = [items[i][1] for i in members]
             try:
-                results = await asyncio.to_thread(render_batch, self.cache, self.settings, key[0], group)
+                results = await asyncio.to_thread(render_batch, self.cache, key[0], group)
             except Exception as exc:  # noqa: BLE001  (each request of the group gets the error as its result)
                 results = [exc] * len(members)
             for i, result in zip(members, results, strict=True):

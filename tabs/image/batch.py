@@ -1,0 +1,64 @@
+"""Batching for the Image tab's engine on Ray Serve (app.engines): which requests can share one pipeline call, and
+that call. Each picture still starts from its own request's seed, so a request gets the same pictures batched or
+alone."""
+
+import time
+from typing import Any
+
+from core.device import in_passing_thread
+from core.models import ModelCache
+from tabs.image import loras
+
+
+def batch_key(model_id: str, request: Any) -> tuple | None:
+    """Requests with the same key can share one pipeline call (Ray Serve's batching): plain text to image with the
+    same model, size, steps, guidance and sampler. None: this one runs alone (a picture, a guide, a LoRA or an
+    embedding in it)."""
+    if request.init is not None or request.control or request.reference or request.loras or request.embeddings:
+        return None
+    p = request.params
+    return (model_id, p.width, p.height, p.steps, p.guidance_scale, p.sampler)
+
+
+def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
+    """Several plain text-to-image requests with one batch_key in one pipeline call: every image still draws its
+    starting noise from its own generator (its request's seed + i), so each request gets its own seed's pictures."""
+    import torch
+
+    from tabs.image.engine import (
+        SETTING,
+        Rendered,
+        _pipeline_for,
+        _recipe,
+        _with_request,
+        download_patterns,
+        load_image_pipeline,
+    )
+
+    first = requests[0]
+    patterns = download_patterns(half=cache.device != "cpu")
+    with cache.model("image", model_id, load_image_pipeline, setting=SETTING, allow_patterns=patterns) as base:
+        pipe = _pipeline_for(base, first)
+        prompts, negatives, generators = [], [], []
+        for r in requests:
+            for i in range(r.params.num_images):
+                prompts.append(r.model_prompt)
+                negatives.append(r.model_negative)
+                generators.append(torch.Generator("cpu").manual_seed(r.params.seed + i))
+        p, start = first.params, time.perf_counter()
+        call = dict(prompt=prompts, negative_prompt=negatives if any(negatives) else None, generator=generators)
+        call.update(num_inference_steps=p.steps, guidance_scale=p.guidance_scale, width=p.width, height=p.height)
+
+        def run() -> list:
+            with torch.inference_mode():
+                return pipe(**call).images
+
+        with loras.turn(base, False), loras.applied(base, pipe, []):
+            images = in_passing_thread(run)  # see core.device: no OpenMP team kept on a long-lived thread
+        seconds = time.perf_counter() - start
+        made, at = [], 0
+        for r in requests:
+            recipe = _with_request(_recipe(model_id, base, pipe, r.params, r.mode, cache), r, {})
+            mine, at = images[at : at + r.params.num_images], at + r.params.num_images
+            made.append(Rendered(mine, [], recipe, seconds, batch_size=len(requests)))
+    return made
