@@ -2,7 +2,7 @@
 
     python studio.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps] [--offline] [--tiny]
     python studio.py generate {image,text,music,faceswap} --prompt ... [options]   (no server; --help lists them)
-    python studio.py serve-models --ray ADDRESS [options]   (deploy the image and music engines on a Ray cluster)
+    python studio.py serve-models --ray ADDRESS [options]   (deploy the engines on a Ray cluster)
 
 Every flag can also be set with an environment variable (STUDIO_HOST, STUDIO_PORT, ...); flags win.
 Only this file parses flags. Heavy libraries (torch, diffusers, transformers) load on first use, so the UI

@@ -21,9 +21,9 @@ from typing import Any
 
 from core import serving
 from core.models import make_cache
-from core.settings import Settings, from_env
+from core.settings import REMOTE_TABS, Settings, from_env
 
-ENGINES = ("image", "music", "faceswap")  # the engines a cluster can run (core.serving.APPS)
+ENGINES = REMOTE_TABS  # the engines a cluster can run (core.serving.APPS)
 MAX_BATCH = 8  # image requests one pipeline call may serve
 BATCH_WAIT_S = 0.1  # how long a replica waits for more requests to batch with the first
 

@@ -18,12 +18,9 @@ from typing import Any
 
 from core.device import import_lock
 from core.errors import Stopped, UserError
+from core.settings import REMOTE_TABS
 
-APPS = {
-    "image": "studio-image",
-    "music": "studio-music",
-    "faceswap": "studio-faceswap",
-}  # the Serve application of each tab's engine
+APPS = {tab: f"studio-{tab}" for tab in REMOTE_TABS}  # the Serve application of each tab's engine
 BEAT_S = 0.5  # a replica says it is alive this often while its engine is quiet (a model loading), so Stop is heard
 POLL_S = 0.25  # how often the front looks at a batched request that reports no steps
 
@@ -31,7 +28,7 @@ _lock = threading.Lock()
 _handles: dict[tuple[str, str], Any] = {}
 
 
-def connect(address: str, **init: Any) -> None:
+def connect(address: str) -> None:
     """Join the Ray cluster at `address` (`auto`, `ray://head:10001`, ...) once per process."""
     try:
         with import_lock:  # never beside another thread's import of torch or transformers (see core.device)
@@ -45,7 +42,7 @@ def connect(address: str, **init: Any) -> None:
     if ray.is_initialized():
         return
     try:
-        ray.init(address=address, log_to_driver=False, **init)
+        ray.init(address=address, log_to_driver=False)
     except Exception as exc:  # a cluster that is down or named wrong
         raise UserError(
             f"Cannot reach the Ray cluster at {address} ({type(exc).__name__}): check STUDIO_RAY_ADDRESS and that "

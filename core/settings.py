@@ -72,7 +72,7 @@ class Settings:
     max_upload_mb: float = 50.0  # largest file a user may upload, in megabytes
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
-    ray_address: str | None = None  # a Ray cluster (auto, ray://head:10001) whose Serve engines run images and music
+    ray_address: str | None = None  # a Ray cluster (auto, ray://head:10001) running image, music, face swap engines
     remote_concurrency: int = 16  # requests of one tab sent at once to a text server or the cluster (they batch them)
     mcp: bool = False  # also serve every endpoint as an MCP tool (Gradio's MCP server at /gradio_api/mcp/)
 
