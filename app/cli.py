@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from core import checks
     from core.errors import UserError
     from core.models import make_cache
     from core.settings import from_env
@@ -114,6 +115,7 @@ def run(argv: list[str]) -> int:
         print(f"studio.py: {exc}", file=sys.stderr)
         return 2
     cache = make_cache(settings)
+    checks.limit_pillow()
     try:
         for line in _generate(args, settings, cache):
             print(line, flush=True)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-import secrets
 import threading
 from pathlib import Path
 
 import gradio as gr
 
 from app import handoffs, tools
-from core import jobs, ui
+from core import checks, history, jobs, ui
 from core.device import import_lock
 from core.models import ModelCache, make_cache
-from core.outputs import audit_log_path
 from core.settings import Settings, auth_pairs
 
 log = logging.getLogger("studio")
@@ -43,22 +40,10 @@ def _banner(settings: Settings) -> str:
     return "\n\n".join(notes)
 
 
-def browser_secret(settings: Settings) -> str | None:
-    """The key that encrypts each browser's stored history, kept in the cache folder so that a history survives a
-    restart of the studio (Gradio's default is a new key per launch, which loses every browser's history)."""
-    path = Path(settings.cache_dir) / "browser-state.key"
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        return path.read_text().strip() or None
-    except FileExistsError:  # another studio process made it just now
-        return path.read_text().strip() or None
-    except OSError as exc:
-        log.warning("cannot keep the history key in %s (%s): histories last until the studio restarts", path, exc)
-        return None
+# Gradio's BrowserState encrypts what a page keeps in localStorage with this, and publishes it in /config: it
+# protects nothing, and is fixed so that a History survives a restart. History entries carry their own seals
+# (core.history), made with a key that never leaves the server.
+BROWSER_STATE_SECRET = "studio-history-is-sealed-by-the-server"
 
 
 def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple | None = None) -> gr.Blocks:
@@ -67,6 +52,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
 
     tabs = TABS if tabs is None else tabs
     cache = cache or make_cache(settings)
+    checks.limit_pillow()  # no Image.open anywhere in this process decodes a picture past the studio's limit
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(
             f"# {TITLE}\nImages, text, music and face swaps in one place. Every output is saved with "
@@ -77,23 +63,23 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
         if banner:
             gr.Markdown(banner, elem_id="studio-banner")
         ctx = ui.Context(settings=settings, cache=cache, stops=jobs.Stops(), history=gr.State([]))
-        # The history survives a page reload, and a restart of the studio (the key is kept on disk).
-        stored = gr.BrowserState([], storage_key="studio-history", secret=browser_secret(settings))
+        # The History survives a page reload and a restart of the studio; what comes back is checked (core.history).
+        stored = gr.BrowserState([], storage_key="studio-history", secret=BROWSER_STATE_SECRET)
+        seals = history.seals_for(settings)
         with gr.Tabs() as ctx.tabs:
             for title, module in tabs:
                 with gr.Tab(title, id=module.__name__.split(".")[-1]):
                     module.build(ctx)
-        roots = ui.history_roots(settings)
 
-        def restore_history(kept):  # what the browser kept: checked, it may have been forged
-            kept = ui.safe_history(kept, roots)
-            return (kept, *ui.history_views(kept))
+        def restore_history(kept):  # what the browser kept: only the entries sealed for it come back
+            kept = seals.check(kept)
+            return (kept, *history.views(kept))
 
         with gr.Row():
             with gr.Column():
-                history_table, history_files = ui.build_history_panel(ctx.history, roots)
+                history_table, history_files = history.build_panel(ctx.history, seals)
             with gr.Column():
-                ui.build_model_panel(cache)
+                ui.build_model_panel(cache, settings)
         handoffs.wire(ctx)
         demo.load(
             restore_history,
@@ -102,7 +88,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
             api_visibility="private",
             queue=False,
         )
-        ctx.history.change(lambda h: h, ctx.history, stored, api_visibility="private", queue=False)
+        ctx.history.change(seals.seal, ctx.history, stored, api_visibility="private", queue=False)
     tools.describe(demo, tools.tools(module for _, module in tabs))  # each endpoint named and described (MCP)
     demo.queue(max_size=settings.max_queue, default_concurrency_limit=settings.concurrency)
     demo.studio_cache = cache  # for tests and benchmarks that look at loads
@@ -150,7 +136,7 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         server_port=settings.port,
         share=settings.share,
         allowed_paths=served_paths(settings),
-        blocked_paths=[str(audit_log_path(settings.output_dir).resolve())],  # the operator's record, not a result
+        blocked_paths=[str(p) for p in history.blocked_paths(settings)],  # the audit log and the studio's keys
         auth=auth_pairs(settings),
         auth_message="This studio asks for a login (STUDIO_AUTH)." if settings.auth else None,
         max_file_size=int(settings.max_upload_mb * 1024 * 1024),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,21 +17,58 @@ IMAGE_UNREADABLE = "The input is not an image the studio can read (PNG, JPEG or 
 MAX_IMAGE_PIXELS = 64_000_000  # larger images are refused from their header, before decoding (decompression bombs)
 
 
+def too_many_pixels(what: str, width: int | None = None, height: int | None = None, pixels: int = 0) -> UserError:
+    size = (
+        f"{width}x{height} pixels"
+        if width and height
+        else f"{pixels / 1e6:,.0f} megapixels"
+        if pixels
+        else f"over {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+    )
+    return UserError(
+        f"The {what} is {size}; the studio accepts up to {MAX_IMAGE_PIXELS // 1_000_000} megapixels. "
+        "Use a smaller image."
+    )
+
+
+def check_image_header(source: Any, what: str) -> None:
+    """Refuse an image file (a path or a binary stream) whose header declares more than MAX_IMAGE_PIXELS, before a
+    pixel is decoded. Anything that is no image passes: the decoder that follows says it cannot read it."""
+    from PIL import Image
+
+    try:
+        with Image.open(source) as image:
+            size = image.width, image.height
+    except Image.DecompressionBombError as exc:  # past Pillow's own limit (see limit_pillow): surely too big
+        said = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (400000000 pixels) exceeds ..."
+        raise too_many_pixels(what, pixels=int(said[1]) if said else 0) from None
+    except Exception:
+        return
+    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise too_many_pixels(what, *size)
+
+
+def limit_pillow() -> None:
+    """Pillow refuses, process-wide, any image over MAX_IMAGE_PIXELS before decoding it (DecompressionBombError at
+    twice its MAX_IMAGE_PIXELS): the last line behind the studio's own header checks, for every Image.open."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS // 2
+
+
 def open_image_file(path: Any, what: str, unreadable: str) -> Any:
     """The image file at `path`, decoded (a PIL image), once its declared size is known to be at most
     MAX_IMAGE_PIXELS; `unreadable` is the sentence for a file that is not an image or cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    check_image_header(path, what)
     try:
         image = Image.open(path)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise UserError(unreadable) from None
     if image.width * image.height > MAX_IMAGE_PIXELS:
         image.close()
-        raise UserError(
-            f"The {what} is {image.width}x{image.height} pixels; the studio accepts up to "
-            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels. Use a smaller image."
-        )
+        raise too_many_pixels(what, image.width, image.height)
     try:
         image.load()  # (PIL's own bomb check also runs here; ours came first with a clearer sentence)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):

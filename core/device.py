@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import gc
+import importlib
 import importlib.util
 import logging
 import os
@@ -19,8 +20,24 @@ from typing import Any
 log = logging.getLogger("studio.device")
 
 # transformers and diffusers resolve names lazily, and two threads importing them at once can see a half-built
-# module ("cannot import name ..."). Every import of a heavy library that may race goes under this lock.
+# module ("cannot import name ...": Python hands a half-built module to one of two threads that import each other's
+# modules in opposite orders). Every first import of a heavy library goes under this lock: model loads hold it for
+# the whole load (ModelCache), the warm-up holds it, and a run takes it only for a name not yet imported (imported).
 import_lock = threading.RLock()
+
+
+def imported(module: str, *names: str) -> Any:
+    """`module`, or its attributes `names` (a tuple), imported under import_lock unless already imported and resolved:
+    a run on a loaded model never waits for another model's load, and a first import never races another."""
+    found = sys.modules.get(module)
+    spec = getattr(found, "__spec__", None)
+    if found is None or getattr(spec, "_initializing", False) or any(n not in vars(found) for n in names):
+        with import_lock:
+            found = importlib.import_module(module)
+            values = tuple(getattr(found, n) for n in names)
+    else:
+        values = tuple(vars(found)[n] for n in names)
+    return values if names else found
 
 
 def _cuda_available() -> bool:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from core.device import imported
+
 MAX_FACES = 10
 MESH_POINTS = 468  # the face mesh without the 10 iris points
 INNER_MOUTH = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
@@ -91,7 +93,7 @@ class PerThread:
 
 def _face_graphs() -> tuple[Any, Any, Any]:
     """(full-range detector, face mesh for one crop, face mesh for a whole image)."""
-    import mediapipe as mp
+    mp = imported("mediapipe")
 
     return (
         mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5),

@@ -124,9 +124,18 @@ class ModelCache:
         return self._budget
 
     # -- the core: acquire a model, loading it at most once --
+    def acquire(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int = 0) -> Any:
+        """Yield the model for `key`, loading it with `loader()` (under the import lock) if nobody has. It is not
+        evicted while held."""
+
+        def locked() -> Any:
+            with devices.import_lock:
+                return loader()
+
+        return self._acquire(key, locked, estimate_bytes)
+
     @contextlib.contextmanager
-    def acquire(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int = 0) -> Iterator[Any]:
-        """Yield the model for `key`, loading it with `loader()` if nobody has. It is not evicted while held."""
+    def _acquire(self, key: ModelKey, loader: Callable[[], Any], estimate_bytes: int = 0) -> Iterator[Any]:
         entry = self._get_or_load(key, loader, estimate_bytes)
         out_of_memory = False
         try:
@@ -246,13 +255,14 @@ class ModelCache:
             if progress:
                 progress(0.0, f"Loading {model_id} on {self.device}…")
             try:
-                return load(folder, self.device, self.dtype)
+                with devices.import_lock:  # the load's imports never race another thread's (see core.device)
+                    return load(folder, self.device, self.dtype)
             except Exception as exc:  # a folder that does not load: one sentence (memory errors stay as they are)
                 if isinstance(exc, (hub.ModelUnavailable, MemoryError)) or "OutOfMemory" in type(exc).__name__:
                     raise
                 raise hub.unloadable(model_id, folder, setting, exc) from exc
 
-        with self.acquire(key, loader) as value:
+        with self._acquire(key, loader) as value:  # the download outside the import lock, the load inside
             yield value
 
     # -- for the model panel --

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core import outputs
+from core import checks, outputs
 from core.errors import UserError
 
 SAMPLER_NAMES = {
@@ -112,6 +112,7 @@ def parse_a1111(text: str) -> dict:
 
 def read_recipe(path: str | Path) -> dict:
     """The recipe inside a PNG: ours (complete) if present, else AUTOMATIC1111's parameters."""
+    checks.check_image_header(path, "PNG")  # its text chunks are read by decoding it: a bomb is refused first
     chunks = outputs.png_text(Path(path))
     if "studio_recipe" in chunks:
         try:

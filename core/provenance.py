@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core import outputs
+from core.device import imported
 
 WATERMARK_PAYLOAD = b"GAIStu"  # 48 bits: "Generative AI Studio"
 WATERMARK_BITS = 48
@@ -51,7 +52,7 @@ def embed_watermark(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     or cropping). Images under 256x256 pixels are returned unmarked."""
     if rgb.shape[0] * rgb.shape[1] < WATERMARK_MIN_AREA:
         return rgb, False
-    from imwatermark import WatermarkEncoder
+    (WatermarkEncoder,) = imported("imwatermark", "WatermarkEncoder")  # imports torch on first use
 
     encoder = WatermarkEncoder()
     encoder.set_watermark("bytes", WATERMARK_PAYLOAD)
@@ -75,7 +76,7 @@ def read_watermark(rgb: np.ndarray) -> dict:
             "payload": None,
             "note": "the image is larger than any the studio makes",
         }
-    from imwatermark import WatermarkDecoder
+    (WatermarkDecoder,) = imported("imwatermark", "WatermarkDecoder")
 
     decoder = WatermarkDecoder("bytes", WATERMARK_BITS)
     found = decoder.decode(np.ascontiguousarray(rgb[..., ::-1]), "dwtDctSvd")
@@ -178,7 +179,7 @@ def sign(
 ) -> bytes:
     """`data` with a signed C2PA manifest: the action (c2pa.created / c2pa.edited), the digital source type, the
     studio as the generator, and a digest of the recipe. Offline: no timestamp authority."""
-    import c2pa
+    c2pa = imported("c2pa")
 
     manifest = {
         "claim_generator_info": [{"name": outputs.STUDIO_NAME, "version": "0.1"}],
@@ -231,7 +232,7 @@ def _recipe_summary(recipe: dict) -> dict:
 
 def read_c2pa(data: bytes, mime: str, root_pem: bytes | None = None) -> dict:
     """{"present", "state" (Valid / Trusted / Invalid), "actions", "generator", "errors"} in plain values."""
-    import c2pa
+    c2pa = imported("c2pa")
 
     try:
         context = None
@@ -316,13 +317,11 @@ def audioseal_present(folder: Path | None) -> bool:
 def _audioseal_model(card: str, path: Path, detector: bool) -> Any:
     """An AudioSeal model built from the card bundled with the package and the operator's checkpoint, loaded
     with torch.load(weights_only=True): tensors and plain data only, never arbitrary pickled code."""
-    from core.device import import_lock
-
-    with import_lock:
-        import torch
-        from audioseal.builder import AudioSealDetectorConfig, AudioSealWMConfig, create_detector, create_generator
-        from audioseal.loader import AudioSeal, convert_state_dict_for_scriptable_model, load_local_model_config
-        from omegaconf import DictConfig, OmegaConf
+    # (loaded through ModelCache.acquire, which holds the import lock)
+    import torch
+    from audioseal.builder import AudioSealDetectorConfig, AudioSealWMConfig, create_detector, create_generator
+    from audioseal.loader import AudioSeal, convert_state_dict_for_scriptable_model, load_local_model_config
+    from omegaconf import DictConfig, OmegaConf
 
     torch.serialization.add_safe_globals([DictConfig])
     config = OmegaConf.to_container(load_local_model_config(card))

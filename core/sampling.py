@@ -9,20 +9,20 @@ library's greedy step picks exactly the drawn token. Call `generate` with `do_sa
 
 from typing import Any
 
-from core.device import import_lock
+from core.device import imported
 
 
 def seeded_processors(seed: int, *, temperature: float, top_k: int | None, top_p: float | None, device: Any) -> Any:
     """A LogitsProcessorList that samples with its own generator seeded with `seed` (temperature > 0)."""
-    with import_lock:
-        import torch
-        from transformers import (
-            LogitsProcessor,
-            LogitsProcessorList,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+    torch = imported("torch")
+    LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper = imported(
+        "transformers",
+        "LogitsProcessor",
+        "LogitsProcessorList",
+        "TemperatureLogitsWarper",
+        "TopKLogitsWarper",
+        "TopPLogitsWarper",
+    )
 
     class Draw(LogitsProcessor):
         """Draws one token per row from softmax(scores) with this request's generator; masks out all others."""

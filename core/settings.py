@@ -19,6 +19,7 @@ TINY_TEXT_MODEL = "tiny:qwen2"
 TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
 REMOTE_TABS = ("image", "music", "faceswap")  # the tabs whose engines can run on a Ray cluster (core.serving)
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -69,6 +70,7 @@ class Settings:
         None  # folder with AudioSeal's generator_base.pth + detector_base.pth (audio watermark)
     )
     auth: str | None = None  # "user:password,user2:password2": require a login (classrooms, shared machines)
+    admins: str | None = None  # logins of STUDIO_AUTH that may act for everyone (unload models, fetch engines)
     max_upload_mb: float = 50.0  # largest file a user may upload, in megabytes
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
@@ -79,6 +81,18 @@ class Settings:
     @property
     def memory_budget_bytes(self) -> int | None:
         return None if self.memory_budget_gb is None else int(self.memory_budget_gb * 1024**3)
+
+    @property
+    def public(self) -> bool:
+        """Reachable by other people: a share link, or bound to an address other machines reach (a Space, a LAN)."""
+        return self.share or self.host.strip().lower() not in LOOPBACK
+
+    def is_operator(self, username: str | None) -> bool:
+        """May `username` (the login, None without one) act for everyone: unload models, fetch an engine for all?
+        With STUDIO_ADMINS, the logins listed there; without, anyone on a studio only this machine reaches."""
+        if self.admins:
+            return username is not None and username in {a.strip() for a in self.admins.split(",")}
+        return not self.public
 
     def jobs_at_once(self, tab: str) -> int:
         """Requests of `tab` that run at once: `concurrency` for models in this process; `remote_concurrency` where
@@ -170,7 +184,9 @@ def validate(s: Settings) -> None:
         raise ValueError("STUDIO_MAX_IMAGE_SIZE must be a multiple of 8, at least 64.")
     if (s.c2pa_cert is None) != (s.c2pa_key is None):
         raise ValueError("Set both STUDIO_C2PA_CERT and STUDIO_C2PA_KEY, or neither.")
-    auth_pairs(s)
+    logins = {user for user, _ in auth_pairs(s) or []}
+    if s.admins and not {a.strip() for a in s.admins.split(",")} <= logins:
+        raise ValueError("STUDIO_ADMINS must name logins of STUDIO_AUTH (user names separated by commas).")
     if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
         raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
     for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue", "remote_concurrency"):

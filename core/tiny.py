@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.device import import_lock
+
 _build_lock = threading.RLock()  # re-entrant: a ControlNet's builder builds the tiny pipeline it copies
 
 
@@ -368,7 +370,8 @@ def ensure(name: str, root: Path) -> Path:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         try:
-            BUILDERS[name](tmp)
+            with import_lock:  # builds import transformers and diffusers (see core.device)
+                BUILDERS[name](tmp)
             (tmp / ".complete").write_text("built by core/tiny.py\n")
             if folder.exists():
                 shutil.rmtree(folder)

@@ -1,18 +1,14 @@
-"""UI parts every tab shares: error wrapping, the hand-off slots, the History panel and the model panel (the run
-path and Stop are in core.jobs)."""
+"""UI parts every tab shares: error wrapping, checked inputs, the hand-off slots and the model panel (the run path and
+Stop are in core.jobs, the History in core.history)."""
 
 from __future__ import annotations
 
 import errno
 import functools
 import inspect
-import json
 import logging
-import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,8 +20,6 @@ from core.models import ModelCache
 from core.settings import Settings
 
 log = logging.getLogger("studio.ui")
-
-HISTORY_LIMIT = 100  # entries kept per browser session (files stay on disk)
 
 
 def _to_gradio_error(exc: BaseException) -> gr.Error:
@@ -146,102 +140,16 @@ class Context:
     shared: Handoffs = field(default_factory=Handoffs)  # components tabs offer to each other
 
 
-def history_entry(tab: str, summary: str, files: list[Path | str], preview: str | None = None) -> dict[str, Any]:
-    return {
-        "time": time.strftime("%H:%M:%S"),
-        "tab": tab,
-        "summary": summary[:200],
-        "files": [str(f) for f in files if f],
-        "preview": preview,
-    }
-
-
-def history_add(history: list[dict] | None, entry: dict[str, Any]) -> list[dict]:
-    return ([entry] + list(history or []))[:HISTORY_LIMIT]
-
-
-def history_views(history: list[dict] | None) -> tuple[list[list[str]], list[str]]:
-    rows = [[h["time"], h["tab"], h["summary"]] for h in history or []]
-    files = [f for h in history or [] for f in h["files"] if Path(f).exists()]
-    return rows, files
-
-
-def _inside(path: Any, roots: Sequence[Path]) -> Path | None:
-    """`path` resolved (links followed) if it is a file inside one of `roots`, else None."""
-    if not isinstance(path, str | Path):
-        return None
-    try:
-        resolved = Path(path).resolve()
-        return resolved if resolved.is_file() and any(resolved.is_relative_to(r) for r in roots) else None
-    except (OSError, ValueError):
-        return None
-
-
-def history_roots(settings: Settings) -> list[Path]:
-    """The only folders a history entry may point into: the output folder and its temporary stand-in."""
-    from core.outputs import UNSAVED_DIR
-
-    return [Path(settings.output_dir).resolve(), UNSAVED_DIR.resolve()]
-
-
-def safe_history(history: Any, roots: Sequence[Path]) -> list[dict[str, Any]]:
-    """A history as a browser hands it back. The browser keeps it and can send anything, so only well-formed
-    entries are kept, and only files inside `roots`: a forged entry must never make the studio read or serve
-    another file of the server (a key, a password file) through the History panel or its zip."""
-    clean = []
-    for entry in history if isinstance(history, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        listed = entry.get("files")
-        files = [str(p) for f in (listed if isinstance(listed, list) else []) if (p := _inside(f, roots))]
-        preview = _inside(entry.get("preview"), roots)
-        clean.append(
-            {
-                "time": str(entry.get("time", ""))[:20],
-                "tab": str(entry.get("tab", ""))[:40],
-                "summary": str(entry.get("summary", ""))[:200],
-                "files": files[:64],
-                "preview": str(preview) if preview else None,
-            }
+def operator_only(settings: Settings, request: Any, action: str) -> None:
+    """Refuse `action` (it affects every user) unless the caller is the studio's operator (Settings.is_operator)."""
+    if not settings.is_operator(getattr(request, "username", None)):
+        raise UserError(
+            f"{action} affects everyone using this studio, so on a shared studio only its operator may do it "
+            "(a login listed in STUDIO_ADMINS)."
         )
-    return clean[:HISTORY_LIMIT]
 
 
-def history_zip(history: list[dict] | None, roots: Sequence[Path]) -> str:
-    """Every file in the history (outputs and their recipes) in one zip, for download; only files in `roots`."""
-    import tempfile
-    import zipfile
-
-    history = safe_history(history, roots)
-    files = [Path(f) for h in history for f in h["files"]]
-    if not files:
-        raise gr.Error("The history is empty: make something first.")
-    fd, name = tempfile.mkstemp(prefix="studio-history-", suffix=".zip")
-    os.close(fd)
-    with zipfile.ZipFile(name, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in dict.fromkeys(files):
-            z.write(f, arcname=f"{f.parent.parent.name}/{f.name}")
-        z.writestr("history.json", json.dumps(history, indent=2))
-    return name
-
-
-def build_history_panel(history: gr.State, roots: Sequence[Path]) -> None:
-    with gr.Accordion("History (kept in this browser, newest first)", open=False, elem_id="history-panel"):
-        table = gr.Dataframe(
-            headers=["Time", "Tab", "What"], value=[], interactive=False, wrap=True, elem_id="history-table"
-        )
-        files = gr.Files(label="Saved files (each with its recipe)", elem_id="history-files")
-        with gr.Row():
-            download = gr.Button("Download all as a zip", size="sm", elem_id="history-zip")
-            clear = gr.Button("Clear history", size="sm")
-        zipped = gr.File(label="History zip", visible=True, elem_id="history-zip-file")
-    history.change(history_views, history, [table, files], api_visibility="private", queue=False)
-    download.click(user_errors(lambda h: history_zip(h, roots)), history, zipped, api_visibility="private")
-    clear.click(lambda: [], None, history, api_visibility="private", queue=False)
-    return table, files
-
-
-def build_model_panel(cache: ModelCache) -> None:
+def build_model_panel(cache: ModelCache, settings: Settings) -> None:
     def rows() -> tuple[list[list[Any]], str]:
         snap = cache.snapshot()
         table = [
@@ -257,7 +165,9 @@ def build_model_panel(cache: ModelCache) -> None:
             )
         return table, note
 
-    def unload() -> tuple[list[list[Any]], str]:
+    @user_errors
+    def unload(request: gr.Request) -> tuple[list[list[Any]], str]:
+        operator_only(settings, request, "Unloading models")
         unloaded, kept = cache.unload()
         table, note = rows()
         kept_note = f" {kept} in use right now stayed loaded." if kept else ""
@@ -273,6 +183,7 @@ def build_model_panel(cache: ModelCache) -> None:
         note = gr.Markdown()
         with gr.Row():
             refresh = gr.Button("Refresh", size="sm")
-            unload_btn = gr.Button("Unload all idle models", size="sm", variant="stop")
+            shown = bool(settings.admins) or not settings.public  # where someone may use it (see operator_only)
+            unload_btn = gr.Button("Unload all idle models", size="sm", variant="stop", visible=shown)
     refresh.click(rows, None, [table, note], api_name="models", queue=False)
     unload_btn.click(unload, None, [table, note], api_name="unload_models")

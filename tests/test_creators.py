@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import picture_made_in_page
 from playwright.sync_api import Page, expect
 
-from core.ui import history_entry, history_zip
+from core.history import Seals, record
 
 
 def chat_once(page: Page, text: str) -> None:
@@ -77,8 +77,8 @@ def test_history_zip_has_every_file_and_recipe(tmp_path):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"png")
         out.with_suffix(".json").write_text("{}")
-        made.append(history_entry("Image", f"picture {i}", [out, out.with_suffix(".json")]))
-    with zipfile.ZipFile(history_zip(made, [tmp_path.resolve()])) as z:
+        made.append(record("Image", f"picture {i}", [out, out.with_suffix(".json")]))
+    with zipfile.ZipFile(Seals(b"k" * 32, [tmp_path]).zip(made)) as z:
         names = set(z.namelist())
         assert {"image/img0.png", "image/img0.json", "image/img1.png", "image/img1.json", "history.json"} <= names
         assert json.loads(z.read("history.json"))[1]["summary"] == "picture 1"

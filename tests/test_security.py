@@ -104,71 +104,86 @@ def test_bad_auth_setting_is_a_sentence():
         from_env({"STUDIO_C2PA_CERT": "/x.pem"})
 
 
-def test_a_forged_history_never_reaches_other_files_of_the_server(page, server, tiny_dir):
-    """The browser keeps the History and hands it back on load: a forged one (here, rewritten in flight) must not
-    make the studio list, serve or zip any file outside its output folder, such as its own keys."""
+def test_a_forged_history_never_reaches_other_files_of_the_server(page, server):
+    """The browser keeps the History and hands it back on load. An entry it forged (here, rewritten in flight)
+    naming a key of the server or a result it never got is dropped whole, even when it copies a real entry's seal;
+    only entries the studio sealed for it come back, and only those reach the History zip."""
     import io
     import json
     import zipfile
 
     from playwright.sync_api import expect
 
-    secret = tiny_dir.parent / "browser-state.key"  # a real secret of this server, outside the output folder
+    from core.history import KEY_FILE, seals_for
+
+    settings = server["settings"]
+    secret = settings.cache_dir / KEY_FILE  # a real secret of this server
     assert secret.exists()
-    legit = server["settings"].output_dir / "image" / "forged-test" / "kept.png"
-    legit.parent.mkdir(parents=True, exist_ok=True)
-    legit.write_bytes(b"an output of the studio")
-    forged = {
-        "time": "00:00:00",
-        "tab": "Image",
-        "summary": "a forged entry",
-        "files": [str(secret), str(legit)],
-        "preview": str(secret),
-    }
+    folder = settings.output_dir / "image" / "forged-test"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kept.png").write_bytes(b"an output of the studio, made for this browser")
+    (folder / "theirs.png").write_bytes(b"an output of the studio, made for someone else")
+    fields = {"time": "00:00:00", "tab": "Image", "summary": "a sealed entry", "preview": None}
+    (sealed,) = seals_for(settings).seal([{**fields, "files": [str(folder / "kept.png")]}])
+    forged = [
+        {**fields, "summary": "a forged entry", "files": [str(secret), str(folder / "theirs.png")]},
+        {**sealed, "files": [str(folder / "kept.png"), str(folder / "theirs.png")]},  # a real seal, other files
+        sealed,
+    ]
 
     def forge(route):
         body = json.loads(route.request.post_data or "{}")
         if body.get("data") == [[]]:  # the page load handing back the history it keeps
-            body["data"] = [[forged]]
+            body["data"] = [forged]
             return route.continue_(post_data=json.dumps(body))
         return route.continue_()
 
     page.route("**/gradio_api/run/predict", forge)
     page.goto(server["url"])
     page.locator("#history-panel").get_by_text("History").first.click()
-    expect(page.locator("#history-table")).to_contain_text("a forged entry", timeout=10_000)
+    table = page.locator("#history-table")
+    expect(table).to_contain_text("a sealed entry", timeout=10_000)
+    expect(table).not_to_contain_text("a forged entry")
     files = page.locator("#history-files")
     expect(files).to_contain_text("kept")
-    expect(files).not_to_contain_text("browser-state")
+    expect(files).not_to_contain_text("theirs")
+    expect(files).not_to_contain_text("history")
     page.locator("#history-zip").click()
     link = page.locator("#history-zip-file a").first
     expect(link).to_be_visible(timeout=20_000)
     with zipfile.ZipFile(io.BytesIO(page.request.get(link.get_attribute("href")).body())) as z:
         names = z.namelist()
-        listed = z.read("history.json").decode()
-    assert "forged-test/kept.png" in names or any(n.endswith("kept.png") for n in names)
-    assert not any("key" in n or "passwd" in n for n in names)
-    assert "browser-state.key" not in listed and "/etc/passwd" not in listed
+        listed = json.loads(z.read("history.json"))
+    assert sorted(names) == ["history.json", "image/kept.png"]
+    assert [e["summary"] for e in listed] == ["a sealed entry"]
 
 
-def test_a_history_from_the_browser_keeps_only_well_formed_entries_and_studio_files(tmp_path):
-    from core.ui import safe_history
+def test_a_history_from_the_browser_keeps_only_sealed_entries_and_studio_files(tmp_path):
+    from core.history import Seals
 
     out = tmp_path / "outputs"
     made = out / "music" / "2026-01-01" / "song.wav"
     made.parent.mkdir(parents=True)
     made.write_bytes(b"RIFF")
+    audit = out / "faceswap" / "audit.jsonl"
+    audit.parent.mkdir(parents=True)
+    audit.write_text("{}")
     link = out / "link-to-passwd"
     link.symlink_to("/etc/passwd")
-    kept = safe_history(
+    seals = Seals(b"k" * 32, [out], blocked=[audit])
+    files = [str(made), str(link), str(audit)]
+    entry = {"time": "1", "tab": "Music", "summary": "ok", "files": files, "preview": None}
+    (sealed,) = seals.seal([entry])
+    kept = seals.check(
         [
-            {"time": "1", "tab": "Music", "summary": "ok", "files": [str(made), str(link), "/etc/passwd"]},
-            {"files": [str(out / ".." / ".." / "secret"), str(out), 42, None, "\0"], "preview": "/etc/shadow"},
+            sealed,
+            {**sealed, "summary": "changed"},  # any change breaks the seal
+            {**entry, "seal": "0" * 64},
+            {**entry, "files": [str(out / ".." / ".." / "secret"), 42, None, "\0"], "seal": sealed["seal"]},
             "not an entry",
             {"summary": "x" * 10_000, "files": "not a list"},
-        ],
-        [out.resolve()],
+        ]
     )
-    assert [e["files"] for e in kept] == [[str(made.resolve())], [], []]
-    assert kept[1]["preview"] is None and len(kept[2]["summary"]) == 200
-    assert safe_history("not a list", [out]) == [] and safe_history(None, [out]) == []
+    assert [e["files"] for e in kept] == [[str(made.resolve())]]  # the link leaves the folder; the log is blocked
+    assert Seals(b"another key".ljust(32), [out]).check([sealed]) == []  # another studio's seal
+    assert seals.check("not a list") == [] and seals.check(None) == [] and seals.check([sealed] * 10**6)

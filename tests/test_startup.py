@@ -31,23 +31,21 @@ def test_bad_settings_stop_the_launch_with_a_sentence():
 
 
 def test_the_history_key_outlives_a_restart(tmp_path):
-    """Browsers keep their history encrypted with a key; a new key at each launch would make every stored history
-    unreadable after a restart, so the key is kept in the cache folder (readable by the studio's user only)."""
-    import gradio as gr
+    """A History comes back from the browser sealed with a key that never leaves the server; a new key at each
+    launch would drop every stored History after a restart, so the key is kept in the cache folder (readable by
+    the studio's user only). Where it cannot be kept, the studio still starts, with a key for this run."""
+    from core.history import KEY_FILE, Seals, load_key
 
-    from app.server import build_app
-    from core.settings import Settings
-
-    def history_key(cache_dir):
-        demo = build_app(Settings(cache_dir=cache_dir, output_dir=tmp_path / "out"))
-        (stored,) = [b for b in demo.blocks.values() if isinstance(b, gr.BrowserState)]
-        return stored.secret
-
-    first, again = history_key(tmp_path / "cache"), history_key(tmp_path / "cache")
-    assert first and first == again
-    assert history_key(tmp_path / "another-cache") != first
-    assert (tmp_path / "cache" / "browser-state.key").stat().st_mode & 0o077 == 0
+    first, again = load_key(tmp_path / "cache"), load_key(tmp_path / "cache")
+    assert len(first) == 32 and first == again
+    assert load_key(tmp_path / "another-cache") != first
+    assert (tmp_path / "cache" / KEY_FILE).stat().st_mode & 0o077 == 0
+    made = tmp_path / "out" / "image" / "a.png"
+    made.parent.mkdir(parents=True)
+    made.write_bytes(b"png")
+    entry = {"time": "1", "tab": "Image", "summary": "a", "files": [str(made)], "preview": None}
+    sealed = Seals(first, [tmp_path / "out"]).seal([entry])
+    assert Seals(again, [tmp_path / "out"]).check(sealed)[0]["files"] == [str(made.resolve())]  # after a restart
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
-    # cannot keep it: the app still builds, with Gradio's default of a new key per launch
-    assert history_key(blocked / "cache") != history_key(blocked / "cache")
+    assert load_key(blocked / "cache") != load_key(blocked / "cache")

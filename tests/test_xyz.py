@@ -51,6 +51,12 @@ def test_the_same_seed_gives_the_same_grid(shared_cache, settings):
         ([("Nothing", ""), ("Nothing", ""), ("Nothing", "")], "Give the X axis"),
         ([("Seed", "")], "Give the X axis"),
         ([("Seed", "1-200")], "the limit is 100"),
+        ([("Seed", "1-100, 1-100")], "the limit is 100 values"),  # counted across parts, before any is made
+        ([("Seed", "1-100," * 10_000)], "characters long; the limit is 2,000"),
+        ([("Seed", "9007199254740992-9007199254740993")], "must be between 0 and 4294967295; got 9007199254740992"),
+        ([("Guidance", "1-2 (+0)")], "must go up"),
+        ([("Seed", "5-1")], "must go up"),
+        ([("Guidance", "1.2.3-4")], "is not a range of numbers"),
         ([("Seed", "1-20"), ("Steps", "1-10")], "would make 200 images; the limit is 100"),
         ([("Steps", "0, 1")], "Steps axis value (steps_values) must be between 1 and 100; got 0"),
         ([("Guidance", "lots")], "Guidance axis value (guidance_values) must be a number"),

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from core import faces, jobs, ui
+from core.history import prepend, record
 from tabs.faceswap import neural
 from tabs.faceswap.engine import (
     CONSENT_TEXT,
@@ -77,14 +78,14 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
     settings = ctx.settings
     ready = neural.neural_paths(settings) is not None  # the neural engine's files are there (never downloads)
     engines = ["auto", "classic"] + (["neural"] if ready else [])
-    page.source_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"))(
+    page.source_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("source image"), "source image (source_image)")(
         label="Source face", type="filepath", elem_id="faceswap-source", sources=["upload", "clipboard"]
     )
     with gr.Tabs():
         with gr.Tab("Image"):
-            page.target_image = ui.checked(gr.Image, UNREADABLE_IMAGE.format("target image"))(
-                label="Target image", type="filepath", elem_id="faceswap-target", sources=["upload", "clipboard"]
-            )
+            page.target_image = ui.checked(
+                gr.Image, UNREADABLE_IMAGE.format("target image"), "target image (target_image)"
+            )(label="Target image", type="filepath", elem_id="faceswap-target", sources=["upload", "clipboard"])
             page.swap = gr.Button("Swap", variant="primary", elem_id="faceswap-swap")
             ctx.shared.faceswap_target = page.target_image
         with gr.Tab("Video"):
@@ -143,7 +144,8 @@ def _neural_panel(ctx: ui.Context, page: Page, ready: bool) -> None:
         note = gr.Markdown(elem_id="faceswap-neural-note")
 
     @ui.user_errors
-    def get_neural_engine(accept_licence: bool, progress=gr.Progress(track_tqdm=True)):
+    def get_neural_engine(accept_licence: bool, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        ui.operator_only(settings, request, "Accepting a licence and downloading an engine")
         neural.download(settings, accept_licence, progress)
         ready_note = "The neural engine is ready: it is now chosen under Engine (auto picks it too)."
         return gr.Radio(choices=["auto", "classic", "neural"], value="neural"), ready_note
@@ -187,12 +189,12 @@ def _wire(ctx: ui.Context, page: Page) -> None:
             region=region,
         )  # fmt: skip
         summary = f"{r.summary['faces_swapped']} face(s), {r.summary['engine']} engine"
-        entry = ui.history_entry("Face swap", summary, [r.path, r.path.with_suffix(".json")], preview=str(r.path))
+        entry = record("Face swap", summary, [r.path, r.path.with_suffix(".json")], preview=str(r.path))
         text = (
             f"Swapped {r.summary['faces_swapped']} of {r.summary['faces_found']} face(s) with the "
             f"**{r.summary['engine']}** engine. " + " ".join(r.summary["notes"])
         )
-        return str(r.path), text, r.summary, ui.history_add(history, entry), r.mesh
+        return str(r.path), text, r.summary, prepend(history, entry), r.mesh
 
     common = dict(concurrency_limit=settings.jobs_at_once(TAB), concurrency_id=TAB)
     page.swap.click(
@@ -213,14 +215,12 @@ def _wire(ctx: ui.Context, page: Page) -> None:
             if u.result is None:
                 return {page.summary_box: u.status()}
             r = u.result
-            entry = ui.history_entry(
-                "Face swap", f"video, {r.summary['frames']} frames", [r.path, r.path.with_suffix(".json")]
-            )
+            entry = record("Face swap", f"video, {r.summary['frames']} frames", [r.path, r.path.with_suffix(".json")])
             return {
                 page.result_video: str(r.path),
                 page.summary_box: u.status(),
                 page.summary_json: r.summary,
-                ctx.history: ui.history_add(history, entry),
+                ctx.history: prepend(history, entry),
             }
 
         yield from jobs.run(ctx, request, TAB, ticket, work, show)

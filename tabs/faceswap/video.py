@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core import outputs
+from core import checks, outputs
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -63,6 +63,16 @@ def open_video(settings: Settings, target_video: Any) -> VideoInfo:
         if not probe.streams.video:
             raise UserError(UNREADABLE_VIDEO)
         vstream = probe.streams.video[0]
+        width, height = vstream.codec_context.width, vstream.codec_context.height
+        if width * height > checks.MAX_IMAGE_PIXELS:  # refused from its header, before a frame is decoded
+            raise UserError(
+                f"The video's frames are {width}x{height} pixels; the studio accepts up to "
+                f"{checks.MAX_IMAGE_PIXELS // 1_000_000} megapixels. Use a smaller video."
+            )
+        try:  # a picture or a damaged file may open as a "video" whose first frame cannot be decoded
+            next(probe.decode(vstream))
+        except (av.FFmpegError, StopIteration, ValueError):
+            raise UserError(UNREADABLE_VIDEO) from None
         seconds = float(probe.duration / av.time_base) if probe.duration else float(vstream.frames or 0) / 25
         if seconds > settings.max_video_seconds:
             raise UserError(
@@ -120,7 +130,7 @@ def _swap_frames(
                     packet.stream = aout
                     dst.mux(packet)
                 continue
-            for frame in packet.decode():
+            for frame in _decoded(packet, tally.frames):
                 if tally.frames >= max_frames or (frame.time or 0) > settings.max_video_seconds + 1:
                     raise UserError(  # its header hid its length; nothing is kept
                         f"The video is longer than the limit of {settings.max_video_seconds:g} s. Trim it first."
@@ -138,6 +148,18 @@ def _swap_frames(
                 yield tally.frames
         for out_packet in vout.encode():
             dst.mux(out_packet)
+
+
+def _decoded(packet: Any, done: int) -> list:
+    """The frames of one packet of the target video; a damaged packet is a sentence, not a decoder error."""
+    import av
+
+    try:
+        return packet.decode()
+    except (av.FFmpegError, ValueError):
+        raise UserError(
+            f"The target video could not be read after frame {done}: the file seems damaged. Try another copy."
+        ) from None
 
 
 def swap_face_video(

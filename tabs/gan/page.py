@@ -5,10 +5,12 @@ listed in the Models panel, unloaded when idle and memory is short (training the
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import gradio as gr
 
-from core import jobs, ui
+from core import checks, jobs, ui
+from core.history import prepend, record
 from core.models import ModelKey
 from tabs.gan.engine import EXPLANATION, MAX_EPOCHS, GanLab, GanUpdate, grid_picture, train
 
@@ -57,6 +59,11 @@ def _layout() -> tuple:
     return epochs, seed, start, stop, reset, status, walk, walked, samples, losses
 
 
+def lab_seed(seed: Any) -> int:
+    """The seed of a new lab: blank is 0; anything else a whole number 0..2^32-1 (a sentence otherwise)."""
+    return 0 if seed is None or seed == "" else int(checks.check_number(seed, "seed", 0, checks.MAX_SEED, True))
+
+
 def build(ctx: ui.Context) -> None:
     settings = ctx.settings
 
@@ -72,7 +79,7 @@ def build(ctx: ui.Context) -> None:
     def train_ui(request: gr.Request, progress=gr.Progress(), *, epochs, seed, history=None, ticket=None):
 
         def work(stop) -> Iterator[GanUpdate]:
-            with lab_for(request, int(seed or 0)) as lab:  # held while it trains
+            with lab_for(request, lab_seed(seed)) as lab:  # held while it trains
                 yield from train(lab, epochs, settings, stop=stop, progress=progress)
 
         def show(u: GanUpdate) -> dict:
@@ -80,11 +87,11 @@ def build(ctx: ui.Context) -> None:
             if u.saved is None:
                 return shown
             files = [u.saved, u.saved.with_suffix(".json")]
-            entry = ui.history_entry("GAN lab", f"digits after {u.epoch} epochs", files, preview=str(u.saved))
+            entry = record("GAN lab", f"digits after {u.epoch} epochs", files, preview=str(u.saved))
             return {
                 **shown,
                 status: u.status() + f" · saved {u.saved.name}",
-                ctx.history: ui.history_add(history, entry),
+                ctx.history: prepend(history, entry),
             }
 
         yield from jobs.run(ctx, request, TAB, ticket, work, show)
@@ -105,10 +112,12 @@ def build(ctx: ui.Context) -> None:
 
     jobs.wire_stop(ctx, stop, TAB, status, stopping="Paused: Train / Resume carries on.")
 
+    @ui.user_errors
     def reset_ui(seed, request: gr.Request):
+        seed = lab_seed(seed)
         if not ctx.cache.forget(lab_key(request)):
             raise gr.Error("The GAN is still training: press Stop first, then Start over.")
-        with lab_for(request, int(seed or 0)):  # a new lab, with this seed
+        with lab_for(request, seed):  # a new lab, with this seed
             pass
         return None, None, "A new, untrained GAN: press Train."
 

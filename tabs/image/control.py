@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks
-from core.device import import_lock
+from core.device import import_lock, imported
 from core.errors import UserError
 from core.faces import PerThread
 from core.models import ModelCache, ModelKey
@@ -138,7 +138,7 @@ def scribble(picture: Any) -> Any:
 
 
 def _pose_graph() -> Any:
-    import mediapipe as mp
+    mp = imported("mediapipe")
 
     return mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks, hub, outputs, provenance, serving
-from core.device import Worker, gpu, import_lock
+from core.device import Worker, gpu, import_lock, imported
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters, sampler_name
@@ -249,8 +249,9 @@ def check_request(
 
 def _pipeline_for(base: Any, request: Request, controlnet: Any = None) -> Any:
     """A pipeline of our own around the shared weights (the scheduler's state is per run), of the request's kind."""
-    with import_lock:
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+    AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image = imported(
+        "diffusers", "AutoPipelineForImage2Image", "AutoPipelineForInpainting", "AutoPipelineForText2Image"
+    )
 
     kind = (
         AutoPipelineForInpainting

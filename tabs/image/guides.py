@@ -32,7 +32,9 @@ def build(ctx: ui.Context, page: Any) -> None:
             f"`{settings.controlnet_dir}` are offered too). Clear the picture to stop using it."
         )
         with gr.Row():
-            page.control_image = ui.checked(gr.Image, UNREADABLE.format(what="control picture (control_image)"))(
+            page.control_image = ui.checked(
+                gr.Image, UNREADABLE.format(what="control picture (control_image)"), "control picture (control_image)"
+            )(
                 label="Control picture", type="filepath", format="png", sources=["upload", "clipboard"],
                 elem_id="image-control-image",
             )  # fmt: skip
@@ -72,7 +74,7 @@ def build(ctx: ui.Context, page: Any) -> None:
             show = gr.Button("Preview the control map", size="sm", elem_id="image-control-preview")
             take = gr.Button("Use the chosen result", size="sm", elem_id="image-control-use-result")
         with gr.Accordion("Draw a scribble", open=False):
-            sketch = gr.Sketchpad(
+            sketch = ui.checked(gr.Sketchpad, "The sketch could not be read: draw it again.", "sketch")(
                 type="pil", image_mode="RGBA", canvas_size=(512, 512), label="Sketch", elem_id="image-sketch",
                 brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=6),
             )  # fmt: skip
@@ -84,7 +86,7 @@ def build(ctx: ui.Context, page: Any) -> None:
         )
         with gr.Row():
             unreadable = UNREADABLE.format(what="reference picture (ip_adapter_image)")
-            page.ip_adapter_image = ui.checked(gr.Image, unreadable)(
+            page.ip_adapter_image = ui.checked(gr.Image, unreadable, "reference picture (ip_adapter_image)")(
                 label="Reference picture", type="filepath", format="png", sources=["upload", "clipboard"],
                 elem_id="image-ip-image",
             )  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import checks
-from core.device import import_lock
+from core.device import import_lock, imported
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -138,8 +138,7 @@ def applied(base: Any, pipe: Any, loaded: Adapter | None, reference: Reference |
     if loaded is None or reference is None:
         yield {}
         return
-    with import_lock:
-        from transformers import CLIPImageProcessor
+    (CLIPImageProcessor,) = imported("transformers", "CLIPImageProcessor")
 
     base.__dict__[IP_ADAPTER_USED] = True
     size = loaded.encoder.config.image_size

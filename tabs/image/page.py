@@ -210,7 +210,7 @@ def _lora_picker(ctx: ui.Context, page: Page) -> None:
 def _edit_panels(ctx: ui.Context, page: Page) -> None:
     """Image to image (with outpainting), inpainting, and restoring the settings of a PNG."""
     with gr.Accordion("Image to image", open=False):
-        page.init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE)(
+        page.init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE, "input image (image)")(
             label="Input image", type="filepath", format="png", elem_id="image-init", sources=["upload", "clipboard"]
         )
         page.strength = ui.slider(
@@ -240,7 +240,7 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
             )
         page.outpaint = gr.Button("Extend the picture", elem_id="image-outpaint-run")
     with gr.Accordion("Inpaint: repaint part of an image", open=False, elem_id="image-inpaint-panel"):
-        page.editor = ui.checked(gr.ImageEditor, checks.IMAGE_UNREADABLE)(
+        page.editor = ui.checked(gr.ImageEditor, checks.IMAGE_UNREADABLE, "image to inpaint (image)")(
             label="Image: paint over what to repaint",
             type="filepath",
             format="png",
@@ -275,7 +275,7 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
                 )
         page.plot = gr.Button("Make the grid", elem_id="image-plot")
     with gr.Accordion("Restore settings from a PNG", open=False, visible=not ctx.settings.classroom):
-        page.restore = gr.File(
+        page.restore = ui.checked(gr.File, "The PNG (file) could not be read.")(
             label="Drop a PNG made here or by AUTOMATIC1111", file_types=[".png"], elem_id="image-restore"
         )
 
@@ -365,7 +365,7 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
     @ui.user_errors
     def restore_settings(file):
         if not file:
-            return {}
+            return {page.status: ""}
         r = read_recipe(file)
         shown = {getattr(page, name): r[name] for name in restored if name in r}
         if r.get("model") in choices:

@@ -9,6 +9,7 @@ import gradio as gr
 
 from core import checks, jobs, ui
 from core.errors import UserError
+from core.history import prepend, record
 from core.png_recipes import read_recipe
 from tabs.image import guides, xyz
 from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate, generate_image
@@ -53,13 +54,13 @@ def _run(
         if not u.done:
             return {**shown, page.preview: u.preview} if u.preview is not None else shown
         files = [f for p in u.images for f in (p, p.with_suffix(".json"))]
-        entry = ui.history_entry("Image", params.prompt, files, preview=str(u.images[0]))
+        entry = record("Image", params.prompt, files, preview=str(u.images[0]))
         return {
             **shown,
             page.preview: None,
             page.gallery: [str(p) for p in u.images],
             page.recipe_view: u.recipe,
-            ctx.history: ui.history_add(history, entry),
+            ctx.history: prepend(history, entry),
             page.how: u.filmstrip,
         }
 
@@ -176,12 +177,12 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
             if not u.done:
                 return {page.status: u.status()}
             files = [u.grid, u.grid.with_suffix(".json")] + [f for c in u.cells for f in (c, c.with_suffix(".json"))]
-            entry = ui.history_entry("Image", f"X/Y/Z plot: {f['prompt']}", files, preview=str(u.grid))
+            entry = record("Image", f"X/Y/Z plot: {f['prompt']}", files, preview=str(u.grid))
             return {
                 page.status: u.status(),
                 page.gallery: [str(u.grid)] + [str(c) for c in u.cells],
                 page.recipe_view: u.recipe,
-                ctx.history: ui.history_add(history, entry),
+                ctx.history: prepend(history, entry),
             }
 
         yield from jobs.run(ctx, request, TAB, ticket, work, show)

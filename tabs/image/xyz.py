@@ -40,23 +40,40 @@ class GridUpdate:
         return f"Cell {self.cell + 1}/{self.total} ({self.label}) · {self.step_status}"
 
 
+RANGE = re.compile(r"(-?[\d.]+)\s*-\s*(-?[\d.]+)(?:\s*\(\s*\+\s*([\d.]+)\s*\))?")
+MAX_AXIS_CHARS = 2000  # an axis's values as typed; 100 values fit easily
+
+
+def _too_many(what: str) -> UserError:
+    return UserError(f"The {what} list is longer than a plot can be: the limit is {MAX_CELLS} values. Use fewer.")
+
+
 def _numbers(text: str, what: str, integer: bool, low: float, high: float) -> list[float]:
-    """A1111's number lists: "1, 2, 5", ranges "1-4" (integers), "10-30 (+10)" (a step)."""
-    values: list[float] = []
+    """A1111's number lists: "1, 2, 5", ranges "1-4" (integers), "10-30 (+10)" (a step). Ranges are counted in
+    exact decimals before any value is made, and all parts together may give at most MAX_CELLS values."""
+    from decimal import Decimal, InvalidOperation
+
+    values: list[Any] = []
     for part in [p.strip() for p in text.split(",") if p.strip()]:
-        ranged = re.fullmatch(r"(-?[\d.]+)\s*-\s*(-?[\d.]+)(?:\s*\(\s*\+\s*([\d.]+)\s*\))?", part)
-        if ranged:
-            start, end = float(ranged.group(1)), float(ranged.group(2))
-            step = float(ranged.group(3) or 1)
-            if step <= 0 or (end - start) / step > MAX_CELLS:
-                raise UserError(f"The {what} range {part!r} gives too many values (the limit is {MAX_CELLS}).")
-            value = start
-            while value <= end + 1e-9:
-                values.append(value)
-                value += step
-        else:
+        ranged = RANGE.fullmatch(part)
+        if not ranged:
             values.append(part)
-    return [checks.check_number(v, what, low, high, integer) for v in values]
+        else:
+            try:
+                start, end, step = (Decimal(g) for g in (ranged[1], ranged[2], ranged[3] or "1"))
+            except InvalidOperation:
+                raise UserError(
+                    f"The {what} range {part!r:.60} is not a range of numbers like 1-4 or 10-30 (+10)."
+                ) from None
+            if step <= 0 or end < start:
+                raise UserError(f"The {what} range {part!r:.60} must go up, from the smaller number to the larger.")
+            count = int((end - start) / step) + 1  # exact: no float stepping that never reaches the end
+            if len(values) + count > MAX_CELLS:
+                raise _too_many(what)
+            values += [start + i * step for i in range(count)]
+        if len(values) > MAX_CELLS:
+            raise _too_many(what)
+    return [checks.check_number(str(v), what, low, high, integer) for v in values]
 
 
 def parse_axis(kind: str, text: str) -> list[Any]:
@@ -64,6 +81,10 @@ def parse_axis(kind: str, text: str) -> list[Any]:
     if kind not in AXES:
         raise UserError(f"The axis type must be one of {', '.join(AXES)}; got {kind!r:.40}.")
     text = str(text or "")
+    if len(text) > MAX_AXIS_CHARS:
+        raise UserError(
+            f"The {kind} axis values are {len(text):,} characters long; the limit is {MAX_AXIS_CHARS:,}. Use fewer."
+        )
     if kind == "Nothing":
         return [None]
     what = checks.named(f"{kind.lower().replace('/', '')}_values", f"{kind} axis value")
@@ -76,6 +97,8 @@ def parse_axis(kind: str, text: str) -> list[Any]:
     if kind == "LoRA weight":
         return _numbers(text, checks.named("lora_weight_values", "LoRA weight axis value"), False, *loras.WEIGHT)
     values = [v.strip() for v in text.split(",") if v.strip()]
+    if len(values) > MAX_CELLS:
+        raise _too_many(f"{kind} axis value")
     if kind == "Sampler":
         for v in values:
             if v not in (DEFAULT_SAMPLER, *SAMPLERS):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import outputs, provenance
-from core.device import import_lock, in_passing_thread
+from core.device import imported, in_passing_thread
 from core.errors import UserError
 
 MAX_MELODY_SECONDS = 30
@@ -28,7 +28,13 @@ def read_clip(path: Any, what: str = "melody", limit: float = MAX_MELODY_SECONDS
     import soundfile as sf
 
     try:
+        info = sf.info(path)  # its length, from the header: a long clip is refused before it is decoded
+        seconds = info.frames / info.samplerate
+        if seconds > limit:
+            raise UserError(f"The {what} is {seconds:.0f} s long; the limit is {limit:g} s. Trim it first.")
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except UserError:
+        raise
     except Exception:
         raise UserError(UNREADABLE.format(what=what)) from None
     if audio.shape[0] == 0:
@@ -58,10 +64,9 @@ def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:
     The same computation as transformers' MusicgenMelodyFeatureExtractor (which needs torchaudio): resample,
     pad to the chunk length, power spectrogram (reflect-padded, centred), chroma filter bank, argmax."""
     import numpy as np
-    import torch
 
-    with import_lock:
-        from transformers.audio_utils import chroma_filter_bank
+    torch = imported("torch")
+    (chroma_filter_bank,) = imported("transformers.audio_utils", "chroma_filter_bank")
 
     target = spec["sampling_rate"]
     audio = provenance.resample(audio, rate, target)

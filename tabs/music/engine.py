@@ -15,7 +15,7 @@ from typing import Any
 
 from core import checks, hub, outputs, provenance, serving
 from core import sampling as sampler
-from core.device import Worker, gpu, import_lock
+from core.device import Worker, gpu, import_lock, imported
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -262,9 +262,8 @@ def _compose(
 ) -> Iterator[MusicUpdate]:
     """Generate `new_tokens` decoder steps on a Worker, yielding progress in seconds of audio a few times a second;
     returns (the samples made, (samples,) at the model's rate, and the decoder steps per second)."""
-    with import_lock:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+    torch = imported("torch")
+    StoppingCriteria, StoppingCriteriaList = imported("transformers", "StoppingCriteria", "StoppingCriteriaList")
 
     lm, k = loaded.model, loaded.num_codebooks
     job = Worker("music-generate")

@@ -8,6 +8,7 @@ import gradio as gr
 
 from core import checks, jobs, ui
 from core.errors import UserError
+from core.history import prepend, record
 from tabs.music.clips import CLIP_UNREADABLE, CONTEXT_SECONDS, MELODY_UNREADABLE, studio_description
 from tabs.music.engine import EXAMPLES, PRESETS, MusicParams, MusicUpdate, generate_music, model_choices
 
@@ -88,9 +89,13 @@ def _description_and_settings(ctx: ui.Context, page: Page) -> None:
         info="Sketch: short and quick. Full: long, several times slower.",
     )
     preset_note = gr.Markdown()
-    preset.input(
-        lambda name: PRESETS[name], preset, [page.duration, preset_note], api_visibility="private", queue=False
-    )
+
+    def apply_preset(name: str):
+        if name not in PRESETS:
+            raise gr.Error(f"The preset must be one of {', '.join(PRESETS)}.", print_exception=False)
+        return PRESETS[name]
+
+    preset.input(apply_preset, preset, [page.duration, preset_note], api_visibility="private", queue=False)
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="music-generate")
         page.stop = gr.Button("Stop", variant="stop", elem_id="music-stop")
@@ -173,13 +178,13 @@ def _compose(ctx, page: Page, request, progress, ticket=None, history=None, mode
         shown = {page.status: u.status(), page.seed_used: u.seed}
         if not u.done:
             return shown
-        entry = ui.history_entry("Music", params.prompt, [u.path, u.path.with_suffix(".json")])
+        entry = record("Music", params.prompt, [u.path, u.path.with_suffix(".json")])
         return {
             **shown,
             page.audio: str(u.path),
             page.picture: u.waveform,
             page.recipe_view: u.recipe,
-            ctx.history: ui.history_add(history, entry),
+            ctx.history: prepend(history, entry),
             page.how: (u.spectrogram, u.steps_per_second, u.seconds_total),
         }
 

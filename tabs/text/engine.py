@@ -12,7 +12,7 @@ from typing import Any
 
 from core import checks, outputs
 from core import sampling as sampler
-from core.device import Worker, gpu, import_lock
+from core.device import Worker, gpu, import_lock, imported
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import DEFAULT_TEXT_MODEL, Settings
@@ -115,66 +115,87 @@ def check_params(settings: Settings, params: TextParams) -> TextParams:
     )
 
 
-def message_text(content: Any) -> str:
+def message_text(content: Any, depth: int = 0) -> str:
     """Chatbot message content as plain text (Gradio may hand it over as a string or a list of parts)."""
     if isinstance(content, str):
         return content
     if isinstance(content, dict):
         return str(content.get("text") or content.get("content") or "")
-    if isinstance(content, (list, tuple)):
-        return "".join(message_text(part) for part in content)
-    return "" if content is None else str(content)
+    if isinstance(content, (list, tuple)) and depth < 2:  # parts of a message; nothing real nests deeper
+        return "".join(message_text(part, depth + 1) for part in content)
+    return "" if content is None else str(content)[:200]
+
+
+MAX_MESSAGES = 400  # earlier messages of a chat than the newest 400 are left out before anything else is counted
+MAX_CHAT_CHARS = 1_000_000  # and earlier ones than fill this many characters (far beyond any context we offer)
 
 
 def build_messages(system_prompt: str, history: Sequence[dict], prompt: str) -> list[dict[str, str]]:
+    """The messages a model answers: the system prompt, the newest turns of `history` (at most MAX_MESSAGES and
+    MAX_CHAT_CHARS: a chat comes from the browser and can be any length), the new message."""
+    turns, chars = [], 0
+    for m in reversed(history[-MAX_MESSAGES:] if isinstance(history, list | tuple) else ()):
+        if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
+            text = message_text(m.get("content"))
+            chars += len(text)
+            if chars > MAX_CHAT_CHARS:
+                break
+            turns.append({"role": m["role"], "content": text})
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
-    for m in history:
-        if m.get("role") in ("user", "assistant"):
-            messages.append({"role": m["role"], "content": message_text(m.get("content"))})
-    messages.append({"role": "user", "content": prompt})
-    return messages
+    return messages + turns[::-1] + [{"role": "user", "content": prompt}]
 
 
 MAX_CHARS_PER_TOKEN = 16  # no tokenizer we offer packs more characters into one token (long runs of spaces aside)
 
 
-def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = False) -> dict:
-    """Tokenise with the chat template, dropping the oldest turns until prompt + answer fit the context. With
-    `continuing`, the last message is an answer to go on with (the template leaves it open).
+def _template(tokenizer: Any, messages: list[dict], continuing: bool) -> dict:
+    """The model's inputs for `messages` (its chat template; a plain transcript for a base model without one)."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=not continuing,
+            continue_final_message=continuing,
+            return_tensors="pt",
+            return_dict=True,
+        )
+    text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages)
+    text = text[:-1] if continuing else text + "Assistant:"
+    return tokenizer(text, return_tensors="pt")
 
-    The chat comes from the browser and can be any length: turns that could not fit even at MAX_CHARS_PER_TOKEN
-    are dropped by counting characters first, so a long (or forged) chat costs one tokenisation, not thousands.
-    """
+
+def _encode(tokenizer: Any, messages: list[dict], room: int, continuing: bool = False) -> dict:
+    """Tokenise with the chat template, dropping the oldest turns (a user message and its answer) until prompt +
+    answer fit the context. With `continuing`, the last message is an answer to go on with (the template leaves
+    it open). Turns that could not fit even at MAX_CHARS_PER_TOKEN go first by counting characters; then a binary
+    search over how many turns to drop: a few tokenisations whatever the chat's length, never one per turn."""
     first_turn = 1 if messages and messages[0]["role"] == "system" else 0
     keep = 2 if continuing else 1  # the new message (and the answer being continued) always stay
-    chars, start, kept = sum(len(m["content"]) for m in messages), first_turn, len(messages) - keep
-    while chars > room * MAX_CHARS_PER_TOKEN and start < kept:
-        n = min(2, kept - start)  # the oldest turn: a user message and its answer
+    last = len(messages) - keep  # dropping up to here leaves only what must stay
+    chars, start = sum(len(m["content"]) for m in messages), first_turn
+    while chars > room * MAX_CHARS_PER_TOKEN and start < last:
+        n = min(2, last - start)
         chars -= sum(len(m["content"]) for m in messages[start : start + n])
         start += n
-    del messages[first_turn:start]
-    while True:
-        if getattr(tokenizer, "chat_template", None):
-            enc = tokenizer.apply_chat_template(
-                messages,
-                add_generation_prompt=not continuing,
-                continue_final_message=continuing,
-                return_tensors="pt",
-                return_dict=True,
-            )
-        else:  # a base model without a template: a plain transcript
-            text = "".join(f"{m['role'].title()}: {m['content']}\n" for m in messages)
-            text = text[:-1] if continuing else text + "Assistant:"
-            enc = tokenizer(text, return_tensors="pt")
+    cuts = list(range(start, last, 2)) + [last]  # where the kept messages may begin, from most kept to fewest
+
+    def encoded(i: int) -> dict:
+        return dict(_template(tokenizer, messages[:first_turn] + messages[cuts[i] :], continuing))
+
+    low, high, best = 0, len(cuts) - 1, None
+    while low <= high:  # the first cut whose inputs fit (fewer messages never make them longer)
+        middle = (low + high) // 2
+        enc = encoded(middle)
         if enc["input_ids"].shape[1] <= room:
-            return dict(enc)
-        n = min(2, len(messages) - keep - first_turn)  # the oldest turn, as above
-        if n <= 0:
-            raise UserError(
-                f"The message is too long for this model's context ({room} tokens with the answer). "
-                "Shorten it or lower max new tokens."
-            )
-        del messages[first_turn : first_turn + n]
+            best, high = (middle, enc), middle - 1
+        else:
+            low = middle + 1
+    if best is None:
+        raise UserError(
+            f"The message is too long for this model's context ({room} tokens with the answer). "
+            "Shorten it or lower max new tokens."
+        )
+    del messages[first_turn : cuts[best[0]]]
+    return best[1]
 
 
 def _save_transcript(
@@ -249,9 +270,9 @@ def _prepare(
     if continuing:
         messages.append({"role": "assistant", "content": answer_so_far})
     context = getattr(loaded.model.config, "max_position_embeddings", None) or 4096
-    given = len(messages)
     inputs = _encode(loaded.tokenizer, messages, context - new_tokens, continuing)
-    left_out = given - len(messages)
+    told = sum(1 for m in history if isinstance(m, dict) and m.get("role") in ("user", "assistant"))
+    left_out = told - (sum(1 for m in messages if m["role"] != "system") - (2 if continuing else 1))
     if continuing:
         messages.pop()  # the answer so far: saved as the start of the whole answer
     return messages, {k: v.to(loaded.model.device) for k, v in inputs.items()}, left_out
@@ -262,9 +283,10 @@ def _stream(
 ) -> Iterator[TextUpdate]:
     """Generate on a Worker, growing `update` token by token (its text, count and seconds) and yielding it; once the
     stream ends, `update.candidates` holds the model's choices for "How it works". Stop ends it at the next token."""
-    with import_lock:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    torch = imported("torch")
+    StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer = imported(
+        "transformers", "StoppingCriteria", "StoppingCriteriaList", "TextIteratorStreamer"
+    )
 
     tokenizer, lm = loaded.tokenizer, loaded.model
     prompt_len = inputs["input_ids"].shape[1]

@@ -8,6 +8,7 @@ import gradio as gr
 
 from core import checks, jobs, ui
 from core.errors import UserError
+from core.history import prepend, record
 from tabs.text.engine import (
     DEFAULT_SYSTEM_PROMPT,
     EXAMPLES,
@@ -234,8 +235,8 @@ def _respond(ctx, page: Page, request, progress, ticket, *, text, chat, system, 
         }
         if update.done:
             files = [update.saved, update.saved.with_suffix(".json")] if update.saved else []
-            entry = ui.history_entry("Text", f"{text[:80]} → {update.text[:80]}", files)
-            shown.update({ctx.history: ui.history_add(history, entry), page.how: update.candidates})
+            entry = record("Text", f"{text[:80]} → {update.text[:80]}", files)
+            shown.update({ctx.history: prepend(history, entry), page.how: update.candidates})
         return shown
 
     yield from jobs.run(ctx, request, TAB, ticket, work, show)
@@ -243,6 +244,8 @@ def _respond(ctx, page: Page, request, progress, ticket, *, text, chat, system, 
 
 def _wire_controls(ctx: ui.Context, page: Page) -> None:
     def apply_preset(name: str):
+        if name not in PRESETS:
+            raise gr.Error(f"The preset must be one of {', '.join(PRESETS)}.", print_exception=False)
         p = PRESETS[name]
         return p["max_new_tokens"], p["temperature"], p["note"]
 

@@ -13,7 +13,8 @@ def build(ctx: ui.Context) -> None:
     )
     with gr.Row():
         with gr.Column():
-            file = gr.File(label="File to verify", elem_id="verify-file")
+            readable = ui.checked(gr.File, "The file (file) could not be read.")
+            file = readable(label="File to verify", elem_id="verify-file")
             check = gr.Button("Verify", variant="primary", elem_id="verify-button")
         with gr.Column():
             verdict = gr.Markdown(elem_id="verify-summary")
