@@ -17,18 +17,24 @@ def free_port() -> int:
 
 
 def start_studio(env: dict[str, str], timeout: float = 120):
-    """(process, gradio_client.Client) for `python studio.py` with `env` added; terminate the process after."""
+    """(process, gradio_client.Client) for `python studio.py` with `env` added; terminate the process after. The
+    server's log goes to a file named on stderr (and as proc.studio_log), to read when a request failed."""
+    import tempfile
+
     from gradio_client import Client
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "studio.py", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    proc.studio_port = port
+    log = Path(tempfile.gettempdir()) / f"studio-bench-{port}.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "studio.py", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    print(f"the studio's log: {log}", file=sys.stderr)
+    proc.studio_port, proc.studio_log = port, log
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -36,5 +42,5 @@ def start_studio(env: dict[str, str], timeout: float = 120):
         except Exception:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.terminate()
-                raise RuntimeError("the studio did not start") from None
+                raise RuntimeError(f"the studio did not start (its log: {log})") from None
             time.sleep(0.1)

@@ -181,6 +181,8 @@ def main() -> None:
         print(f"image batch sizes Ray formed (requests per pipeline call): {_batch_sizes(outputs, wall)}")
     for e in errors[:10]:
         print("error:", e["tab"], e["error"])
+    if errors:
+        print(f"the server's log, with each error's traceback: {server.studio_log}")
 
 
 def _start_ray(env: dict, replicas: int) -> None:
