@@ -40,20 +40,40 @@ def check_image_header(source: Any, what: str) -> None:
         with Image.open(source) as image:
             size = image.width, image.height
     except Image.DecompressionBombError as exc:  # past Pillow's own limit (see limit_pillow): surely too big
-        said = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (400000000 pixels) exceeds ..."
-        raise too_many_pixels(what, pixels=int(said[1]) if said else 0) from None
+        size = _png_size(source)  # the usual bomb; for others, the pixel count Pillow's sentence gives
+        said = re.search(r"\((\d+) pixels\)", str(exc))  # "Image size (400000000 pixels) exceeds limit ..."
+        raise too_many_pixels(what, *(size or (None, None)), pixels=int(said[1]) if said else 0) from None
     except Exception:
         return
     if size[0] * size[1] > MAX_IMAGE_PIXELS:
         raise too_many_pixels(what, *size)
 
 
+def _png_size(source: Any) -> tuple[int, int] | None:
+    """A PNG's (width, height) from its IHDR chunk, or None for anything else."""
+    import struct
+
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(24)
+        else:
+            with open(source, "rb") as f:
+                head = f.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
 def limit_pillow() -> None:
-    """Pillow refuses, process-wide, any image over MAX_IMAGE_PIXELS before decoding it (DecompressionBombError at
-    twice its MAX_IMAGE_PIXELS): the last line behind the studio's own header checks, for every Image.open."""
+    """Pillow refuses, process-wide, any image past twice MAX_IMAGE_PIXELS before decoding it (its
+    DecompressionBombError; it warns from MAX_IMAGE_PIXELS): a second line behind the studio's header checks, which
+    refuse anything past MAX_IMAGE_PIXELS in every input, for every other Image.open."""
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS // 2
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def open_image_file(path: Any, what: str, unreadable: str) -> Any:

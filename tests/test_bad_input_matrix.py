@@ -115,14 +115,18 @@ ROWS = [
     ("/generate_image", {"prompt": "x", "control_image": F + "full.png", "control_type": "Edges"}, "one of"),
     ("/generate_image", {"prompt": "x", "control_image": F + "full.png", "control_scale": 9}, "between 0 and 2"),
     ("/generate_image", {"prompt": "x", "control_image": F + "full.png", "control_model": "../x"}, "offered choices"),
-    ("/generate_image", {"prompt": "x", "ip_adapter_image": F + "huge.png"}, "(ip_adapter_image) is 400 megapixels"),
+    (
+        "/generate_image",
+        {"prompt": "x", "ip_adapter_image": F + "huge.png"},
+        "(ip_adapter_image) is 20000x20000 pixels",
+    ),
     ("/generate_image", {"prompt": "x", "ip_adapter_image": F + "full.png", "ip_adapter_scale": -1}, "between 0"),
     ("/control_map", {"control_type": "Pose", "control_image": F + "truncated.png"}, "not an image"),
     ("/image_to_image", {"prompt": "x", "image": F + "text.png"}, "not an image the studio can read"),
     ("/image_to_image", {"prompt": "x", "image": F + "empty.png"}, "not an image the studio can read"),
     ("/image_to_image", {"prompt": "x", "image": F + "truncated.png"}, "not an image the studio can read"),
     ("/image_to_image", {"prompt": "x", "image": F + "truncated.jpg"}, "not an image the studio can read"),
-    ("/image_to_image", {"prompt": "x", "image": F + "huge.png"}, "input image (image) is 400 megapixels; the"),
+    ("/image_to_image", {"prompt": "x", "image": F + "huge.png"}, "input image (image) is 20000x20000 pixels; the"),
     ("/image_to_image", {"image": F + "full.png", "prompt": ""}, "prompt is empty"),
     ("/restore_image_settings", {"file": F + "full.png"}, "carries no recipe"),
     ("/outpaint", {"prompt": "x", "outpaint_sides": ["Left"], "image": F + "text.png"}, "not an image"),
@@ -143,7 +147,7 @@ ROWS = [
     (
         "/inpaint",
         {"prompt": "x", "image": {"background": F + "huge.png", "layers": [F + "full.png"]}},
-        "image to inpaint (image) is 400 megapixels",
+        "image to inpaint (image) is 20000x20000 pixels",
     ),
     (
         "/inpaint",
@@ -205,7 +209,7 @@ ROWS = [
     (
         "/swap_face",
         {"source_image": F + "hopper", "consent": True, "target_image": F + "huge.png"},
-        "target image (target_image) is 400 megapixels; the studio accepts up to 64",
+        "target image (target_image) is 20000x20000 pixels; the studio accepts up to 64",
     ),
     (
         "/swap_face",
