@@ -82,14 +82,17 @@ def pick_device(requested: str = "auto") -> str:
     raise ValueError(f"Unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps.")
 
 
-def pick_dtype(device: str):
-    """float32 on CPU; bf16 on GPUs that support it well, else fp16; fp16 on MPS."""
+def pick_dtype(device: str, fp16: bool = True):
+    """float32 on CPU; bf16 on GPUs that support it well, else fp16; fp16 on MPS. With fp16=False (models that
+    overflow in fp16: Qwen2-family text models give NaNs, "!!!!", in it), float32 wherever bf16 is not supported."""
     import torch
 
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if fp16 else torch.float32
     if device == "mps":
-        return torch.float16
+        return torch.float16 if fp16 else torch.float32
     return torch.float32
 
 

@@ -234,11 +234,28 @@ class ModelCache:
         revision: str | None = None,
         progress: ProgressFn | None = None,
         name: str | None = None,
+        dtype: Any = None,
         **resolve_options: Any,
     ) -> Iterator[Any]:
         """Yield `load(folder, device, dtype)` for `model_id`, cached. `setting` names the STUDIO_* override; `name`
-        keys it in the cache instead of `model_id`, where one repo holds several models (IP-Adapters)."""
-        key = ModelKey(kind, name or model_id, revision, self.device, str(self.dtype).replace("torch.", ""))
+        keys it in the cache instead of `model_id`, where one repo holds several models (IP-Adapters); `dtype`
+        replaces the device's usual one (text models are never fp16)."""
+        dtype = self.dtype if dtype is None else dtype
+        key = ModelKey(kind, name or model_id, revision, self.device, str(dtype).replace("torch.", ""))
+
+        def before_download(download: hub.Download) -> None:
+            """Refuse a model the memory budget cannot hold before fetching gigabytes of it; say the size."""
+            needed = memory_needed(download, dtype)
+            if needed > self.budget_bytes:
+                raise hub.ModelUnavailable(
+                    f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory as "
+                    f"{str(dtype).replace('torch.', '')} on {self.device}; the studio's model budget is "
+                    f"{self.budget_bytes / 1e9:.1f} GB. Choose a smaller model, or raise STUDIO_MEMORY_BUDGET_GB "
+                    "where the machine has the memory."
+                )
+            if progress and download.missing:
+                size = f"{download.bytes / 1e9:.1f} GB" if download.sized else "its size is not recorded"
+                progress(0.0, f"Downloading {model_id} ({size}; once, then it is kept on this machine)…")
 
         def loader() -> Any:
             if progress:
@@ -249,6 +266,7 @@ class ModelCache:
                 offline=self.offline,
                 revision=revision,
                 tiny_dir=self.tiny_dir,
+                before_download=before_download,
                 **resolve_options,
             )
             self._make_room(hub.weight_bytes(folder), keep=key)
@@ -256,7 +274,7 @@ class ModelCache:
                 progress(0.0, f"Loading {model_id} on {self.device}…")
             try:
                 with devices.import_lock:  # the load's imports never race another thread's (see core.device)
-                    return load(folder, self.device, self.dtype)
+                    return load(folder, self.device, dtype)
             except Exception as exc:  # a folder that does not load: one sentence (memory errors stay as they are)
                 if isinstance(exc, (hub.ModelUnavailable, MemoryError)) or "OutOfMemory" in type(exc).__name__:
                     raise
@@ -310,6 +328,22 @@ class ModelCache:
         if idle:
             devices.free_memory()
         return len(idle), len(chosen) - len(idle)
+
+
+BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def memory_needed(download: hub.Download, dtype: Any) -> int:
+    """Bytes a model's weights take in memory as `dtype`, from the sizes of its weight files (0 where a size is not
+    recorded): a half-precision file (name .fp16., or a repo stored in bf16) takes twice its size as float32."""
+    stored_half = hub.manifest().get(download.model_id, {}).get("dtype") in ("float16", "bfloat16")
+    wanted = BYTES_PER_VALUE.get(str(dtype).replace("torch.", ""), 4)
+    total = 0
+    for name, size in download.files.items():
+        if size and name.endswith(hub.WEIGHTS):
+            stored = 2 if ".fp16." in name or stored_half else 4
+            total += size * wanted // stored
+    return total
 
 
 def make_cache(settings: Any) -> ModelCache:

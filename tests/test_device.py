@@ -28,6 +28,27 @@ def test_cpu_is_always_there_and_uses_float32():
     assert device.pick_dtype("cpu") == torch.float32
 
 
+def test_text_models_are_never_fp16(monkeypatch):
+    """A GPU without bf16 (T4, V100) gets fp16 for pictures and sound, fp32 for text (Qwen2 overflows in fp16)."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert device.pick_dtype("cuda") == torch.float16
+    assert (
+        device.pick_dtype("cuda", fp16=False) == torch.float32
+        and device.pick_dtype("mps", fp16=False) == torch.float32
+    )
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert device.pick_dtype("cuda", fp16=False) == torch.bfloat16
+
+
+def test_a_text_model_is_loaded_in_the_text_dtype(shared_cache, settings):
+    """The Text tab asks the cache for its own dtype (pick_dtype with fp16=False), which keys the loaded model."""
+    from tabs.text.engine import TextParams, generate_text
+
+    list(generate_text(shared_cache, settings, "hi", params=TextParams(max_new_tokens=1)))
+    (text,) = [m for m in shared_cache.snapshot() if m["kind"] == "text" and m["model"] == settings.text_model]
+    assert text["dtype"] == str(device.pick_dtype("cpu", fp16=False)).replace("torch.", "")
+
+
 def test_budget_is_a_share_of_memory():
     total = device.total_memory_bytes("cpu")
     assert 0 < device.default_budget_bytes("cpu") < total

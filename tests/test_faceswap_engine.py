@@ -377,3 +377,33 @@ def test_a_region_keeps_the_targets_own_eyes_or_mouth(shared_cache, fs_settings,
     like_source, like_target, changed = source_and_target_likeness(out, source, target, region)
     assert changed > 0.3 and like_source > 0.35, (like_source, like_target, changed)
     assert partial.summary["region"] == region and partial.recipe["summary"]["region"] == region
+
+
+def test_the_swappers_crop_is_insightfaces_norm_crop():
+    """inswapper_128 was trained on crops made by insightface's norm_crop at 128 px. Its formula, written here on
+    its own (face_align.estimate_norm: the 112 px ArcFace template, ratio 128/128, x moved 8 px right; a
+    least-squares similarity), gives the studio's crop, and the face's key points land where that template puts
+    them. The earlier crop (the template scaled to 128 px) put the eyes 7 px too low."""
+    import cv2
+
+    image = rgb(ASTRONAUT)
+    points = faces.detect_faces(image)[0].keypoints5
+    arcface = [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+    template = np.array(arcface) + [8.0, 0.0]
+    rows, targets = [], []  # x' = a x - b y + tx, y' = b x + a y + ty, solved for (a, b, tx, ty)
+    for (x, y), (u, v) in zip(points, template, strict=True):
+        rows += [[x, -y, 1, 0], [y, x, 0, 1]]
+        targets += [u, v]
+    a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)[0]
+    expected_matrix = np.array([[a, -b, tx], [b, a, ty]])
+    expected = cv2.warpAffine(image, expected_matrix, (128, 128), borderValue=0.0)
+    crop, matrix = faces.align(image, points, 128)
+    assert np.abs(matrix - expected_matrix).max() < 1e-3
+    assert np.abs(crop.astype(int) - expected.astype(int)).mean() < 0.5
+    landed = np.c_[points, np.ones(5)] @ matrix.T  # the face where the model expects it: centred and sized as
+    assert np.abs(landed.mean(0) - template.mean(0)).max() < 0.5  # its template (the old crop: 10 px lower)
+    eyes = np.linalg.norm(landed[1] - landed[0])
+    assert abs(eyes - np.linalg.norm(template[1] - template[0])) < 2  # 35 px apart (the old crop: 40)
+    recogniser_crop, to_112 = faces.align(image, points, 112)  # the recogniser's: the template as it is
+    assert recogniser_crop.shape == (112, 112, 3)
+    assert np.abs((np.c_[points, np.ones(5)] @ to_112.T).mean(0) - np.array(arcface).mean(0)).max() < 0.5

@@ -346,3 +346,88 @@ def test_bad_outpaint_requests_get_a_sentence(shared_cache, settings, sides, amo
         )
     with pytest.raises(UserError, match="Add an image to extend"):
         list(generate_image(shared_cache, settings, ImageParams("x"), outpaint=(["left"], 64)))
+
+
+def _tiny_variant(tiny_image, folder, **parts):
+    """The tiny pipeline saved again with some of its parts replaced or added (scheduler, safety_checker and
+    feature_extractor), as a model folder."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_image, safety_checker=None, requires_safety_checker=False)
+    pipe.register_modules(**parts)
+    if "safety_checker" in parts:
+        pipe.register_to_config(requires_safety_checker=True)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _checker(threshold: float):
+    """Stable Diffusion's safety checker (its real class) at a tiny size; every concept's threshold `threshold`:
+    -10 flags every picture, +10 none."""
+    import torch
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    torch.manual_seed(0)
+    vision = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, image_size=32,
+                  patch_size=4)  # fmt: skip
+    text = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=99)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(threshold)
+        checker.special_care_embeds_weights.fill_(threshold)
+    return checker.eval(), CLIPImageProcessor(size=32, crop_size=32)
+
+
+@pytest.mark.parametrize("flags", [True, False])
+def test_a_picture_the_models_safety_checker_flags_is_withheld_with_a_sentence(
+    shared_cache, settings, tiny_image, tmp_path, flags
+):
+    """SD 1.5 ships a safety checker that blacks out what it flags. The studio keeps the repo's checker, saves no
+    black file and says why; pictures it lets through are saved as usual."""
+    checker, extractor = _checker(-10.0 if flags else 10.0)
+    folder = _tiny_variant(tiny_image, tmp_path / "checked", safety_checker=checker, feature_extractor=extractor)
+    checked = settings.replace(image_model=str(folder))
+    if flags:
+        with pytest.raises(UserError, match="safety checker .* flagged the picture as possibly unsafe"):
+            run(shared_cache, checked)
+        assert not list(checked.output_dir.rglob("*.png"))
+    else:
+        final = run(shared_cache, checked, num_images=2)[-1]
+        assert len(final.images) == 2 and final.withheld == 0 and "withheld" not in final.status()
+        assert pixels(final.images[0]).max() > 0  # not blacked out
+
+
+def test_progress_counts_the_schedulers_own_steps(shared_cache, settings, tiny_image, tmp_path, monkeypatch):
+    """PNDM (Stable Diffusion 1.5's default) runs one step more than asked: the progress says so, never "26/25"."""
+    from diffusers import PNDMScheduler
+
+    import tabs.image.engine
+
+    monkeypatch.setattr(tabs.image.engine, "UPDATE_EVERY_S", 0)  # every step, for the test
+    scheduler = PNDMScheduler(
+        skip_prk_steps=True, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
+    )
+    folder = _tiny_variant(tiny_image, tmp_path / "pndm", scheduler=scheduler)
+    updates = run(shared_cache, settings.replace(image_model=str(folder)), steps=4)
+    assert all(u.step <= u.total for u in updates) and all(u.eta >= 0 for u in updates)
+    assert updates[-1].done and updates[-1].total == updates[-1].step == 5
+    assert max(u.step for u in updates if not u.done) == 5
+
+
+def test_an_fp16_vae_that_must_be_upcast_stays_float32(tiny_image):
+    """SDXL's VAE (force_upcast) is kept in float32 once in fp16 runs and given float32 inputs, instead of the
+    pipeline moving the shared VAE between dtypes around every decode."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from tabs.image.engine import keep_vae_in_float32
+
+    class Pipe:
+        vae = AutoencoderKL.from_pretrained(tiny_image / "vae", dtype=torch.float16)
+
+    Pipe.vae.register_to_config(force_upcast=True)
+    keep_vae_in_float32(Pipe, torch.float16)
+    assert Pipe.vae.dtype == torch.float32 and not Pipe.vae.config.force_upcast
+    latents = torch.randn(1, Pipe.vae.config.latent_channels, 8, 8, dtype=torch.float16)
+    assert Pipe.vae.decode(latents).sample.dtype == torch.float32  # half inputs are taken, not refused

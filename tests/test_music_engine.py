@@ -276,3 +276,37 @@ def test_a_continuation_longer_than_the_model_holds_is_refused(settings, tmp_pat
     assert continuation(read_clip(clip), clip, loaded, new_tokens=40).info["context_seconds"] == 3.0
     with pytest.raises(UserError, match="This model holds 4 s at most"):
         continuation(read_clip(clip), clip, loaded, new_tokens=60)
+
+
+def test_a_repo_with_only_pytorch_model_bin_loads_through_weights_only(tiny_music, tmp_path):
+    """facebook/musicgen-medium's main has only pytorch_model.bin: the studio reads it with torch's weights_only
+    loading (tensors only), and a .bin that would run code when unpickled is refused with a sentence, unrun."""
+    import os
+    import shutil
+
+    import torch
+
+    from core.errors import ModelUnavailable
+    from core.models import ModelCache
+    from tabs.music.engine import load_music_model
+
+    folder = tmp_path / "bin-only"
+    shutil.copytree(tiny_music, folder)
+    reference = load_music_model(tiny_music, "cpu", torch.float32).model.state_dict()
+    (folder / "model.safetensors").unlink()
+    torch.save(reference, folder / "pytorch_model.bin")
+    loaded = load_music_model(folder, "cpu", torch.float32).model.state_dict()
+    assert loaded.keys() == reference.keys() and all(torch.equal(loaded[k], reference[k]) for k in reference)
+
+    ran = tmp_path / "the pickle ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch '{ran}'",)
+
+    torch.save({"decoder.model.decoder.embed_tokens.0.weight": Exploit()}, folder / "pytorch_model.bin")
+    cache = ModelCache(device="cpu", offline=True)
+    with pytest.raises(ModelUnavailable, match="holds more than tensors .* the studio refused to read it"):
+        with cache.model("music", str(folder), load_music_model, setting="STUDIO_MUSIC_MODEL"):
+            pass
+    assert not ran.exists()

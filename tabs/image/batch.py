@@ -32,12 +32,14 @@ def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
         _recipe,
         _with_request,
         download_patterns,
+        flagged_by_checker,
         load_image_pipeline,
     )
 
     first = requests[0]
-    patterns = download_patterns(half=cache.device != "cpu")
-    with cache.model("image", model_id, load_image_pipeline, setting=SETTING, allow_patterns=patterns) as base:
+    with cache.model(
+        "image", model_id, load_image_pipeline, setting=SETTING, allow_patterns=download_patterns
+    ) as base:
         pipe = _pipeline_for(base, first)
         prompts, negatives, generators = [], [], []
         for r in requests:
@@ -49,16 +51,20 @@ def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
         call = dict(prompt=prompts, negative_prompt=negatives if any(negatives) else None, generator=generators)
         call.update(num_inference_steps=p.steps, guidance_scale=p.guidance_scale, width=p.width, height=p.height)
 
-        def run() -> list:
+        def run() -> Any:
             with torch.inference_mode():
-                return pipe(**call).images
+                return pipe(**call)
 
         with loras.turn(base, False), loras.applied(base, pipe, []):
-            images = in_passing_thread(run)  # see core.device: no OpenMP team kept on a long-lived thread
-        seconds = time.perf_counter() - start
+            output = in_passing_thread(run)  # see core.device: no OpenMP team kept on a long-lived thread
+        seconds, flagged = time.perf_counter() - start, flagged_by_checker(output)
         made, at = [], 0
         for r in requests:
             recipe = _with_request(_recipe(model_id, base, pipe, r.params, r.mode, cache), r, {})
-            mine, at = images[at : at + r.params.num_images], at + r.params.num_images
-            made.append(Rendered(mine, [], recipe, seconds, batch_size=len(requests)))
+            n = r.params.num_images
+            withheld = [i - at for i in flagged if at <= i < at + n]
+            made.append(
+                Rendered(output.images[at : at + n], [], recipe, seconds, batch_size=len(requests), withheld=withheld)
+            )
+            at += n
     return made

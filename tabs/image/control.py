@@ -41,7 +41,17 @@ CURATED = {
     },
     "tiny": dict.fromkeys(TYPES, "tiny:controlnet"),  # the --tiny pipeline's random-weight ControlNet (core.tiny)
 }
-WEIGHTS = ["config.json", "diffusion_pytorch_model.safetensors"]  # all a diffusers ControlNet needs
+
+
+def weights(files: dict | None) -> list[str]:
+    """All a diffusers ControlNet needs: its config and one weights file, the fp16 one where the repo has it (half the
+    download; loaded in the device's dtype). `files`: the repo's files (None: not known, then whichever is here)."""
+    full, half = "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"
+    if files is None:
+        return ["config.json", half, full]
+    return ["config.json", half if half in files else full]
+
+
 DEPTH_SETTING = "STUDIO_DEPTH_MODEL"
 TINY_DEPTH = "tiny:depth-anything"  # --tiny's random-weight Depth Anything (core.tiny)
 # OpenPose's 18 body points from mediapipe's 33 (None: the neck, the shoulders' midpoint) and its limbs and colours.
@@ -257,7 +267,10 @@ def load_controlnet(folder: Path, device: str, dtype: Any) -> Any:
     with import_lock:
         from diffusers import ControlNetModel
 
-    return ControlNetModel.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(device)
+    half = (Path(folder) / "diffusion_pytorch_model.fp16.safetensors").exists()
+    return ControlNetModel.from_pretrained(
+        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None
+    ).to(device)
 
 
 def check_fits(controlnet: Any, base: Any, name: str) -> None:

@@ -4,6 +4,7 @@ and previews, recipes in every PNG. Plain Python: model choices and their defaul
 masks and previews are plain functions in parts.py."""
 
 import contextlib
+import json
 import queue
 import threading
 import time
@@ -39,19 +40,30 @@ SETTING = "STUDIO_IMAGE_MODEL"
 FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
+SAFETY_NOTE = "the model's own safety checker flagged them as possibly unsafe, so they were not kept."
+WITHHELD_ALL = (
+    "The model's own safety checker (Stable Diffusion 1.5 ships one) flagged the picture as possibly unsafe, so "
+    "nothing was kept. Change the prompt or the seed and try again."
+)
 EDITS = ("inpaint", "outpaint")  # modes whose result keeps the input picture outside the mask
 OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fill only sets the colours around it)
 UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
 
 
-def download_patterns(half: bool) -> list[str]:
-    """A diffusers repo's configs, tokenizers and one set of safetensors weights (fp16 files on GPUs)."""
-    weights = (
-        ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
-        if half
-        else ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
-    )
-    return ["model_index.json", "*/*.json", "*/*.txt"] + weights
+HALF_WEIGHTS = ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
+FULL_WEIGHTS = ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
+
+
+def download_patterns(files: dict | None) -> list[str]:
+    """A diffusers repo's configs, tokenizers and one set of safetensors weights: its fp16 files where it has them,
+    on every device (half the download; a CPU loads them as float32 just as well), else its full-precision ones.
+    Never its root single-file checkpoints, ONNX exports or pickles. `files`: the repo's files (None: not known,
+    then whichever set is on this machine)."""
+    base = ["model_index.json", "*/*.json", "*/*.txt"]
+    if files is None:
+        return base + HALF_WEIGHTS + FULL_WEIGHTS
+    half = any(name.count("/") == 1 and name.endswith(".fp16.safetensors") for name in files)
+    return base + (HALF_WEIGHTS if half else FULL_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,7 @@ class ImageUpdate:
     done: bool = False
     filmstrip: list = field(default_factory=list)  # once done: the first image at each step (How it works)
     waiting: str = ""  # what a request that reports no steps is waiting for (a batch on the cluster)
+    withheld: int = 0  # pictures the model's safety checker flagged: not saved, not shown
 
     @property
     def eta(self) -> float:
@@ -88,7 +101,8 @@ class ImageUpdate:
 
     def status(self) -> str:
         if self.done:
-            return f"Done: {len(self.images)} image(s) in {self.seconds:.1f} s, seed {self.seed}."
+            withheld = f" {self.withheld} more withheld: {SAFETY_NOTE}" if self.withheld else ""
+            return f"Done: {len(self.images)} image(s) in {self.seconds:.1f} s, seed {self.seed}.{withheld}"
         if self.waiting:
             return f"{self.waiting} · {self.seconds:.1f} s"
         return f"Step {self.step}/{self.total} · {self.seconds:.1f} s · about {self.eta:.0f} s left"
@@ -102,11 +116,14 @@ def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
         import torch
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: F401
 
-    half = dtype != torch.float32 and any(Path(folder).rglob("*.fp16.safetensors"))
+    half = any(Path(folder).rglob("*.fp16.safetensors"))  # fp16 files load as float32 on a CPU just as well
+    pipeline_class = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name", "")
+    options = {"add_watermarker": False} if "XL" in pipeline_class else {}  # the studio marks every picture itself
     pipe = AutoPipelineForText2Image.from_pretrained(
-        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None
+        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None, **options
     )
     pipe.set_progress_bar_config(disable=True)
+    keep_vae_in_float32(pipe, dtype)
     if device.startswith("cuda") and hub.weight_bytes(folder) > 0.8 * torch.cuda.mem_get_info(device)[0]:
         pipe.enable_model_cpu_offload(device=device)  # does not fit the GPU: keep parts on the CPU until needed
     else:
@@ -114,6 +131,22 @@ def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     if device == "mps":
         pipe.enable_attention_slicing()
     return pipe
+
+
+def keep_vae_in_float32(pipe: Any, dtype: Any) -> None:
+    """SDXL's VAE overflows in fp16 (black pictures), so its pipelines move the VAE to float32 for each decode and
+    back after it: on a VAE that concurrent runs share, one run's move changes the dtype under another's decode.
+    In fp16 the studio keeps such a VAE in float32 once, and hands it its inputs in float32."""
+    import torch
+
+    vae = getattr(pipe, "vae", None)
+    if vae is None or dtype != torch.float16 or not getattr(vae.config, "force_upcast", False):
+        return
+    vae.to(torch.float32)
+    vae.register_to_config(force_upcast=False)  # the pipeline then never moves it
+    encode, decode = vae.encode, vae.decode
+    vae.encode = lambda x, *args, **kwargs: encode(x.to(torch.float32), *args, **kwargs)
+    vae.decode = lambda z, *args, **kwargs: decode(z.to(torch.float32), *args, **kwargs)
 
 
 def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> ImageParams:
@@ -270,7 +303,8 @@ def _denoise(
     pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float, extra: dict
 ) -> Iterator[ImageUpdate]:
     """Run the pipeline on a Worker, yielding progress (with a cheap preview twice a second) as steps finish; returns
-    (the images, the filmstrip of the first image's denoising for "How it works")."""
+    (the images, the filmstrip of the first image's denoising for "How it works", the steps that ran). The count is
+    the scheduler's own (the pipeline's num_timesteps): PNDM, SD 1.5's default, runs one more than asked."""
     import torch
 
     params, total = request.params, request.steps_run
@@ -283,19 +317,20 @@ def _denoise(
     def on_step(_pipe, i, _t, kwargs):
         if stop.is_set() or job.halt.is_set():
             raise Stopped
+        steps = getattr(_pipe, "num_timesteps", None) or total  # what the scheduler really runs
         done, now, preview = i + 1, time.perf_counter(), None
-        if done % film_every == 0 and done < total:
+        if done % film_every == 0 and done < steps:
             film.append(latent_preview(kwargs["latents"]))
-        if done < total and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
+        if done < steps and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
             preview, last_preview[0] = latent_preview(kwargs["latents"]), now
-        events.put((done, preview))
+        events.put((done, preview, steps))
         return kwargs
 
-    def run() -> list:
+    def run() -> Any:
         try:
             with torch.inference_mode():
                 model_params = replace(params, prompt=request.model_prompt, negative_prompt=request.model_negative)
-                return pipe(**_pipeline_args(request, model_params, on_step, extra)).images
+                return pipe(**_pipeline_args(request, model_params, on_step, extra))
         finally:
             events.put(None)
 
@@ -310,13 +345,13 @@ def _denoise(
                 continue
             if event is None:
                 break
-            (done, preview), elapsed = event, time.perf_counter() - start
+            (done, preview, total), elapsed = event, time.perf_counter() - start
             if progress:
                 progress(done / total, f"Step {done}/{total}")
             if preview is not None or done == 1 or elapsed - last_yield >= UPDATE_EVERY_S:
                 last_yield = elapsed
                 yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed, preview=preview)
-    return job.result(), film
+    return job.result(), film, total
 
 
 @dataclass
@@ -328,6 +363,8 @@ class Rendered:
     recipe: dict  # the batch's recipe: model, settings, what ran it (device, pipeline, scheduler, versions)
     seconds: float  # denoising time
     batch_size: int = 1  # requests served by the same pipeline call (Ray Serve's batching), for the figures
+    steps: int = 0  # denoising steps the scheduler ran (0: not counted; the request's own count is shown)
+    withheld: list = field(default_factory=list)  # indices of pictures the model's safety checker flagged
 
 
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
@@ -364,6 +401,8 @@ def generate_image(
     else:
         made = yield from render_image(cache, settings, model_id, request, stop, progress)
     images, recipe = made.images, made.recipe
+    if len(made.withheld) == len(images):
+        raise UserError(WITHHELD_ALL)
     # 4. save every picture with its recipe
     if request.mask is not None:
         images = [keep_outside_mask(request.init, image, request.mask) for image in images]
@@ -372,8 +411,8 @@ def generate_image(
     if request.mask is not None:
         painted = sum(request.mask.histogram()[128:]) / (request.mask.width * request.mask.height)
         recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted
-    paths = [_save(settings, image, recipe, i) for i, image in enumerate(images)]
-    total = request.steps_run
+    paths = [_save(settings, image, recipe, i) for i, image in enumerate(images) if i not in made.withheld]
+    total = made.steps or request.steps_run
     yield ImageUpdate(
         step=total,
         total=total,
@@ -382,7 +421,8 @@ def generate_image(
         images=paths,
         recipe=recipe,
         done=True,
-        filmstrip=made.film + [images[0]],
+        filmstrip=made.film + [images[0]] if made.film else [],
+        withheld=len(made.withheld),
     )
 
 
@@ -400,10 +440,14 @@ def render_image(
     progress and previews (with the prompt's LoRAs on, every other one off); returns what it made (Rendered). Runs
     in the studio's process, or on a Ray Serve replica (app.engines) with that replica's cache."""
     params = request.params
-    patterns = download_patterns(half=cache.device != "cpu")
     with (
         cache.model(
-            "image", model_id, load_image_pipeline, setting=SETTING, progress=progress, allow_patterns=patterns
+            "image",
+            model_id,
+            load_image_pipeline,
+            setting=SETTING,
+            progress=progress,
+            allow_patterns=download_patterns,
         ) as base,
         contextlib.ExitStack() as held,
     ):
@@ -416,9 +460,18 @@ def render_image(
             loras.applied(base, pipe, request.loras),
             ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
         ):
-            images, film = yield from _denoise(pipe, request, stop, progress, start, extra)
+            output, film, steps = yield from _denoise(pipe, request, stop, progress, start, extra)
         recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
-    return Rendered(images, film, _with_request(recipe, request, guided), time.perf_counter() - start)
+    recipe, flagged = _with_request(recipe, request, guided), flagged_by_checker(output)
+    seconds = time.perf_counter() - start
+    return Rendered(output.images, [] if 0 in flagged else film, recipe, seconds, steps=steps, withheld=flagged)
+
+
+def flagged_by_checker(output: Any) -> list[int]:
+    """The pictures of a pipeline's output that the model's own safety checker flagged (Stable Diffusion 1.5 ships
+    one; the pipeline has blacked them out): they are withheld, never saved, and the user is told so."""
+    flags = getattr(output, "nsfw_content_detected", None) or []
+    return [i for i, flag in enumerate(flags) if flag]
 
 
 def _with_request(recipe: dict, request: Request, guided: dict) -> dict:
@@ -440,7 +493,7 @@ def _guides(
     said: dict[str, Any] = {}
     if request.control is not None:
         name = control.model_for(settings, request.control, base)
-        options = dict(setting=control.SETTING, progress=progress, allow_patterns=control.WEIGHTS)
+        options = dict(setting=control.SETTING, progress=progress, allow_patterns=control.weights)
         controlnet = held.enter_context(cache.model("controlnet", name, control.load_controlnet, **options))
         control.check_fits(controlnet, base, name)
         said["controlnet"] = control.recipe(request.control, name, request.control_map)

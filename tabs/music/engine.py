@@ -110,6 +110,14 @@ class LoadedMusic:
         return int(self.model.decoder.config.num_codebooks)
 
 
+def download_patterns(files: dict | None) -> list[str]:
+    """A MusicGen repo's configs and tokenizer, and its transformers weights: model.safetensors where the repo has
+    it, else pytorch_model.bin (facebook/musicgen-medium's main holds only that), which load_music_model reads with
+    torch's weights_only loading: tensors only, no code runs. Never audiocraft's own state_dict.bin files."""
+    has_safetensors = files is None or any(name.endswith(".safetensors") for name in files)
+    return hub.ALLOW_PATTERNS + ([] if has_safetensors else ["pytorch_model*.bin"])
+
+
 def load_music_model(folder: Path, device: str, dtype: Any) -> LoadedMusic:
     with import_lock:
         from transformers import (
@@ -123,7 +131,8 @@ def load_music_model(folder: Path, device: str, dtype: Any) -> LoadedMusic:
     model_type = json.loads((folder / "config.json").read_text()).get("model_type")
     melody = model_type == "musicgen_melody"
     cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
-    model = cls.from_pretrained(folder, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    safe = any(folder.glob("*.safetensors"))  # else pytorch_model.bin, read by torch.load(weights_only=True)
+    model = cls.from_pretrained(folder, dtype=dtype, use_safetensors=safe, weights_only=True, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     chroma = None
     if melody:
@@ -379,7 +388,8 @@ def render_music(
     """Steps 2 and 3 of generate_music for checked parameters: the model from the cache, held while it composes
     (after a melody `clip` or going on from `source`, each ((samples, rate), its file's SHA-256)); returns the new
     part (after the continued clip) as RenderedMusic. Runs here or on a Ray Serve replica (app.engines)."""
-    with cache.model("music", model_id, load_music_model, setting=SETTING, progress=progress) as loaded:
+    options = dict(setting=SETTING, progress=progress, allow_patterns=download_patterns)
+    with cache.model("music", model_id, load_music_model, **options) as loaded:
         frames = round(params.duration * loaded.frame_rate)
         new_tokens = frames + loaded.num_codebooks - 1  # the delay pattern spends num_codebooks - 1 steps first
         going_on = clips.continuation(*source, loaded, new_tokens) if source is not None else None

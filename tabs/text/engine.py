@@ -12,7 +12,7 @@ from typing import Any
 
 from core import checks, outputs
 from core import sampling as sampler
-from core.device import Worker, gpu, import_lock, imported
+from core.device import Worker, gpu, import_lock, imported, pick_dtype
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import DEFAULT_TEXT_MODEL, Settings
@@ -379,7 +379,8 @@ def generate_text(
         yield from _generate_remote(settings, model_id, system_prompt, history, prompt, params, stop, continue_answer)
         return
     # 2. the model from the cache, held until the answer is done
-    with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress) as loaded:
+    dtype = pick_dtype(cache.device, fp16=False)  # Qwen2-family models give NaNs ("!!!!") in fp16
+    with cache.model("text", model_id, load_text_model, setting=SETTING, progress=progress, dtype=dtype) as loaded:
         messages, inputs, left_out = _prepare(
             loaded, system_prompt, history, prompt, continue_answer, params.max_new_tokens
         )
