@@ -389,8 +389,16 @@ def test_a_picture_the_models_safety_checker_flags_is_withheld_with_a_sentence(
     folder = _tiny_variant(tiny_image, tmp_path / "checked", safety_checker=checker, feature_extractor=extractor)
     checked = settings.replace(image_model=str(folder))
     if flags:
+        from tabs.image.xyz import generate_grid
+
         with pytest.raises(UserError, match="safety checker .* flagged the picture as possibly unsafe"):
             run(shared_cache, checked)
+        with pytest.raises(UserError, match="safety checker"):  # a plot of withheld cells only: no grid either
+            list(
+                generate_grid(
+                    shared_cache, checked, ImageParams("a fox", steps=2, width=64, height=64), [("Seed", "1, 2")]
+                )
+            )
         assert not list(checked.output_dir.rglob("*.png"))
     else:
         final = run(shared_cache, checked, num_images=2)[-1]

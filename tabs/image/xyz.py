@@ -16,7 +16,7 @@ from core.models import ModelCache
 from core.settings import Settings
 from tabs.image import loras
 from tabs.image.choices import MAX_STEPS
-from tabs.image.engine import ImageParams, generate_image
+from tabs.image.engine import WITHHELD_ALL, ImageParams, generate_image
 from tabs.image.parts import DEFAULT_SAMPLER, SAMPLERS
 
 AXES = ("Nothing", "Seed", "Steps", "Guidance", "Sampler", "LoRA weight", "Prompt S/R")
@@ -205,18 +205,28 @@ def generate_grid(
     base_seed = checks.resolve_seed(params.seed)  # one seed for the whole plot unless the Seed axis varies it
     cells = [(xi, yi, zi, replace(p, seed=base_seed) if p.seed in (-1, None) else p) for xi, yi, zi, p in cells]
     # 2.-3. each cell through the image engine (the model from the cache, held for that cell)
-    made: list[Path] = []
+    made: list[Path | None] = []  # None: a cell the model's safety checker withheld
     for n, (xi, yi, zi, p) in enumerate(cells):
         label = ", ".join(_label(k, v[i]) for (k, v), i in zip(used, (xi, yi, zi), strict=False))
-        for update in generate_image(cache, settings, replace(p, num_images=1), model=model, stop=stop):
-            if progress:
-                progress((n + update.step / max(update.total, 1)) / len(cells), f"Cell {n + 1}/{len(cells)}")
-            if not update.done:
-                yield GridUpdate(n, len(cells), label, update.status())
-        made.append(update.images[0])
+        try:
+            for update in generate_image(cache, settings, replace(p, num_images=1), model=model, stop=stop):
+                if progress:
+                    progress((n + update.step / max(update.total, 1)) / len(cells), f"Cell {n + 1}/{len(cells)}")
+                if not update.done:
+                    yield GridUpdate(n, len(cells), label, update.status())
+            made.append(update.images[0])
+        except UserError as exc:
+            if str(exc) != WITHHELD_ALL:
+                raise
+            made.append(None)  # a grey cell: the plot goes on
+    kept = [m for m in made if m is not None]
+    if not kept:
+        raise UserError(WITHHELD_ALL)
     # 4. the grid, saved with the plot's recipe (which names every cell's file)
-    first = Image.open(made[0])
-    grid = grid_picture([Image.open(m).convert("RGB") for m in made], used, first.width, first.height)
+    first = Image.open(kept[0])
+    size = (first.width, first.height)
+    pictures = [Image.open(m).convert("RGB") if m else Image.new("RGB", size, "grey") for m in made]
+    grid = grid_picture(pictures, used, *size)
     recipe = outputs.base_recipe(
         "image",
         model or settings.model_for("image"),
@@ -224,7 +234,7 @@ def generate_grid(
         prompt=params.prompt,
         seed=base_seed,
         axes=[{"type": k, "values": v} for k, v in used],
-        cells=[m.name for m in made],
+        cells=[m.name if m else "withheld by the model's safety checker" for m in made],
     )
     saved = outputs.finish(settings, "image", f"grid-{params.prompt}", "png", recipe, provenance.png_writer(grid))
-    yield GridUpdate(len(cells), len(cells), "", grid=saved.path, cells=made, recipe=recipe, done=True)
+    yield GridUpdate(len(cells), len(cells), "", grid=saved.path, cells=kept, recipe=recipe, done=True)
