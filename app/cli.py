@@ -1,6 +1,7 @@
 """`python studio.py generate {image,text,music,faceswap} ...`: the same engines as the UI, with no server.
 
-Prints the path of each saved output (its recipe is beside it, and inside it). A refused request prints one
+Prints the path of each saved output on stdout, one a line (its recipe is beside it, and inside it), so that
+`path=$(python studio.py generate image ...)` works; the seed used goes to stderr. A refused request prints one
 sentence on stderr and exits with status 2.
 """
 
@@ -117,16 +118,20 @@ def run(argv: list[str]) -> int:
     cache = make_cache(settings)
     checks.limit_pillow()
     try:
-        for line in _generate(args, settings, cache):
-            print(line, flush=True)
+        for line in _generate(args, settings, cache):  # saved paths on stdout, one a line; notes on stderr
+            print(line, flush=True, file=sys.stderr if isinstance(line, Note) else sys.stdout)
     except UserError as exc:
         print(f"studio.py: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
+class Note(str):
+    """A line for the person at the terminal (the seed used), not for a script reading the saved paths."""
+
+
 def _generate(args: argparse.Namespace, settings, cache):
-    """The saved paths, one by one (then a line with the seed where there is one)."""
+    """The saved paths, one by one (then a Note with the seed where there is one)."""
     if args.tab == "image":
         from tabs.image import OUTPAINT_STRENGTH, ImageParams, generate_image, model_choices, model_defaults
         from tabs.image.control import Control
@@ -136,16 +141,16 @@ def _generate(args: argparse.Namespace, settings, cache):
         tags = "".join(f" <lora:{lora}>" for lora in args.lora)
         params = ImageParams(
             args.prompt + tags,
-            args.negative_prompt,
-            args.steps or d.steps,
-            d.guidance if args.guidance is None else args.guidance,
-            args.width or d.size,
-            args.height or d.size,
-            args.seed,
-            args.num_images,
-            OUTPAINT_STRENGTH if args.outpaint else args.strength,
-            args.sampler,
-            tuple(args.style),
+            negative_prompt=args.negative_prompt,
+            steps=args.steps or d.steps,
+            guidance_scale=d.guidance if args.guidance is None else args.guidance,
+            width=args.width or d.size,
+            height=args.height or d.size,
+            seed=args.seed,
+            num_images=args.num_images,
+            strength=OUTPAINT_STRENGTH if args.outpaint else args.strength,
+            sampler=args.sampler,
+            styles=tuple(args.style),
         )
         final = list(
             generate_image(
@@ -169,13 +174,14 @@ def _generate(args: argparse.Namespace, settings, cache):
             )
         )[-1]
         yield from (str(p) for p in final.images)
-        yield f"seed {final.seed}"
+        yield Note(f"seed {final.seed}")
     elif args.tab == "text":
         from tabs.text.engine import DEFAULT_SYSTEM_PROMPT, TextParams, generate_text
 
         params = TextParams(
-            args.max_new_tokens, args.temperature, args.top_p, args.top_k, args.repetition_penalty, args.seed
-        )
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+            repetition_penalty=args.repetition_penalty, seed=args.seed,
+        )  # fmt: skip
         final = list(
             generate_text(
                 cache,
@@ -187,20 +193,21 @@ def _generate(args: argparse.Namespace, settings, cache):
             )
         )[-1]
         yield str(final.saved)
-        yield f"seed {final.seed}"
+        yield Note(f"seed {final.seed}")
     elif args.tab == "music":
         from tabs.music.engine import MusicParams, generate_music
 
         params = MusicParams(
-            args.prompt, args.duration, args.top_k, args.top_p, args.temperature, args.guidance, args.seed
-        )
+            args.prompt, duration=args.duration, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+            guidance_scale=args.guidance, seed=args.seed,
+        )  # fmt: skip
         final = list(
             generate_music(
                 cache, settings, params, model=args.model, melody=args.melody, continue_from=args.continue_from
             )
         )[-1]
         yield str(final.path)
-        yield f"seed {final.seed}"
+        yield Note(f"seed {final.seed}")
     else:
         from tabs.faceswap import swap_face_image, swap_face_video
 

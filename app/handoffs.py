@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from core import ui
+from tabs.image.gallery import chosen_or_first
 
 EXPAND_SYSTEM = {
     "image": "You write prompts for an image generator. Rewrite the user's idea as one vivid, concrete prompt: "
@@ -27,19 +28,6 @@ def last_answer(chat: list[dict] | None) -> str:
         if message.get("role") == "assistant" and message_text(message.get("content")).strip():
             return message_text(message.get("content")).strip()
     raise gr.Error("There is no answer yet: chat first, then use the answer as an image prompt.")
-
-
-def first_or_selected(selected: str | None, gallery: list | None) -> str:
-    if selected:
-        return selected
-    if gallery:
-        item = gallery[0]
-        item = item[0] if isinstance(item, (list, tuple)) else item
-        if isinstance(item, dict):
-            item = item.get("image", item)
-            item = item.get("path", item) if isinstance(item, dict) else item
-        return str(item)
-    raise gr.Error("Generate an image first.")
 
 
 def wire(ctx: ui.Context) -> None:
@@ -70,8 +58,12 @@ def wire(ctx: ui.Context) -> None:
             soundtrack, s.image_prompt, [s.music_prompt, tabs], api_visibility="private", queue=False
         )
     if ready(s.image_to_faceswap, s.image_selected, s.image_gallery, s.faceswap_target):
+
+        def to_faceswap(selected: str | None, items: list | None):
+            return chosen_or_first(selected, items, "use it as the face swap's target"), go("faceswap")
+
         s.image_to_faceswap.click(
-            lambda sel, gal: (first_or_selected(sel, gal), go("faceswap")),
+            ui.user_errors(to_faceswap),
             [s.image_selected, s.image_gallery],
             [s.faceswap_target, tabs],
             api_visibility="private",
@@ -97,8 +89,16 @@ def _wire_expand(ctx: ui.Context, kind: str, button: Any, prompt: Any) -> None:
         )
         return final.text.strip() or text
 
+    def expand_image_prompt(text: str) -> str:
+        """A richer image prompt for a short idea, written by the text model."""
+        return expand(text)
+
+    def expand_music_prompt(text: str) -> str:
+        """A richer music description for a short idea, written by the text model."""
+        return expand(text)
+
     button.click(
-        ui.user_errors(expand),
+        ui.user_errors(expand_image_prompt if kind == "image" else expand_music_prompt),
         prompt,
         prompt,
         api_name=f"expand_{kind}_prompt",

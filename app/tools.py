@@ -1,14 +1,12 @@
 """Every public API endpoint as a described tool, named as the endpoint: what Gradio's MCP server (STUDIO_MCP=1)
 offers agents, and what the API page shows.
 
-Gradio names an MCP tool after the Python handler (`generate`, `from_picture`, `from_picture_1`, ...) and describes
-it from the handler's docstring. Several endpoints share one handler, and most handlers take their inputs as named
-keywords (core.jobs), so each endpoint gets a copy of its handler under the endpoint's own name, and its
-description from the tab that owns it (each tab package's TOOLS)."""
+Gradio names an MCP tool after the Python handler, so every endpoint has a handler of its own, named as the
+endpoint, with its parameters by name (describe checks the names); its description comes from the tab that owns it
+(each tab package's TOOLS)."""
 
 from __future__ import annotations
 
-import types
 from collections.abc import Iterable
 
 # The studio's own endpoints (outside the tabs): the Models panel and the prompt hand-offs (app.handoffs).
@@ -28,26 +26,17 @@ def tools(modules: Iterable) -> dict[str, str]:
     return described
 
 
-def _renamed(fn: types.FunctionType, name: str) -> types.FunctionType:
-    """`fn` under another name: the same code, defaults and closure (a generator stays a generator)."""
-    if fn.__name__ == name:
-        return fn
-    copy = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    copy.__dict__.update(fn.__dict__)  # __wrapped__ of a decorated handler: its signature stays the same
-    copy.__annotations__ = dict(getattr(fn, "__annotations__", {}))
-    copy.__qualname__, copy.__module__, copy.__doc__ = name, fn.__module__, fn.__doc__
-    return copy
-
-
 def describe(demo, described: dict[str, str]) -> None:
-    """Give each public endpoint of `demo` its own handler name and its description (tests/test_mcp.py asks that
-    every tool has one)."""
+    """Give each public endpoint of `demo` its description (tests/test_mcp.py asks that every tool has one). Gradio
+    names an MCP tool after the endpoint's handler, so each endpoint's handler is a function of that name: a tab that
+    breaks the rule fails here, at build time."""
     for block_fn in demo.fns.values():
         name = block_fn.api_name
-        if not name or block_fn.api_visibility != "public" or not isinstance(block_fn.fn, types.FunctionType):
+        if not name or block_fn.api_visibility != "public":
             continue
-        block_fn.fn = _renamed(block_fn.fn, name)
+        handler = getattr(block_fn.fn, "__name__", name)
+        if handler != name:
+            raise ValueError(f"The handler of the endpoint /{name} is called {handler}: name it {name}.")
         if name in described:
             block_fn.api_description = described[name]
 

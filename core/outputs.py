@@ -21,8 +21,7 @@ import secrets
 import sys
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,65 +159,6 @@ def base_recipe(tab: str, model: str, **params: Any) -> dict[str, Any]:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **params,
     }
-
-
-SIGNED = {"png": "image/png", "wav": "audio/wav", "mp4": "video/mp4"}  # kinds that carry signed content credentials
-
-
-@dataclass
-class Saved:
-    """An output on disk with its recipe (which is also in `recipe_path(path)` beside it)."""
-
-    path: Path
-    recipe: dict[str, Any]
-
-
-def finish(
-    settings: Any,
-    tab: str,
-    title: str,
-    ext: str,
-    recipe: dict[str, Any],
-    write: Callable[[Path, dict[str, Any]], None],
-    *,
-    edited: bool = False,
-    label: bool = False,
-) -> Saved:
-    """The one save path of every output (PNG, WAV, MP4, Markdown).
-
-    A fresh path under the output folder (see new_output_path); the recipe's provenance block, one schema for all
-    tabs; the file written by `write(tmp, recipe)` into a temporary file beside it (a writer that marks the file
-    says how in recipe["provenance"]["watermark"]); signed content credentials for the kinds that carry them; the
-    renaming into place; then the recipe beside it. `edited`: the output keeps something the user gave (inpainting,
-    a continuation, a face swap), so it is a composite. `label`: it carries a visible "AI-generated" label.
-    """
-    from core import provenance
-
-    source_type, action = (provenance.COMPOSITE, "c2pa.edited") if edited else (provenance.GENERATED, "c2pa.created")
-    mime = SIGNED.get(ext)
-    path = new_output_path(settings.output_dir, tab, title, ext)
-    recipe["provenance"] = {
-        "digital_source_type": provenance.IPTC + source_type,
-        "content_credentials": f"C2PA, {action}" if mime else "none (a text file cannot carry them)",
-        "watermark": "none",
-        "label": label,
-    }
-    with atomic_target(path) as tmp:
-        write(tmp, recipe)
-        if mime:
-            credentials = provenance.studio_credentials(settings)
-            signed = provenance.sign(
-                tmp.read_bytes(),
-                mime,
-                credentials,
-                title=path.name,
-                source_type=source_type,
-                action=action,
-                recipe=recipe,
-            )
-            tmp.write_bytes(signed)
-    save_recipe(path, recipe)
-    return Saved(path, recipe)
 
 
 def save_png(image: Any, path: Path, text_chunks: dict[str, str]) -> Path:

@@ -278,18 +278,17 @@ def studio_credentials(settings: Any) -> Credentials:
     return _cached_credentials(Path(settings.cache_dir), settings.c2pa_cert, settings.c2pa_key)
 
 
-def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Path, dict], None]:
-    """For outputs.finish: writes `image` as a PNG carrying the invisible watermark (said so in the recipe's
-    provenance block), IPTC's source type in XMP, the text `chunks` and the whole recipe (`studio_recipe`)."""
+def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Path, dict], str]:
+    """For saving.finish: writes `image` as a PNG carrying the invisible watermark, IPTC's source type in XMP, the
+    text `chunks` and the whole recipe (`studio_recipe`, saying what watermark it carries); returns the watermark."""
 
-    def write(path: Path, recipe: dict) -> None:
+    def write(path: Path, recipe: dict) -> str:
         from PIL import Image
         from PIL.PngImagePlugin import PngInfo
 
         marked, watermarked = embed_watermark(np.asarray(image.convert("RGB")))
-        recipe["provenance"]["watermark"] = (
-            WATERMARK_PAYLOAD.decode() if watermarked else "skipped: under 256x256 pixels"
-        )
+        mark = WATERMARK_PAYLOAD.decode() if watermarked else "skipped: under 256x256 pixels"
+        recipe = {**recipe, "provenance": {**recipe["provenance"], "watermark": mark}}  # the copy the PNG carries
         source_type = recipe["provenance"]["digital_source_type"].replace(IPTC, "")
         info = PngInfo()
         for key, value in {
@@ -299,6 +298,7 @@ def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Pa
             info.add_itxt(key, value)
         info.add_itxt("XML:com.adobe.xmp", xmp_packet(source_type), zip=False)
         Image.fromarray(marked).save(path, format="PNG", pnginfo=info)
+        return mark
 
     return write
 

@@ -150,7 +150,8 @@ def operator_only(settings: Settings, request: Any, action: str) -> None:
 
 
 def build_model_panel(cache: ModelCache, settings: Settings) -> None:
-    def rows() -> tuple[list[list[Any]], str]:
+    def models() -> tuple[list[list[Any]], str]:
+        """The models held in memory (tab, model, device, dtype, MB, in use) and a line about the budget."""
         snap = cache.snapshot()
         table = [
             [m["kind"], m["model"], m["device"], m["dtype"], m["megabytes"], "yes" if m["in_use"] else "no"]
@@ -166,10 +167,11 @@ def build_model_panel(cache: ModelCache, settings: Settings) -> None:
         return table, note
 
     @user_errors
-    def unload(request: gr.Request) -> tuple[list[list[Any]], str]:
+    def unload_models(request: gr.Request) -> tuple[list[list[Any]], str]:
+        """Unload every idle model (the operator's: it affects everyone); then the models left."""
         operator_only(settings, request, "Unloading models")
         unloaded, kept = cache.unload()
-        table, note = rows()
+        table, note = models()
         kept_note = f" {kept} in use right now stayed loaded." if kept else ""
         return table, f"Unloaded {unloaded} model(s).{kept_note} " + note
 
@@ -185,5 +187,5 @@ def build_model_panel(cache: ModelCache, settings: Settings) -> None:
             refresh = gr.Button("Refresh", size="sm")
             shown = bool(settings.admins) or not settings.public  # where someone may use it (see operator_only)
             unload_btn = gr.Button("Unload all idle models", size="sm", variant="stop", visible=shown)
-    refresh.click(rows, None, [table, note], api_name="models", queue=False)
-    unload_btn.click(unload, None, [table, note], api_name="unload_models")
+    refresh.click(models, None, [table, note], api_name="models", queue=False)
+    unload_btn.click(unload_models, None, [table, note], api_name="unload_models")

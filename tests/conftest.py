@@ -4,9 +4,7 @@ The environment is set before gradio, gradio_client or huggingface_hub are impor
 machine: no analytics, no telemetry, no Hub (HF_HOME points at an empty folder).
 """
 
-import contextlib
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -23,6 +21,7 @@ for _name in [k for k in os.environ if k.startswith("STUDIO_")]:  # the develope
     del os.environ[_name]
 
 import pytest  # noqa: E402
+from helpers import connect, running_studio  # noqa: E402
 
 from core import tiny  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -43,45 +42,6 @@ def pytest_collection_modifyitems(items):
         used = set(item.fixturenames)
         tier = "browser" if "page" in used else "api" if used & SERVERS else "engine" if used & MODELS else "unit"
         item.add_marker(tier)
-
-
-@contextlib.contextmanager
-def drawing_neighbour():
-    """Another thread drawing from torch's global random generator all along, as a concurrent job would."""
-    import threading
-
-    import torch
-
-    done = threading.Event()
-
-    def draw():
-        while not done.is_set():
-            torch.rand(64)
-
-    neighbour = threading.Thread(target=draw)
-    neighbour.start()
-    try:
-        yield
-    finally:
-        done.set()
-        neighbour.join()
-
-
-def picture_made_in_page(page, url: str, prompt: str) -> None:
-    """Open the studio in `page` and make one picture on the Image tab (a browser test's first step)."""
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    page.get_by_role("tab", name="Image").click()
-    page.locator("#image-prompt textarea").fill(prompt)
-    page.locator("#image-generate").click()
-    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -126,33 +86,6 @@ def shared_cache():
     from core.models import ModelCache
 
     return ModelCache(device="cpu", offline=True, tiny_dir=_SESSION_TMP / "tiny")
-
-
-@contextlib.contextmanager
-def running_studio(tiny_dir: Path, output_dir: Path, warm: bool = False, **overrides):
-    """A real studio server on a free port in --tiny mode (finding the tiny models this session built through the
-    cache folder --tiny uses); yields (url, demo, settings) and closes it afterwards."""
-    from app.server import build_app, launch
-    from core.settings import classroom_limits
-
-    settings = classroom_limits(
-        Settings(
-            host="127.0.0.1",
-            port=free_port(),
-            tiny=True,
-            output_dir=output_dir,
-            cache_dir=tiny_dir.parent,
-            offline=True,
-            device="cpu",
-            **overrides,
-        )
-    )
-    demo = build_app(settings)
-    launch(demo, settings, block=False, warm=warm, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{settings.port}/", demo, settings
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="session")
@@ -203,9 +136,7 @@ def server(tiny_text, tiny_image, tiny_music, tiny_dir):
 
 @pytest.fixture
 def client(server):
-    from gradio_client import Client
-
-    return Client(server["url"], analytics_enabled=False, verbose=False)
+    return connect(server["url"])
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import running_studio
 from faces_helpers import ASTRONAUT, HOPPER
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import connect, running_studio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -195,7 +195,7 @@ def studio(tmp_path_factory, tiny_dir, tiny_text, tiny_image, tiny_music):
 @pytest.fixture(scope="module")
 def victim(studio):
     """Another visitor's results: a picture (with its recipe) and a face swap (which writes the audit log)."""
-    client = Client(studio["url"], analytics_enabled=False, verbose=False)
+    client = connect(studio["url"])
     client.predict(prompt="the victim's picture", seed=5, api_name="/generate_image")
     client.predict(
         source_image=handle_file(str(HOPPER)), target_image=handle_file(str(ASTRONAUT)), consent=True,
@@ -273,7 +273,7 @@ def test_every_event_answers_junk_quickly_in_bounded_memory_and_others_are_serve
     """Every event of the page (private or not, 100+) gets eight rounds of hostile values, one per parameter;
     meanwhile another visitor chats and gets every answer."""
     raw, url = studio["raw"], studio["url"]
-    other = Client(url, analytics_enabled=False, verbose=False)
+    other = connect(url)
     answers, stop = [], threading.Event()
 
     def another_visitor():
@@ -300,7 +300,7 @@ def test_every_event_answers_junk_quickly_in_bounded_memory_and_others_are_serve
 
 
 def test_bombs_and_floods_are_refused_from_their_header_in_bounded_memory(studio, tmp_path):
-    client = Client(studio["url"], analytics_enabled=False, verbose=False)
+    client = connect(studio["url"])
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(bomb_png())
     from test_bad_input_matrix import huge_png
@@ -389,7 +389,7 @@ def all_at_once(url: str, calls: list[tuple[str, dict]]) -> dict[str, str]:
     def call(api_name: str, kwargs: dict) -> None:
         kwargs = {k: handle_file(v) if k.endswith(("image", "file")) else v for k, v in kwargs.items()}
         try:
-            Client(url, analytics_enabled=False, verbose=False).predict(**kwargs, api_name=api_name)
+            connect(url).predict(**kwargs, api_name=api_name)
             results[api_name] = "ok"
         except Exception as exc:
             results[api_name] = f"{type(exc).__name__}: {exc}"
@@ -409,7 +409,7 @@ def test_first_requests_of_every_tab_at_once_on_a_fresh_studio(tmp_path, tiny_di
     import subprocess
     import sys
 
-    from conftest import free_port
+    from helpers import free_port
 
     root = Path(__file__).resolve().parent.parent
     calls = [

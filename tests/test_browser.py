@@ -3,6 +3,7 @@
 import re
 import time
 
+from helpers import connect, picture_made_in_page
 from playwright.sync_api import Page, expect
 
 
@@ -47,8 +48,6 @@ def test_image_generate_shows_the_image(page: Page, server):
 
 
 def test_outpaint_extends_a_result(page: Page, server):
-    from conftest import picture_made_in_page
-
     picture_made_in_page(page, server["url"], "a lighthouse")
     page.locator("#image-use-result").click()
     page.get_by_text("Image to image", exact=True).click()
@@ -93,7 +92,6 @@ def test_face_swap_with_consent_shows_the_result(page: Page, server):
 def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, server):
     """Every text worker is busy with other users' long answers and more wait before this user's message: it waits
     in the queue, Stop cancels it there, and when a worker frees up the request ends at once without an answer."""
-    from gradio_client import Client
 
     page.goto(server["url"])  # the page is ready first, so that little time passes while the workers are busy
     page.get_by_role("tab", name="Text").click()
@@ -103,7 +101,7 @@ def test_stop_cancels_a_chat_answer_still_waiting_in_the_queue(page: Page, serve
     # full 2000 tokens (a few seconds). Sampled ones may end at once. Twice as many as there are workers: the message
     # waits behind the second lot, so it still waits even if the machine is slow to click Stop.
     busy = [
-        Client(server["url"], analytics_enabled=False, verbose=False).submit(
+        connect(server["url"]).submit(
             prompt=f"busy {i}", max_new_tokens=2000, temperature=0, api_name="/generate_text"
         )
         for i in range(2 * workers)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from conftest import running_studio
 from faces_helpers import ASTRONAUT, HOPPER
+from helpers import running_studio
 from playwright.sync_api import Page, expect
 
 from core.settings import from_env

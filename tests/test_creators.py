@@ -6,7 +6,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from conftest import picture_made_in_page
+from helpers import picture_made_in_page
 from playwright.sync_api import Page, expect
 
 from core.history import Seals, record

@@ -429,7 +429,7 @@ def test_an_fp16_vae_that_must_be_upcast_stays_float32(tiny_image):
     import torch
     from diffusers import AutoencoderKL
 
-    from tabs.image.engine import keep_vae_in_float32
+    from tabs.image.pipelines import keep_vae_in_float32
 
     class Pipe:
         vae = AutoencoderKL.from_pretrained(tiny_image / "vae", dtype=torch.float16)

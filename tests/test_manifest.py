@@ -11,8 +11,8 @@ from core.settings import Settings
 from tabs.faceswap import neural
 from tabs.image import control, ip_adapter
 from tabs.image.choices import CURATED as IMAGE_MODELS
-from tabs.image.engine import download_patterns as image_patterns
-from tabs.image.engine import load_image_pipeline
+from tabs.image.pipelines import download_patterns as image_patterns
+from tabs.image.pipelines import load_image_pipeline
 from tabs.music.engine import CURATED as MUSIC_MODELS
 from tabs.music.engine import download_patterns as music_patterns
 from tabs.text.engine import CURATED as TEXT_MODELS

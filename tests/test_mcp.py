@@ -7,7 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import running_studio
+from helpers import running_studio
 
 MAIN = ("generate_image", "image_to_image", "generate_text", "generate_music", "swap_face", "verify")
 

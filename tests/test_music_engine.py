@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import drawing_neighbour
+from helpers import drawing_neighbour
 
 from core.errors import UserError
 from tabs.music.engine import MusicParams, generate_music

@@ -10,7 +10,7 @@ import soundfile as sf
 from faces_helpers import ASTRONAUT, HOPPER
 from PIL import Image
 
-from core import outputs, provenance
+from core import provenance, saving
 from core.errors import UserError
 from core.settings import Settings
 from tabs.faceswap.engine import swap_face_image
@@ -144,6 +144,6 @@ def test_operator_certificates_are_used(made, tmp_path):
     own = credentials(tmp_path / "operator")  # stands in for an operator's own CA-issued chain and key
     cert, key = tmp_path / "operator" / "c2pa" / "chain.pem", tmp_path / "operator" / "c2pa" / "signer.key"
     s = made["settings"].replace(c2pa_cert=cert, c2pa_key=key, cache_dir=tmp_path / "elsewhere")
-    saved = outputs.finish(s, "image", "x", "png", {"tab": "image"}, provenance.png_writer(Image.open(made["image"])))
+    saved = saving.finish(s, "image", "x", "png", {"tab": "image"}, provenance.png_writer(Image.open(made["image"])))
     assert provenance.read_c2pa(saved.path.read_bytes(), "image/png", own.root_pem)["state"] == "Trusted"
     assert not (tmp_path / "elsewhere" / "c2pa").exists()  # no local CA was made

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import running_studio
+from helpers import connect, running_studio
 from PIL import Image
 
 from core.errors import Stopped, UserError
@@ -187,10 +187,9 @@ def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_work
 
 
 def test_the_studio_api_through_a_cluster(cluster, tiny_dir, tmp_path):
-    from gradio_client import Client
 
     with running_studio(tiny_dir, tmp_path / "outputs", ray_address="auto") as (url, _demo, _settings):
-        client = Client(url, analytics_enabled=False, verbose=False)
+        client = connect(url)
         result = client.predict(prompt="a lighthouse", steps=2, seed=4, api_name="/generate_image")
         saved = list((tmp_path / "outputs").rglob("*.png"))
         assert len(saved) == 1 and result[3] == 4

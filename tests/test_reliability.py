@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 import torch
-from gradio_client import Client
+from helpers import connect, running_studio
 
 from core import outputs
 from core.errors import UserError
@@ -43,8 +43,8 @@ def test_stop_cancels_a_request_still_waiting_in_the_queue():
 
 def test_one_clients_cancel_leaves_the_other_running(server):
     url = server["url"]
-    a = Client(url, analytics_enabled=False, verbose=False)
-    b = Client(url, analytics_enabled=False, verbose=False)
+    a = connect(url)
+    b = connect(url)
     job_a = a.submit(prompt="long one", max_new_tokens=2000, seed=1, api_name="/generate_text")
     job_b = b.submit(prompt="other user", max_new_tokens=120, seed=2, temperature=0, api_name="/generate_text")
     deadline = time.monotonic() + 30
@@ -133,10 +133,8 @@ def test_memory_stays_bounded_when_two_models_alternate(tiny_text, tmp_path):
 
 @pytest.mark.api  # its own studio, with a queue of one
 def test_a_full_queue_says_busy(tiny_dir, tmp_path):
-    from conftest import running_studio
-
     with running_studio(tiny_dir, tmp_path / "out", concurrency=1, max_queue=1) as (url, _, _):
-        clients = [Client(url, analytics_enabled=False, verbose=False) for _ in range(4)]
+        clients = [connect(url) for _ in range(4)]
         jobs = [c.submit(prompt="busy", max_new_tokens=400, temperature=0, api_name="/generate_text") for c in clients]
         errors = []
         for job in jobs:

@@ -5,10 +5,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import running_studio
 from faces_helpers import ASTRONAUT
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import connect, running_studio
 
 from core.settings import Settings
 
@@ -82,7 +82,7 @@ def locked_server(tmp_path_factory, tiny_dir):
 
 def test_a_login_is_required_when_auth_is_set(locked_server):
     with pytest.raises(Exception, match="(?i)login|auth|401|403|credentials"):
-        Client(locked_server, analytics_enabled=False, verbose=False).predict(prompt="hi", api_name="/generate_text")
+        connect(locked_server).predict(prompt="hi", api_name="/generate_text")
     client = Client(locked_server, auth=("teacher", "s3cret"), analytics_enabled=False, verbose=False)
     assert isinstance(client.predict(prompt="hi", max_new_tokens=2, api_name="/generate_text"), str)
 

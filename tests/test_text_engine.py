@@ -5,7 +5,7 @@ import re
 import threading
 
 import pytest
-from conftest import drawing_neighbour
+from helpers import drawing_neighbour
 
 from core.errors import UserError
 from tabs.text.engine import TextParams, build_messages, generate_text

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import free_port, running_studio
+from helpers import connect, free_port, running_studio
 
 from core.errors import UserError
 from tabs.text.engine import TextParams, generate_text
@@ -138,10 +138,9 @@ def test_a_model_the_server_does_not_serve(shared_cache, remote):
 
 
 def test_the_studio_api_answers_through_the_server(tiny_dir, text_server, tmp_path):
-    from gradio_client import Client
 
     with running_studio(tiny_dir, tmp_path / "out", text_endpoint=text_server) as (url, _demo, _s):
-        client = Client(url, analytics_enabled=False, verbose=False)
+        client = connect(url)
         result = client.predict(prompt="Hello", max_new_tokens=8, temperature=0, api_name="/generate_text")
         assert isinstance(result, str) and next((tmp_path / "out").rglob("*.md")).exists()
 

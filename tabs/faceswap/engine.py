@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core import checks, faces, outputs, provenance, serving
+from core import checks, faces, outputs, provenance, saving, serving
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
@@ -312,7 +312,7 @@ def swap_face_image(
         recipe.update(served_by=serving.served_by(settings, "faceswap"))
     image = Image.fromarray(result)
     write = provenance.png_writer(image)
-    saved = outputs.finish(
+    saved = saving.finish(
         settings, "faceswap", f"swap-{engine}", "png", recipe, write, edited=True, label=settings.faceswap_label
     )
     audit(settings, _audit_entry("image", engine, hashes, index, saved.path, faces_found=len(found)))

@@ -10,7 +10,7 @@ import gradio as gr
 
 from core import faces, jobs, ui
 from core.history import prepend, record
-from tabs.faceswap import neural
+from tabs.faceswap import neural, video
 from tabs.faceswap.engine import (
     CONSENT_TEXT,
     FACE_UNREADABLE,
@@ -19,7 +19,7 @@ from tabs.faceswap.engine import (
     preview_faces,
     swap_face_image,
 )
-from tabs.faceswap.video import VideoUpdate, swap_face_video
+from tabs.faceswap.video import VideoUpdate
 
 TAB = "faceswap"
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "faces"
@@ -182,8 +182,15 @@ def _wire(ctx: ui.Context, page: Page) -> None:
 
     @ui.user_errors
     def swap_face(
-        source_image, target_image, consent, face_index=-1, engine="auto", region="whole face", history=None
-    ):
+        source_image: str | None,
+        target_image: str | None,
+        consent: bool,
+        face_index: int = -1,
+        engine: str = "auto",
+        region: str = "whole face",
+        history: list | None = None,
+    ) -> tuple:
+        """The face of source_image on the faces of target_image (consent must be true)."""
         r = swap_face_image(
             cache, settings, source_image, target_image, consent=consent, face_index=face_index, engine=engine,
             region=region,
@@ -206,10 +213,26 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     )
 
     @ui.user_errors
-    def swap_video(request: gr.Request, progress=gr.Progress(), *, ticket=None, history=None, **form):
+    def swap_face_video(
+        request: gr.Request,
+        progress=gr.Progress(),
+        *,
+        source_image: str | None,
+        target_video: str | None,
+        consent: bool,
+        face_index: int,
+        engine: str,
+        region: str,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """The face of source_image on the faces of every frame of target_video (consent must be true)."""
+        options = dict(consent=consent, face_index=face_index, engine=engine, region=region)
+
         def work(stop) -> Iterator[VideoUpdate]:
-            source, target = form.pop("source_image"), form.pop("target_video")
-            return swap_face_video(cache, settings, source, target, stop=stop, progress=progress, **form)
+            return video.swap_face_video(
+                cache, settings, source_image, target_video, stop=stop, progress=progress, **options
+            )
 
         def show(u: VideoUpdate) -> dict:
             if u.result is None:
@@ -230,7 +253,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         ctx,
         TAB,
         page.swap_video.click,
-        swap_video,
+        swap_face_video,
         {**{name: getattr(page, name) for name in names}, "history": ctx.history},
         [page.result_video, page.summary_box, page.summary_json, ctx.history],
         api_name="swap_face_video",

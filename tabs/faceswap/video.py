@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core import checks, outputs
+from core import checks, saving
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -211,10 +211,13 @@ def swap_face_video(
         }
         hashes = {"source": source_hash, "target": video.sha256}
         recipe = _recipe("video", engine, hashes, index, summary, settings)
-        saved = outputs.finish(
-            settings, "faceswap", f"video-{engine}", "mp4", recipe, lambda tmp, _: shutil.move(made, tmp),
-            edited=True, label=settings.faceswap_label,
-        )  # fmt: skip
+
+        def write(tmp: Path, _recipe: dict) -> None:  # the frames carry the visible label, no watermark
+            shutil.move(made, tmp)
+
+        saved = saving.finish(
+            settings, "faceswap", f"video-{engine}", "mp4", recipe, write, edited=True, label=settings.faceswap_label
+        )
     audit(settings, _audit_entry("video", engine, hashes, index, saved.path, frames=tally.frames))
     result = SwapResult(path=saved.path, summary=summary, recipe=recipe)
     yield VideoUpdate(tally.frames, tally.frames, time.perf_counter() - start, result)

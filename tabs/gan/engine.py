@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core import checks, outputs, provenance
+from core import checks, outputs, provenance, saving
 from core.device import import_lock, in_passing_thread
 from core.settings import Settings
 
@@ -251,5 +251,5 @@ def train(
             versions=outputs.library_versions("torch", "scikit-learn"),
         )
         write = provenance.png_writer(update.samples)
-        update.saved = outputs.finish(settings, "gan", f"digits-epoch-{lab.epoch}", "png", recipe, write).path
+        update.saved = saving.finish(settings, "gan", f"digits-epoch-{lab.epoch}", "png", recipe, write).path
         yield update

@@ -76,7 +76,16 @@ def build(ctx: ui.Context) -> None:
     epochs, seed, start, stop, reset, status, walk, walked, samples, losses = _layout()
 
     @ui.user_errors
-    def train_ui(request: gr.Request, progress=gr.Progress(), *, epochs, seed, history=None, ticket=None):
+    def train_gan(
+        request: gr.Request,
+        progress=gr.Progress(),
+        *,
+        epochs: int,
+        seed: int,
+        history: list | None = None,
+        ticket: str | None = None,
+    ) -> Iterator[dict]:
+        """Train this visitor's GAN for `epochs` more epochs (a new one from `seed` if it has none)."""
 
         def work(stop) -> Iterator[GanUpdate]:
             with lab_for(request, lab_seed(seed)) as lab:  # held while it trains
@@ -100,7 +109,7 @@ def build(ctx: ui.Context) -> None:
         ctx,
         TAB,
         start.click,
-        train_ui,
+        train_gan,
         {"epochs": epochs, "seed": seed, "history": ctx.history},
         [samples, losses, status, ctx.history],
         api_name="train_gan",
@@ -123,8 +132,10 @@ def build(ctx: ui.Context) -> None:
 
     reset.click(reset_ui, seed, [samples, losses, status], api_visibility="private")
 
-    def walk_ui(t, request: gr.Request = None):
+    @ui.user_errors
+    def gan_walk(t: float, request: gr.Request = None):
+        """The generator's digits at one point t (0-1) of a walk through its latent space."""
         with lab_for(request) as lab:
             return grid_picture(lab.walk(float(t)), 10)
 
-    walk.change(walk_ui, walk, walked, api_name="gan_walk", concurrency_id="gan-walk")
+    walk.change(gan_walk, walk, walked, api_name="gan_walk", concurrency_id="gan-walk")

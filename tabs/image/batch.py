@@ -8,6 +8,7 @@ from typing import Any
 from core.device import in_passing_thread
 from core.models import ModelCache
 from tabs.image import loras
+from tabs.image.pipelines import Rendered, base_pipeline, flagged_by_checker, pipeline_for, run_recipe, with_request
 
 
 def batch_key(model_id: str, request: Any) -> tuple | None:
@@ -25,22 +26,9 @@ def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
     starting noise from its own generator (its request's seed + i), so each request gets its own seed's pictures."""
     import torch
 
-    from tabs.image.engine import (
-        SETTING,
-        Rendered,
-        _pipeline_for,
-        _recipe,
-        _with_request,
-        download_patterns,
-        flagged_by_checker,
-        load_image_pipeline,
-    )
-
     first = requests[0]
-    with cache.model(
-        "image", model_id, load_image_pipeline, setting=SETTING, allow_patterns=download_patterns
-    ) as base:
-        pipe = _pipeline_for(base, first)
+    with base_pipeline(cache, model_id) as base:
+        pipe = pipeline_for(base, first)
         prompts, negatives, generators = [], [], []
         for r in requests:
             for i in range(r.params.num_images):
@@ -60,7 +48,7 @@ def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
         seconds, flagged = time.perf_counter() - start, flagged_by_checker(output)
         made, at = [], 0
         for r in requests:
-            recipe = _with_request(_recipe(model_id, base, pipe, r.params, r.mode, cache), r, {})
+            recipe = with_request(run_recipe(model_id, base, pipe, r.params, r.mode, cache), r, {})
             n = r.params.num_images
             withheld = [i - at for i in flagged if at <= i < at + n]
             made.append(

@@ -4,20 +4,19 @@ and previews, recipes in every PNG. Plain Python: model choices and their defaul
 masks and previews are plain functions in parts.py."""
 
 import contextlib
-import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs, provenance, serving
-from core.device import Worker, gpu, import_lock, imported
+from core import checks, provenance, saving, serving
+from core.device import Worker, gpu
 from core.errors import Stopped, UserError
 from core.models import ModelCache
-from core.png_recipes import a1111_parameters, sampler_name
+from core.png_recipes import a1111_parameters
 from core.settings import Settings
 from tabs.image import control, embeddings, ip_adapter, loras, prompts
 from tabs.image.batch import batch_key
@@ -28,14 +27,19 @@ from tabs.image.parts import (
     check_sampler,
     keep_outside_mask,
     latent_preview,
-    make_scheduler,
     open_input_image,
     open_mask,
     outpaint_canvas,
 )
-
-SETTING = "STUDIO_IMAGE_MODEL"
-
+from tabs.image.pipelines import (
+    SETTING,
+    Rendered,
+    base_pipeline,
+    flagged_by_checker,
+    pipeline_for,
+    run_recipe,
+    with_request,
+)
 
 FILM_FRAMES = 24  # frames in the "How it works" filmstrip
 PREVIEW_EVERY_S = 0.5  # seconds between live previews
@@ -50,25 +54,10 @@ OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fi
 UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
 
 
-HALF_WEIGHTS = ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
-FULL_WEIGHTS = ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
-
-
-def download_patterns(files: dict | None) -> list[str]:
-    """A diffusers repo's configs, tokenizers and one set of safetensors weights: its fp16 files where it has them,
-    on every device (half the download; a CPU loads them as float32 just as well), else its full-precision ones.
-    Never its root single-file checkpoints, ONNX exports or pickles. `files`: the repo's files (None: not known,
-    then whichever set is on this machine)."""
-    base = ["model_index.json", "*/*.json", "*/*.txt"]
-    if files is None:
-        return base + HALF_WEIGHTS + FULL_WEIGHTS
-    half = any(name.count("/") == 1 and name.endswith(".fp16.safetensors") for name in files)
-    return base + (HALF_WEIGHTS if half else FULL_WEIGHTS)
-
-
 @dataclass(frozen=True)
 class ImageParams:
     prompt: str
+    _: KW_ONLY  # the rest by name only: a field added later never shifts another
     negative_prompt: str = ""
     steps: int = 1
     guidance_scale: float = 0.0
@@ -109,44 +98,6 @@ class ImageUpdate:
 
 
 # ------------------------------------------------------------------------------------------- the engine -------
-
-
-def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
-    with import_lock:
-        import torch
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: F401
-
-    half = any(Path(folder).rglob("*.fp16.safetensors"))  # fp16 files load as float32 on a CPU just as well
-    pipeline_class = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name", "")
-    options = {"add_watermarker": False} if "XL" in pipeline_class else {}  # the studio marks every picture itself
-    pipe = AutoPipelineForText2Image.from_pretrained(
-        folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None, **options
-    )
-    pipe.set_progress_bar_config(disable=True)
-    keep_vae_in_float32(pipe, dtype)
-    if device.startswith("cuda") and hub.weight_bytes(folder) > 0.8 * torch.cuda.mem_get_info(device)[0]:
-        pipe.enable_model_cpu_offload(device=device)  # does not fit the GPU: keep parts on the CPU until needed
-    else:
-        pipe.to(device)
-    if device == "mps":
-        pipe.enable_attention_slicing()
-    return pipe
-
-
-def keep_vae_in_float32(pipe: Any, dtype: Any) -> None:
-    """SDXL's VAE overflows in fp16 (black pictures), so its pipelines move the VAE to float32 for each decode and
-    back after it: on a VAE that concurrent runs share, one run's move changes the dtype under another's decode.
-    In fp16 the studio keeps such a VAE in float32 once, and hands it its inputs in float32."""
-    import torch
-
-    vae = getattr(pipe, "vae", None)
-    if vae is None or dtype != torch.float16 or not getattr(vae.config, "force_upcast", False):
-        return
-    vae.to(torch.float32)
-    vae.register_to_config(force_upcast=False)  # the pipeline then never moves it
-    encode, decode = vae.encode, vae.decode
-    vae.encode = lambda x, *args, **kwargs: encode(x.to(torch.float32), *args, **kwargs)
-    vae.decode = lambda z, *args, **kwargs: decode(z.to(torch.float32), *args, **kwargs)
 
 
 def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> ImageParams:
@@ -280,25 +231,6 @@ def check_request(
     )  # fmt: skip
 
 
-def _pipeline_for(base: Any, request: Request, controlnet: Any = None) -> Any:
-    """A pipeline of our own around the shared weights (the scheduler's state is per run), of the request's kind."""
-    AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image = imported(
-        "diffusers", "AutoPipelineForImage2Image", "AutoPipelineForInpainting", "AutoPipelineForText2Image"
-    )
-
-    kind = (
-        AutoPipelineForInpainting
-        if request.mask is not None
-        else AutoPipelineForImage2Image
-        if request.init is not None
-        else AutoPipelineForText2Image
-    )
-    extra = {"controlnet": controlnet} if controlnet is not None else {}  # a ControlNet pipeline of that kind
-    pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, request.params.sampler), **extra)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def _denoise(
     pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float, extra: dict
 ) -> Iterator[ImageUpdate]:
@@ -352,19 +284,6 @@ def _denoise(
                 last_yield = elapsed
                 yield ImageUpdate(step=done, total=total, seconds=elapsed, seed=params.seed, preview=preview)
     return job.result(), film, total
-
-
-@dataclass
-class Rendered:
-    """What the model made for one request, before anything is saved (picklable: it comes back from a Ray replica)."""
-
-    images: list  # PIL images, in the batch's order (image i drew from seed + i)
-    film: list  # the first image's denoising, step by step (How it works)
-    recipe: dict  # the batch's recipe: model, settings, what ran it (device, pipeline, scheduler, versions)
-    seconds: float  # denoising time
-    batch_size: int = 1  # requests served by the same pipeline call (Ray Serve's batching), for the figures
-    steps: int = 0  # denoising steps the scheduler ran (0: not counted; the request's own count is shown)
-    withheld: list = field(default_factory=list)  # indices of pictures the model's safety checker flagged
 
 
 @gpu(duration=180)  # spaces.GPU on ZeroGPU Spaces, nothing elsewhere
@@ -440,20 +359,10 @@ def render_image(
     progress and previews (with the prompt's LoRAs on, every other one off); returns what it made (Rendered). Runs
     in the studio's process, or on a Ray Serve replica (app.engines) with that replica's cache."""
     params = request.params
-    with (
-        cache.model(
-            "image",
-            model_id,
-            load_image_pipeline,
-            setting=SETTING,
-            progress=progress,
-            allow_patterns=download_patterns,
-        ) as base,
-        contextlib.ExitStack() as held,
-    ):
+    with base_pipeline(cache, model_id, progress) as base, contextlib.ExitStack() as held:
         embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
         controlnet, adapter, guided = _guides(cache, settings, base, request, held, progress)
-        pipe = _pipeline_for(base, request, controlnet)
+        pipe = pipeline_for(base, request, controlnet)
         start = time.perf_counter()
         with (
             loras.turn(base, bool(request.loras or request.reference)),
@@ -461,27 +370,10 @@ def render_image(
             ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
         ):
             output, film, steps = yield from _denoise(pipe, request, stop, progress, start, extra)
-        recipe = _recipe(model_id, base, pipe, params, request.mode, cache)
-    recipe, flagged = _with_request(recipe, request, guided), flagged_by_checker(output)
+        recipe = run_recipe(model_id, base, pipe, params, request.mode, cache)
+    recipe, flagged = with_request(recipe, request, guided), flagged_by_checker(output)
     seconds = time.perf_counter() - start
     return Rendered(output.images, [] if 0 in flagged else film, recipe, seconds, steps=steps, withheld=flagged)
-
-
-def flagged_by_checker(output: Any) -> list[int]:
-    """The pictures of a pipeline's output that the model's own safety checker flagged (Stable Diffusion 1.5 ships
-    one; the pipeline has blacked them out): they are withheld, never saved, and the user is told so."""
-    flags = getattr(output, "nsfw_content_detected", None) or []
-    return [i for i, flag in enumerate(flags) if flag]
-
-
-def _with_request(recipe: dict, request: Request, guided: dict) -> dict:
-    """The recipe with what the request asked for besides its parameters: guides, LoRAs, embeddings."""
-    recipe.update(request.expanded, **guided)
-    if request.loras:
-        recipe.update(loras=[lora.recipe() for lora in request.loras])
-    if request.embeddings:
-        recipe.update(embeddings=[embedding.recipe() for embedding in request.embeddings])
-    return recipe
 
 
 def _guides(
@@ -503,26 +395,6 @@ def _guides(
     return controlnet, adapter, said
 
 
-def _recipe(model_id: str, base: Any, pipe: Any, p: ImageParams, mode: str, cache: ModelCache) -> dict:
-    revision = hub.revision_of(base.config.get("_name_or_path", ""))
-    return outputs.base_recipe(
-        "image",
-        model_id,
-        revision=revision,
-        mode=mode,
-        pipeline=type(pipe).__name__,
-        scheduler=type(pipe.scheduler).__name__,
-        device=cache.device,
-        dtype=str(cache.dtype).replace("torch.", ""),
-        versions=outputs.library_versions("torch", "diffusers", "transformers"),
-        **{
-            **asdict(p),
-            "sampler": sampler_name(pipe.scheduler),
-            "styles": list(p.styles),
-        },  # the sampler in A1111 words
-    )
-
-
 def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Path:
     recipe = {
         **batch_recipe,
@@ -532,6 +404,6 @@ def _save(settings: Settings, image: Any, batch_recipe: dict, index: int) -> Pat
     }
     # an inpainted or outpainted picture is the user's own outside the mask: a composite, edited (as a face swap)
     write = provenance.png_writer(image, chunks={"parameters": a1111_parameters(recipe)})
-    return outputs.finish(
+    return saving.finish(
         settings, "image", recipe["prompt"], "png", recipe, write, edited=recipe["mode"] in EDITS
     ).path

@@ -2,8 +2,6 @@
 type, strength and step range, a preview of its control map) and the image prompt (IP-Adapter: a reference picture
 and its scale). Components and wiring only: the work is in control.py and ip_adapter.py. `page` is page.Page."""
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -11,12 +9,12 @@ import gradio as gr
 from core import ui
 from core.errors import UserError
 from tabs.image import control, ip_adapter
+from tabs.image.gallery import chosen_or_first
 
 # The API names of the guides' inputs, after every other input of /generate_image and the picture endpoints.
 CONTROL = ("control_image", "control_type", "control_scale", "control_start", "control_end", "control_model")
 CONTROL_FIELDS = ("image", "kind", "scale", "start", "end", "model")  # their control.Control fields
 UNREADABLE = "The {what} is not an image the studio can read (PNG, JPEG or WebP)."  # as control.read_picture says
-PICTURES = ("control_image", "ip_adapter_image")  # optional in the API (see optional)
 INPUTS = (*CONTROL, "control_is_map", "ip_adapter_image", "ip_adapter_scale")
 
 
@@ -102,21 +100,10 @@ def inputs(page: Any) -> dict[str, Any]:
     return {name: getattr(page, name) for name in INPUTS}
 
 
-def optional(handler: Callable) -> Callable:
-    """The handler (which takes its inputs as **f), with keyword parameters that default to None for the guides'
-    pictures in its signature: Gradio makes an image input optional in the API only where the handler says so."""
-    signature = inspect.signature(handler)
-    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    rest = [p for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD]
-    pictures = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in PICTURES]
-    handler.__signature__ = signature.replace(parameters=[*params, *pictures, *rest])
-    return handler
-
-
-def from_inputs(f: dict[str, Any]) -> dict[str, Any]:
-    """generate_image's control= and reference= from a run's named inputs (popped from `f`; one left out by an API
-    call takes its default)."""
-    given = {name: f.pop(name, None) for name in INPUTS}
+def from_inputs(named: dict[str, Any]) -> dict[str, Any]:
+    """generate_image's control= and reference= from a run's parameters by name (the guides' INPUTS among them;
+    one that is None takes its default)."""
+    given = {name: named.get(name) for name in INPUTS}
     made: dict[str, Any] = {"control": None, "reference": None}
     if given["control_image"]:
         fields = {field: given[name] for name, field in zip(CONTROL, CONTROL_FIELDS, strict=True)}
@@ -147,10 +134,9 @@ def wire(ctx: ui.Context, page: Any) -> None:
         concurrency_limit=ctx.settings.concurrency, concurrency_id="image-guides",
     )  # fmt: skip
 
-    def chosen_result(selected, items):
-        from tabs.image.runs import use_result
-
-        return use_result(selected, items)[0]
+    @ui.user_errors
+    def chosen_result(selected: str | None, items: list | None) -> str:
+        return chosen_or_first(selected, items, "use it as the control picture")
 
     take.click(chosen_result, [page.selected, page.gallery], page.control_image, api_visibility="private")
 

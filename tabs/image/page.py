@@ -21,8 +21,9 @@ from tabs.image.choices import (
     model_defaults,
     preset_values,
 )
+from tabs.image.gallery import item_path
 from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS
-from tabs.image.runs import item_path, use_result, wire_grid, wire_runs
+from tabs.image.runs import use_result, wire_grid, wire_runs
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
@@ -344,8 +345,9 @@ def _wire_controls(ctx: ui.Context, page: Page) -> None:
 
     page.gallery.select(on_select, page.gallery, page.selected, api_visibility="private", queue=False)
     page.use_result.click(
-        use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
-    )
+        ui.user_errors(use_result), [page.selected, page.gallery], [page.init, page.editor],
+        api_visibility="private", queue=False,
+    )  # fmt: skip
 
 
 def _wire_restore(ctx: ui.Context, page: Page) -> None:
@@ -363,7 +365,8 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
     outputs += list(guided.values())
 
     @ui.user_errors
-    def restore_settings(file):
+    def restore_image_settings(file: str | None) -> dict:
+        """The form filled from a PNG's recipe (the studio's, or AUTOMATIC1111's parameters)."""
         if not file:
             return {page.status: ""}
         r = read_recipe(file)
@@ -381,4 +384,4 @@ def _wire_restore(ctx: ui.Context, page: Page) -> None:
                 shown[component] = value
         return {**shown, page.status: f"Restored the settings of {Path(file).name}."}
 
-    page.restore.upload(restore_settings, page.restore, outputs, api_name="restore_image_settings")
+    page.restore.upload(restore_image_settings, page.restore, outputs, api_name="restore_image_settings")

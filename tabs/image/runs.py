@@ -1,5 +1,6 @@
-"""The Image tab's runs: Generate (/generate_image), from a picture (/image_to_image, /inpaint, /outpaint) and
-⤢ Upscale (/upscale), each through core.jobs (named inputs, the API's parameter names). `page` is page.Page."""
+"""The Image tab's runs, one function per API endpoint, each with its parameters by name (the API's names) and a
+docstring: /generate_image, /image_to_image, /inpaint, /outpaint, /upscale and /xyz_plot. Each goes through
+core.jobs (its Stop ticket and History are gr.State values the API never sees). `page` is page.Page."""
 
 from collections.abc import Iterator
 from dataclasses import replace
@@ -11,30 +12,21 @@ from core import checks, jobs, ui
 from core.errors import UserError
 from core.history import prepend, record
 from core.png_recipes import read_recipe
-from tabs.image import guides, xyz
-from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate, generate_image
+from tabs.image import engine, guides, xyz
+from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate
+from tabs.image.gallery import chosen_or_first
 from tabs.image.parts import upscaled
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
-
-
-def item_path(item: Any) -> str:
-    """A Gallery item's file: (path, caption) or {"image": {"path": ...}}."""
-    if isinstance(item, (list, tuple)):
-        item = item[0]
-    if isinstance(item, dict):
-        item = item.get("image", item)
-        item = item.get("path", item) if isinstance(item, dict) else item
-    return str(item)
+# The parameters every run shares, in the API's order (after the picture endpoints' own first ones).
+RUN = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "model")
 
 
 def use_result(chosen: str | None, items: list | None) -> tuple[str, str]:
     """The chosen result (or the first) fills both image to image and the inpainting editor."""
-    if chosen or items:
-        path = chosen or item_path(items[0])
-        return path, path
-    raise gr.Error("Generate an image first, then use it for image to image or inpainting.")
+    path = chosen_or_first(chosen, items, "use it for image to image or inpainting")
+    return path, path
 
 
 def _run(
@@ -45,7 +37,7 @@ def _run(
     (guides.from_inputs)."""
 
     def work(stop) -> Iterator[ImageUpdate]:
-        return generate_image(
+        return engine.generate_image(
             ctx.cache, ctx.settings, params, model=model, init_image=image, stop=stop, progress=progress, **edit
         )
 
@@ -92,54 +84,202 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, show_progress_on=[page.preview],
         status=page.status,
     )  # fmt: skip
-    fields = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")
-    named = {name: getattr(page, name) for name in (*fields, "model", "sampler")}
 
-    @guides.optional
     @ui.user_errors
-    def generate(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        model, guided = f.pop("model"), guides.from_inputs(f)
+    def generate_image(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        width: int,
+        height: int,
+        seed: int,
+        num_images: int,
+        model: str,
+        sampler: str,
+        styles: list[str],
+        control_image: str | None = None,
+        control_type: str,
+        control_scale: float,
+        control_start: float,
+        control_end: float,
+        control_model: str,
+        control_is_map: bool,
+        ip_adapter_image: str | None = None,
+        ip_adapter_scale: float,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """Pictures from a prompt; a control picture (ControlNet) and a reference picture (IP-Adapter) steer them."""
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width,
+            height=height, seed=seed, num_images=num_images, sampler=sampler, styles=styles,
+        )  # fmt: skip
+        guided = guides.from_inputs(locals())  # the guides' parameters above, by name
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, ImageParams(**f), model, **job, **guided)
+        yield from _run(ctx, page, params, model, **job, **guided)
 
-    newer = {"styles": page.styles, **guides.inputs(page)}  # newer parameters come last, so older calls still work
+    named = {name: getattr(page, name) for name in (*RUN, "sampler")}
+    newer = {"styles": page.styles, **guides.inputs(page)}  # the API's order: these came later
     for trigger, api_name in ((page.generate.click, "generate_image"), (page.prompt.submit, False)):
         inputs = {**named, **newer, "history": ctx.history}
-        jobs.queued(ctx, TAB, trigger, generate, inputs, outs, api_name=api_name, **common)
+        jobs.queued(ctx, TAB, trigger, generate_image, inputs, outs, api_name=api_name, **common)
 
-    @guides.optional
+    def from_picture(image: Any, params: ImageParams, model: str, named: dict, outpaint: Any = None, **job):
+        """A run from a picture (image to image, inpainting, outpainting) with the guides among `named`."""
+        picture, mask = _picture_and_mask(image, outpaint)
+        edits = dict(mask=mask, outpaint=outpaint, **guides.from_inputs(named))
+        yield from _run(ctx, page, params, model, picture, **job, **edits)
+
     @ui.user_errors
-    def from_picture(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        """From a picture (/image_to_image), the inpainting editor's value (/inpaint), or a picture with the sides
-        to extend and by how much (/outpaint; outpaint_sides None: not outpainting)."""
-        model, sides, pixels = f.pop("model"), f.pop("outpaint_sides", None), f.pop("outpaint_pixels", None)
-        outpaint = None if sides is None else (sides, pixels)
-        image, mask = _picture_and_mask(f.pop("image"), outpaint)
-        guided = guides.from_inputs(f)
-        params = ImageParams(**f)
+    def image_to_image(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        strength: float,
+        steps: int,
+        guidance_scale: float,
+        seed: int,
+        num_images: int,
+        model: str,
+        sampler: str,
+        styles: list[str],
+        control_image: str | None = None,
+        control_type: str,
+        control_scale: float,
+        control_start: float,
+        control_end: float,
+        control_model: str,
+        control_is_map: bool,
+        ip_adapter_image: str | None = None,
+        ip_adapter_scale: float,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """A picture repainted after a prompt; strength says how much."""
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, strength=strength, steps=steps, guidance_scale=guidance_scale,
+            seed=seed, num_images=num_images, sampler=sampler, styles=styles,
+        )  # fmt: skip
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, params, model, image, mask=mask, outpaint=outpaint, **job, **guided)
+        yield from from_picture(image, params, model, locals(), **job)
+
+    @ui.user_errors
+    def inpaint(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        image: dict | None,
+        prompt: str,
+        negative_prompt: str,
+        strength: float,
+        steps: int,
+        guidance_scale: float,
+        seed: int,
+        num_images: int,
+        model: str,
+        sampler: str,
+        styles: list[str],
+        control_image: str | None = None,
+        control_type: str,
+        control_scale: float,
+        control_start: float,
+        control_end: float,
+        control_model: str,
+        control_is_map: bool,
+        ip_adapter_image: str | None = None,
+        ip_adapter_scale: float,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """Only the painted part of a picture repainted (image: the editor's {background, layers})."""
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, strength=strength, steps=steps, guidance_scale=guidance_scale,
+            seed=seed, num_images=num_images, sampler=sampler, styles=styles,
+        )  # fmt: skip
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from from_picture(image, params, model, locals(), **job)
+
+    @ui.user_errors
+    def outpaint(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        seed: int,
+        num_images: int,
+        model: str,
+        sampler: str,
+        outpaint_sides: list[str],
+        outpaint_pixels: int,
+        styles: list[str],
+        control_image: str | None = None,
+        control_type: str,
+        control_scale: float,
+        control_start: float,
+        control_end: float,
+        control_model: str,
+        control_is_map: bool,
+        ip_adapter_image: str | None = None,
+        ip_adapter_scale: float,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """A picture extended on the chosen sides by outpaint_pixels, the new area painted to match."""
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, strength=OUTPAINT_STRENGTH, steps=steps,
+            guidance_scale=guidance_scale, seed=seed, num_images=num_images, sampler=sampler, styles=styles,
+        )  # fmt: skip
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from from_picture(image, params, model, locals(), (outpaint_sides, outpaint_pixels), **job)
 
     after_picture = {k: v for k, v in named.items() if k not in ("width", "height")}
     extend = {"outpaint_sides": page.outpaint_sides, "outpaint_pixels": page.outpaint_pixels}
-    for trigger, picture, how_much, api_name in (
-        (page.transform.click, page.init, page.strength, "image_to_image"),
-        (page.inpaint.click, page.editor, page.inpaint_strength, "inpaint"),
-        (page.outpaint.click, page.init, gr.State(OUTPAINT_STRENGTH), "outpaint"),
+    for trigger, picture, how_much, handler in (
+        (page.transform.click, page.init, page.strength, image_to_image),
+        (page.inpaint.click, page.editor, page.inpaint_strength, inpaint),
+        (page.outpaint.click, page.init, None, outpaint),
     ):
         inputs = {"image": picture, "prompt": page.prompt, "negative_prompt": page.negative_prompt}
-        inputs.update(strength=how_much, **{k: v for k, v in after_picture.items() if k not in inputs})
-        inputs.update({**(extend if api_name == "outpaint" else {}), **newer, "history": ctx.history})
-        jobs.queued(ctx, TAB, trigger, from_picture, inputs, outs, api_name=api_name, **common)
+        inputs.update({"strength": how_much} if how_much is not None else {})
+        inputs.update({k: v for k, v in after_picture.items() if k not in inputs})
+        inputs.update({**(extend if handler is outpaint else {}), **newer, "history": ctx.history})
+        jobs.queued(ctx, TAB, trigger, handler, inputs, outs, api_name=handler.__name__, **common)
 
     @ui.user_errors
-    def upscale(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
+    def upscale(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        seed: int,
+        model: str,
+        sampler: str,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
         """Twice the size, then an image-to-image pass at low strength that adds the detail (A1111's "hires
         fix"). A blank prompt takes the one in the picture's recipe."""
-        image, model = f.pop("image"), f.pop("model")
         if not image:
             raise UserError("Generate an image (or add one under Image to image) first, then upscale it.")
-        params = ImageParams(**f, strength=UPSCALE_STRENGTH)
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, seed=seed,
+            sampler=sampler, strength=UPSCALE_STRENGTH,
+        )  # fmt: skip
         if not str(params.prompt or "").strip():
             try:
                 params = replace(params, prompt=read_recipe(image).get("prompt", ""))
@@ -153,8 +293,9 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
 
     # Upscale ×2 takes the chosen result (as "Use for image to image" does), then runs in the queue on it.
     chosen = page.upscale.click(
-        use_result, [page.selected, page.gallery], [page.init, page.editor], api_visibility="private", queue=False
-    )
+        ui.user_errors(use_result), [page.selected, page.gallery], [page.init, page.editor], api_visibility="private",
+        queue=False,
+    )  # fmt: skip
     inputs = {"image": page.init, **{k: v for k, v in after_picture.items() if k != "num_images"}}
     jobs.queued(
         ctx, TAB, chosen.success, upscale, {**inputs, "history": ctx.history}, outs, api_name="upscale", **common
@@ -166,18 +307,44 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
     """The X/Y/Z plot (/xyz_plot): every cell, then the labelled grid first in the gallery."""
 
     @ui.user_errors
-    def plot(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, ticket=None, history=None, **f):
-        axes = [(f.pop(f"{a}_type"), f.pop(f"{a}_values")) for a in "xyz"]
-        model = f.pop("model")
+    def xyz_plot(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        width: int,
+        height: int,
+        seed: int,
+        model: str,
+        sampler: str,
+        styles: list[str],
+        x_type: str,
+        x_values: str,
+        y_type: str,
+        y_values: str,
+        z_type: str,
+        z_values: str,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """Every combination of up to three axes (type and values) as its own picture, then a labelled grid."""
+        params = ImageParams(
+            prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width,
+            height=height, seed=seed, sampler=sampler, styles=styles,
+        )  # fmt: skip
+        axes = [(x_type, x_values), (y_type, y_values), (z_type, z_values)]
 
         def work(stop) -> Iterator[xyz.GridUpdate]:
-            return xyz.generate_grid(ctx.cache, ctx.settings, ImageParams(**f), axes, model=model, stop=stop)
+            return xyz.generate_grid(ctx.cache, ctx.settings, params, axes, model=model, stop=stop)
 
         def show(u: xyz.GridUpdate) -> dict:
             if not u.done:
                 return {page.status: u.status()}
             files = [u.grid, u.grid.with_suffix(".json")] + [f for c in u.cells for f in (c, c.with_suffix(".json"))]
-            entry = record("Image", f"X/Y/Z plot: {f['prompt']}", files, preview=str(u.grid))
+            entry = record("Image", f"X/Y/Z plot: {prompt}", files, preview=str(u.grid))
             return {
                 page.status: u.status(),
                 page.gallery: [str(u.grid)] + [str(c) for c in u.cells],
@@ -194,5 +361,5 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
     outs = [page.status, page.gallery, page.recipe_view, ctx.history]
     common = dict(concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, status=page.status)
     jobs.queued(
-        ctx, TAB, page.plot.click, plot, {**inputs, "history": ctx.history}, outs, api_name="xyz_plot", **common
+        ctx, TAB, page.plot.click, xyz_plot, {**inputs, "history": ctx.history}, outs, api_name="xyz_plot", **common
     )

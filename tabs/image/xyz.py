@@ -10,7 +10,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from core import checks, outputs, provenance
+from core import checks, outputs, provenance, saving
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -236,5 +236,5 @@ def generate_grid(
         axes=[{"type": k, "values": v} for k, v in used],
         cells=[m.name if m else "withheld by the model's safety checker" for m in made],
     )
-    saved = outputs.finish(settings, "image", f"grid-{params.prompt}", "png", recipe, provenance.png_writer(grid))
+    saved = saving.finish(settings, "image", f"grid-{params.prompt}", "png", recipe, provenance.png_writer(grid))
     yield GridUpdate(len(cells), len(cells), "", grid=saved.path, cells=kept, recipe=recipe, done=True)

@@ -9,11 +9,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs, provenance, serving
+from core import checks, hub, outputs, provenance, saving, serving
 from core import sampling as sampler
 from core.device import Worker, gpu, import_lock, imported
 from core.errors import Stopped, UserError
@@ -52,6 +52,7 @@ def model_choices(settings: Settings) -> list[str]:
 @dataclass(frozen=True)
 class MusicParams:
     prompt: str
+    _: KW_ONLY  # the rest by name only: a field added later never shifts another
     duration: float = 8.0  # seconds of audio
     top_k: int = 250  # 0 = off
     top_p: float = 0.0  # 0 = off
@@ -220,20 +221,18 @@ def peak_normalise(audio: Any) -> Any:
     return audio * (PEAK / peak) if peak > 0 else audio
 
 
-def _wav_writer(cache: ModelCache, settings: Settings, audio: Any, sampling_rate: int) -> Callable[[Path, dict], None]:
-    """For outputs.finish: a 16-bit PCM WAV with the recipe in its RIFF INFO tags (in full in the JSON beside it),
-    and AudioSeal's watermark when the operator has provided its weights (said so in the provenance block)."""
+def _wav_writer(cache: ModelCache, settings: Settings, audio: Any, sampling_rate: int) -> Callable[[Path, dict], str]:
+    """For saving.finish: a 16-bit PCM WAV with the recipe in its RIFF INFO tags (in full in the JSON beside it),
+    and AudioSeal's watermark when the operator has provided its weights; returns the watermark."""
 
-    def write(path: Path, recipe: dict) -> None:
+    def write(path: Path, recipe: dict) -> str:
         import soundfile as sf
 
-        samples = audio
+        samples, mark = audio, "none (STUDIO_AUDIOSEAL_DIR is not set)"
         if provenance.audioseal_present(settings.audioseal_dir):
             with provenance.audioseal_model(cache, settings.audioseal_dir) as generator:
                 samples = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, generator))
-            recipe["provenance"]["watermark"] = "AudioSeal, payload GA"
-        else:
-            recipe["provenance"]["watermark"] = "none (STUDIO_AUDIOSEAL_DIR is not set)"
+            mark = "AudioSeal, payload GA"
         compact = {k: recipe[k] for k in WAV_TAGGED if recipe.get(k) is not None}
         with sf.SoundFile(path, "w", samplerate=sampling_rate, channels=1, subtype="PCM_16", format="WAV") as f:
             f.title = recipe["prompt"][:500]
@@ -243,6 +242,7 @@ def _wav_writer(cache: ModelCache, settings: Settings, audio: Any, sampling_rate
             f.copyright = outputs.AI_STATEMENT
             f.date = recipe["created"][:10]
             f.write(samples)
+        return mark
 
     return write
 
@@ -360,7 +360,7 @@ def generate_music(
     # 4. saved with its recipe
     write = _wav_writer(cache, settings, made.audio, made.rate)
     recipe = made.recipe
-    path = outputs.finish(settings, "music", recipe["prompt"], "wav", recipe, write, edited=made.continued).path
+    path = saving.finish(settings, "music", recipe["prompt"], "wav", recipe, write, edited=made.continued).path
     yield MusicUpdate(
         params.duration,
         params.duration,

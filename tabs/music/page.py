@@ -9,8 +9,9 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.errors import UserError
 from core.history import prepend, record
+from tabs.music import engine
 from tabs.music.clips import CLIP_UNREADABLE, CONTEXT_SECONDS, MELODY_UNREADABLE, studio_description
-from tabs.music.engine import EXAMPLES, PRESETS, MusicParams, MusicUpdate, generate_music, model_choices
+from tabs.music.engine import EXAMPLES, PRESETS, MusicParams, MusicUpdate, model_choices
 
 TAB = "music"
 
@@ -156,20 +157,13 @@ def _how_it_works(open_: bool) -> Any:
     return how
 
 
-def _compose(ctx, page: Page, request, progress, ticket=None, history=None, model=None, melody=None, **form):
-    """/generate_music, and /continue_music: `duration` seconds more after the end of the `continue_from` clip
-    (a blank description then takes the one inside the clip). Without continue_from: nothing to continue."""
-    continue_from = form.pop("continue_from", False)
-    if continue_from is False:
-        continue_from = None
-    elif not continue_from:  # the clip box is empty
-        raise UserError("Add a clip to continue (upload or record one), or make some music first.")
-    elif not str(form["prompt"] or "").strip():
-        form["prompt"] = studio_description(continue_from) or form["prompt"]
-    params = MusicParams(**form)
+def _compose(ctx, page: Page, params: MusicParams, model: str, melody: Any, continue_from: Any, **job):
+    """One run of the engine (after `continue_from`'s clip where there is one), shown as it goes, then the sound,
+    its waveform, its recipe and a History entry."""
+    request, progress, ticket, history = job["request"], job["progress"], job["ticket"], job["history"]
 
     def work(stop) -> Iterator[MusicUpdate]:
-        return generate_music(
+        return engine.generate_music(
             ctx.cache, ctx.settings, params, model=model, melody=melody, continue_from=continue_from, stop=stop,
             progress=progress,
         )  # fmt: skip
@@ -193,8 +187,60 @@ def _compose(ctx, page: Page, request, progress, ticket=None, history=None, mode
 
 def _wire_runs(ctx: ui.Context, page: Page) -> None:
     @ui.user_errors
-    def compose(request: gr.Request, progress=gr.Progress(track_tqdm=True), *, melody=None, **named):
-        yield from _compose(ctx, page, request, progress, melody=melody, **named)
+    def generate_music(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        prompt: str,
+        duration: float,
+        top_k: int,
+        top_p: float,
+        temperature: float,
+        guidance_scale: float,
+        seed: int,
+        model: str,
+        melody: str | None = None,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """Music from a description (and a melody clip to follow, for melody models)."""
+        params = MusicParams(
+            prompt, duration=duration, top_k=top_k, top_p=top_p, temperature=temperature,
+            guidance_scale=guidance_scale, seed=seed,
+        )  # fmt: skip
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from _compose(ctx, page, params, model, melody, None, **job)
+
+    @ui.user_errors
+    def continue_music(
+        request: gr.Request,
+        progress=gr.Progress(track_tqdm=True),
+        *,
+        prompt: str,
+        duration: float,
+        top_k: int,
+        top_p: float,
+        temperature: float,
+        guidance_scale: float,
+        seed: int,
+        model: str,
+        melody: str | None = None,
+        continue_from: str | None,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """`duration` seconds more after the end of the continue_from clip; a blank description takes the one inside
+        a clip made here."""
+        if not continue_from:  # the clip box is empty
+            raise UserError("Add a clip to continue (upload or record one), or make some music first.")
+        if not str(prompt or "").strip():
+            prompt = studio_description(continue_from) or prompt
+        params = MusicParams(
+            prompt, duration=duration, top_k=top_k, top_p=top_p, temperature=temperature,
+            guidance_scale=guidance_scale, seed=seed,
+        )  # fmt: skip
+        job = dict(request=request, progress=progress, ticket=ticket, history=history)
+        yield from _compose(ctx, page, params, model, melody, continue_from, **job)
 
     fields = ("prompt", "duration", "top_k", "top_p", "temperature", "guidance_scale", "seed", "model", "melody")
     named = {name: getattr(page, name) for name in fields}
@@ -204,10 +250,12 @@ def _wire_runs(ctx: ui.Context, page: Page) -> None:
         status=page.status,
     )  # fmt: skip
     fresh = {**named, "history": ctx.history}
-    jobs.queued(ctx, TAB, page.generate.click, compose, fresh, outs, api_name="generate_music", **common)
-    jobs.queued(ctx, TAB, page.prompt.submit, compose, fresh, outs, api_name=False, **common)
+    jobs.queued(ctx, TAB, page.generate.click, generate_music, fresh, outs, api_name="generate_music", **common)
+    jobs.queued(ctx, TAB, page.prompt.submit, generate_music, fresh, outs, api_name=False, **common)
     going_on = {**named, "continue_from": page.clip, "history": ctx.history}
-    jobs.queued(ctx, TAB, page.continue_clip.click, compose, going_on, outs, api_name="continue_music", **common)
+    jobs.queued(
+        ctx, TAB, page.continue_clip.click, continue_music, going_on, outs, api_name="continue_music", **common
+    )
 
     def result_as_clip(result):
         if not result:
@@ -216,5 +264,5 @@ def _wire_runs(ctx: ui.Context, page: Page) -> None:
 
     # "Continue this result" puts the result in the clip box (so the user sees what is continued), then runs.
     taken = page.continue_result.click(result_as_clip, page.audio, page.clip, api_visibility="private", queue=False)
-    jobs.queued(ctx, TAB, taken.success, compose, going_on, outs, api_name=False, **common)
+    jobs.queued(ctx, TAB, taken.success, continue_music, going_on, outs, api_name=False, **common)
     jobs.wire_stop(ctx, page.stop, TAB, page.status)

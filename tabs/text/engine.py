@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, outputs
+from core import checks, outputs, saving
 from core import sampling as sampler
 from core.device import Worker, gpu, import_lock, imported, pick_dtype
 from core.errors import UserError
@@ -46,7 +46,7 @@ def model_choices(settings: Settings) -> list[str]:
     return [first] + [m for m in CURATED if m != first and not settings.tiny]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TextParams:
     max_new_tokens: int = 256
     temperature: float = 0.7  # 0 = greedy (always the most likely token)
@@ -232,9 +232,11 @@ def _save_transcript(
         **asdict(params),
     )
     markdown = "\n".join(lines)
-    saved = outputs.finish(
-        settings, "text", messages[-1]["content"], "md", recipe, lambda tmp, _: tmp.write_text(markdown, "utf-8")
-    )
+
+    def write(tmp: Path, _recipe: dict) -> None:  # Markdown carries no watermark
+        tmp.write_text(markdown, "utf-8")
+
+    saved = saving.finish(settings, "text", messages[-1]["content"], "md", recipe, write)
     return saved.path
 
 

@@ -9,13 +9,13 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.errors import UserError
 from core.history import prepend, record
+from tabs.text import engine
 from tabs.text.engine import (
     DEFAULT_SYSTEM_PROMPT,
     EXAMPLES,
     PRESETS,
     TextParams,
     TextUpdate,
-    generate_text,
     message_text,
     model_choices,
 )
@@ -222,7 +222,7 @@ def _respond(ctx, page: Page, request, progress, ticket, *, text, chat, system, 
     params = TextParams(**{name: s[name] for name in SAMPLING})
 
     def work(stop) -> Iterator[TextUpdate]:
-        return generate_text(
+        return engine.generate_text(
             ctx.cache, ctx.settings, text, history=chat[:-1], continue_answer=partial, system_prompt=system,
             model=model_id, params=params, stop=stop, progress=progress,
         )  # fmt: skip
@@ -269,7 +269,7 @@ def _wire_api(ctx: ui.Context) -> None:
     defaults, choices = TextParams(), model_choices(ctx.settings)
 
     @ui.user_errors
-    def api_generate_text(
+    def generate_text(
         prompt: str,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         max_new_tokens: int = defaults.max_new_tokens,
@@ -289,10 +289,13 @@ def _wire_api(ctx: ui.Context) -> None:
             or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in history)
         ):
             raise UserError('The history must be a list of messages like {"role": "user", "content": "Hi"}.')
-        params = TextParams(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        params = TextParams(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+            repetition_penalty=repetition_penalty, seed=seed,
+        )  # fmt: skip
 
         def work(stop) -> Iterator[TextUpdate]:
-            return generate_text(
+            return engine.generate_text(
                 ctx.cache, ctx.settings, prompt, history=history or (), system_prompt=system_prompt, model=model,
                 params=params, stop=stop,
             )  # fmt: skip
@@ -300,7 +303,7 @@ def _wire_api(ctx: ui.Context) -> None:
         yield from jobs.run(ctx, request, "text-api", None, work, lambda update: update.text)
 
     gr.api(
-        api_generate_text,
+        generate_text,
         api_name="generate_text",
         concurrency_limit=ctx.settings.jobs_at_once(TAB),
         concurrency_id=TAB,

@@ -1,0 +1,81 @@
+"""Plain helpers the tests share (conftest.py holds only fixtures and the tiers): a studio server on a free port,
+a client for it, a neighbour drawing random numbers, one picture made in a browser page."""
+
+import contextlib
+import socket
+from pathlib import Path
+
+from core.settings import Settings
+
+
+def connect(url: str):
+    """A gradio_client for the studio at `url`, quiet and sending nothing anywhere else."""
+    from gradio_client import Client
+
+    return Client(url, analytics_enabled=False, verbose=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_studio(tiny_dir: Path, output_dir: Path, warm: bool = False, **overrides):
+    """A real studio server on a free port in --tiny mode (finding the tiny models this session built through the
+    cache folder --tiny uses); yields (url, demo, settings) and closes it afterwards."""
+    from app.server import build_app, launch
+    from core.settings import classroom_limits
+
+    settings = classroom_limits(
+        Settings(
+            host="127.0.0.1",
+            port=free_port(),
+            tiny=True,
+            output_dir=output_dir,
+            cache_dir=tiny_dir.parent,
+            offline=True,
+            device="cpu",
+            **overrides,
+        )
+    )
+    demo = build_app(settings)
+    launch(demo, settings, block=False, warm=warm, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{settings.port}/", demo, settings
+    finally:
+        demo.close()
+
+
+@contextlib.contextmanager
+def drawing_neighbour():
+    """Another thread drawing from torch's global random generator all along, as a concurrent job would."""
+    import threading
+
+    import torch
+
+    done = threading.Event()
+
+    def draw():
+        while not done.is_set():
+            torch.rand(64)
+
+    neighbour = threading.Thread(target=draw)
+    neighbour.start()
+    try:
+        yield
+    finally:
+        done.set()
+        neighbour.join()
+
+
+def picture_made_in_page(page, url: str, prompt: str) -> None:
+    """Open the studio in `page` and make one picture on the Image tab (a browser test's first step)."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill(prompt)
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
