@@ -123,7 +123,9 @@ def test_an_embedding_is_used_by_name_in_the_prompt_and_the_negative_prompt(sett
     s = settings.replace(embeddings_dir=embeddings_dir)
 
     def run(s, prompt, negative="", guidance=0.0):
-        params = ImageParams(prompt, negative, steps=2, guidance_scale=guidance, width=64, height=64, seed=9)
+        params = ImageParams(
+            prompt, negative_prompt=negative, steps=2, guidance_scale=guidance, width=64, height=64, seed=9
+        )
         final = list(generate_image(cache, s, params))[-1]
         return np.asarray(Image.open(final.images[0]).convert("RGB")).astype(int), final
 
@@ -179,7 +181,9 @@ def test_wildcards_draw_the_same_lines_for_the_same_seed(wildcard_settings):
 
 
 def test_styles_wrap_the_prompt_and_the_recipe_keeps_both(shared_cache, wildcard_settings):
-    params = ImageParams("a __colours__ fox", "blurry", steps=1, width=64, height=64, seed=4, styles=("Watercolor",))
+    params = ImageParams(
+        "a __colours__ fox", negative_prompt="blurry", steps=1, width=64, height=64, seed=4, styles=("Watercolor",)
+    )
     final = list(generate_image(shared_cache, wildcard_settings, params))[-1]
     r = final.recipe
     assert r["prompt"] == "a __colours__ fox" and r["styles"] == ["Watercolor"]

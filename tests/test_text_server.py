@@ -75,7 +75,9 @@ def test_the_answer_streams_from_the_server_and_is_saved_here(shared_cache, remo
 def test_stop_closes_the_stream_and_the_server_keeps_serving(shared_cache, remote):
     stop = threading.Event()
     updates = []
-    for update in generate_text(shared_cache, remote, "Tell me a long story", params=TextParams(512, 0), stop=stop):
+    for update in generate_text(
+        shared_cache, remote, "Tell me a long story", params=TextParams(max_new_tokens=512, temperature=0), stop=stop
+    ):
         updates.append(update.tokens)
         if update.tokens >= 3:
             stop.set()
@@ -134,7 +136,9 @@ def test_a_server_that_is_down_or_answers_garbage_gets_one_sentence(shared_cache
 def test_a_model_the_server_does_not_serve(shared_cache, remote):
     custom = remote.replace(allow_custom_models=True)
     with pytest.raises(UserError, match=f"The text server at {remote.text_endpoint} .*(no model|refused)"):
-        list(generate_text(shared_cache, custom, "hi", model="someone/other-model", params=TextParams(8)))
+        list(
+            generate_text(shared_cache, custom, "hi", model="someone/other-model", params=TextParams(max_new_tokens=8))
+        )
 
 
 def test_the_studio_api_answers_through_the_server(tiny_dir, text_server, tmp_path):
@@ -166,7 +170,9 @@ def test_a_continuous_batching_server_serves_eight_users_at_once_and_stops_one(
     saved = {a.saved for a in answers}
     assert len(saved) == 8  # each user's own transcript
     stop = threading.Event()
-    for update in generate_text(shared_cache, remote, "Tell me a long story", params=TextParams(512, 0), stop=stop):
+    for update in generate_text(
+        shared_cache, remote, "Tell me a long story", params=TextParams(max_new_tokens=512, temperature=0), stop=stop
+    ):
         if update.tokens >= 1:
             stop.set()
     assert update.stopped and update.tokens < 512

@@ -49,7 +49,7 @@ s = Settings(host="127.0.0.1", port=int(os.environ["PORT"]), text_model=os.envir
              cache_dir=Path(os.environ["OUT"]) / "cache", offline=True, device="cpu")
 demo = build_app(s)
 launch(demo, s, block=False, warm=False, quiet=True)
-client = connect(f"http://127.0.0.1:{s.port}/")
+client = Client(f"http://127.0.0.1:{s.port}/", analytics_enabled=False, verbose=False)
 client.predict(prompt="hello", max_new_tokens=4, seed=1, api_name="/generate_text")
 client.predict(prompt="a fox", steps=1, width=64, height=64, seed=1, api_name="/generate_image")
 client.predict(prompt="jazz", duration=1, seed=1, api_name="/generate_music")
