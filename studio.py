@@ -17,7 +17,8 @@ import os
 import sys
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The server's flags (each also a STUDIO_* variable; docs/settings.md lists them with every other setting)."""
     p = argparse.ArgumentParser(prog="studio.py", description="Generative AI Studio (Gradio web UI).")
     p.add_argument("--host", help="address to bind (env STUDIO_HOST, default 127.0.0.1; 0.0.0.0 for a network)")
     p.add_argument("--port", type=int, help="port (env STUDIO_PORT, default 7860)")
@@ -32,7 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="tiny random-weight models built locally; outputs are noise (env STUDIO_TINY)",
     )
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def prepare_environment(offline: bool) -> None:

@@ -1,6 +1,7 @@
 """Settings: one frozen dataclass, read from STUDIO_* environment variables (flags override them in studio.py).
 
-Every field has a comment; README.md lists them all. Nothing here imports torch or gradio.
+Every field has a comment; docs/settings.md lists them all (made from these comments by `python -m app.docs`).
+Nothing here imports torch or gradio.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Settings:
     text_endpoint: str | None = None  # an OpenAI-compatible server (http://host:port/v1) that runs the Text tab
     text_api_key: str | None = None  # its API key, if it wants one (sent as a bearer token)
     music_model: str = DEFAULT_MUSIC_MODEL  # hub id or local folder of the Music tab's default model
-    memory_budget_gb: float | None = None  # memory for loaded models; None = 50% of RAM (CPU) or 85% of VRAM
+    memory_budget_gb: float | None = None  # memory for loaded models; unset: half the RAM (CPU), 85% of GPU memory
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes
     cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
     allow_custom_models: bool = False  # let users type any hub id (keep off on public deployments)
@@ -53,7 +54,7 @@ class Settings:
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
     controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
     depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # finds depth for ControlNet (hub id or folder)
-    ip_adapter: str | None = None  # an IP-Adapter folder (.safetensors + image_encoder/); None: h94's for SD 1.5/SDXL
+    ip_adapter: str | None = None  # an IP-Adapter folder (.safetensors + image_encoder/); unset: h94's for SD 1.5/SDXL
     styles_file: Path | None = None  # a JSON list of styles added to the built-in ones (assets/styles.json)
     max_prompt_chars: int = 4000  # longest prompt or message accepted, in characters
     max_new_tokens: int = 2048  # upper bound of the Text tab's "max new tokens" slider
@@ -65,7 +66,7 @@ class Settings:
     max_music_seconds: float = 30.0  # longest music the Music tab makes (MusicGen's own limit is 30 s)
     classroom: bool = False  # simplified controls, safe limits, "How it works" panels open, consent shown large
     c2pa_cert: Path | None = None  # PEM chain that signs content credentials (default: a local CA made on first run)
-    c2pa_key: Path | None = None  # PEM private key for c2pa_cert
+    c2pa_key: Path | None = None  # PEM private key for STUDIO_C2PA_CERT
     audioseal_dir: Path | None = (
         None  # folder with AudioSeal's generator_base.pth + detector_base.pth (audio watermark)
     )

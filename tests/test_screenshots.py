@@ -45,8 +45,11 @@ def test_screenshot_every_tab(page: Page, server, tmp_path):
     shot("faceswap")
     page.get_by_role("tab", name="GAN lab").click()
     page.locator("#gan-train").click()
-    expect(page.locator("#gan-status")).to_contain_text("Epoch 3", timeout=60_000)
-    page.locator("#gan-stop").click()
+    if os.environ.get("SCREENSHOT_DIR"):  # the docs' picture: all 60 epochs, clear digits (about a minute here)
+        expect(page.locator("#gan-status")).to_contain_text("Epoch 60", timeout=240_000)
+    else:  # the suite's check: it trains and shows its digits
+        expect(page.locator("#gan-status")).to_contain_text("Epoch 3", timeout=60_000)
+        page.locator("#gan-stop").click()
     shot("gan")
     page.get_by_role("tab", name="Verify").click()
     shot("verify")

@@ -56,17 +56,6 @@ def test_gradio_hosting_variables_are_honoured():
     assert from_env({"GRADIO_SERVER_NAME": "0.0.0.0", "STUDIO_HOST": "127.0.0.2"}).host == "127.0.0.2"
 
 
-def test_every_setting_is_in_the_readme():
-    import dataclasses
-    from pathlib import Path
-
-    from core.settings import env_name
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    missing = [env_name(f.name) for f in dataclasses.fields(Settings) if f"`{env_name(f.name)}`" not in readme]
-    assert not missing, f"README.md does not document {missing}"
-
-
 def test_a_tab_whose_model_runs_elsewhere_sends_more_requests_at_once():
     local = Settings(concurrency=2)
     assert [local.jobs_at_once(tab) for tab in ("text", "image", "music", "faceswap")] == [2, 2, 2, 2]

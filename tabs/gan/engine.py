@@ -179,15 +179,16 @@ def loss_picture(g: list[float], d: list[float], width: int = 480, height: int =
         def points(series):
             n = max(len(series) - 1, 1)
             return [
-                (10 + i * (width - 20) / n, height - 20 - (v - low) / span * (height - 40))
+                (10 + i * (width - 20) / n, height - 24 - (v - low) / span * (height - 44))
                 for i, v in enumerate(series)
             ]
 
         for series, colour in ((g, (79, 70, 229)), (d, (234, 88, 12))):
             pts = points(series)
             draw.line(pts if len(pts) > 1 else pts * 2, fill=colour, width=2)
-        draw.text((12, 4), f"generator {g[-1]:.2f}", fill=(79, 70, 229))
-        draw.text((160, 4), f"discriminator {d[-1]:.2f}", fill=(234, 88, 12))
+        # the legend along the bottom: the page puts the picture's label over its top-left corner
+        draw.text((12, height - 16), f"generator {g[-1]:.2f}", fill=(79, 70, 229))
+        draw.text((140, height - 16), f"discriminator {d[-1]:.2f}", fill=(234, 88, 12))
     draw.text((width - 110, height - 16), f"epoch {len(g)}", fill=(90, 90, 90))
     return image
 
