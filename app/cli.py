@@ -98,8 +98,19 @@ def _parser() -> argparse.ArgumentParser:
         default="whole face",
         help="what of the target's face to paint (keep eyes: its own eyes and glasses stay)",
     )
+    swap.add_argument("--enhance", default="None", help="a face restorer for each swapped face (see generate extras)")
+    swap.add_argument("--enhance-blend", type=float, default=1.0, help="0: the swap as it is, 1: the restorer's alone")
     swap.add_argument("--prompt", help=argparse.SUPPRESS)
     common(swap)
+
+    extras = sub.add_parser("extras", help="upscale a picture and restore its faces (the Extras tab)")
+    extras.add_argument("--image", required=True, help="the picture")
+    extras.add_argument("--upscaler", default="None", help="an upscaler's name (STUDIO_UPSCALER_DIR's files too)")
+    extras.add_argument("--scale", type=int, default=2, choices=[1, 2, 4], help="1: faces only")
+    extras.add_argument("--face-restorer", default="None", help="a face restorer's name")
+    extras.add_argument("--restore-strength", type=float, default=1.0, help="0: the faces as they were")
+    extras.add_argument("--prompt", help=argparse.SUPPRESS)
+    common(extras)
     return p
 
 
@@ -208,11 +219,23 @@ def _generate(args: argparse.Namespace, settings, cache):
         )[-1]
         yield str(final.path)
         yield Note(f"seed {final.seed}")
+    elif args.tab == "extras":
+        from tabs.extras import ExtrasParams, enhance_picture
+
+        params = ExtrasParams(
+            args.upscaler, scale=args.scale, face_restorer=args.face_restorer, restore_strength=args.restore_strength
+        )
+        yield str(list(enhance_picture(cache, settings, args.image, params))[-1].path)
     else:
         from tabs.faceswap import swap_face_image, swap_face_video
 
         options = dict(
-            consent=args.consent or None, face_index=args.face_index, engine=args.engine, region=args.region
+            consent=args.consent or None,
+            face_index=args.face_index,
+            engine=args.engine,
+            region=args.region,
+            face_enhancer=args.enhance,
+            enhance_blend=args.enhance_blend,
         )
         if Path(args.target).suffix.lower() in (".mp4", ".mov", ".webm", ".mkv"):
             final = list(swap_face_video(cache, settings, args.source, args.target, **options))[-1].result

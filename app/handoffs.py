@@ -69,6 +69,18 @@ def wire(ctx: ui.Context) -> None:
             api_visibility="private",
             queue=False,
         )
+    if ready(s.image_to_extras, s.image_selected, s.image_gallery, s.extras_image):
+
+        def to_extras(selected: str | None, items: list | None):
+            return chosen_or_first(selected, items, "upscale it in Extras"), go("extras")
+
+        s.image_to_extras.click(
+            ui.user_errors(to_extras),
+            [s.image_selected, s.image_gallery],
+            [s.extras_image, tabs],
+            api_visibility="private",
+            queue=False,
+        )
     for kind, button, prompt in (("image", s.image_expand, s.image_prompt), ("music", s.music_expand, s.music_prompt)):
         if ready(button, prompt):
             _wire_expand(ctx, kind, button, prompt)

@@ -53,6 +53,8 @@ class Settings:
     embeddings_dir: Path = Path("models/embeddings")  # textual-inversion embeddings (.safetensors), used by name
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
     controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
+    upscaler_dir: Path = Path("models/upscalers")  # upscaler weights (.safetensors, .pth) offered by file name
+    face_restorer_dir: Path = Path("models/face_restorers")  # face restorers (GFPGAN, RestoreFormer...) by file name
     depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # finds depth for ControlNet (hub id or folder)
     ip_adapter: str | None = None  # an IP-Adapter folder (.safetensors + image_encoder/); unset: h94's for SD 1.5/SDXL
     styles_file: Path | None = None  # a JSON list of styles added to the built-in ones (assets/styles.json)

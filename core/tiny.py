@@ -346,6 +346,39 @@ def build_depth(folder: Path) -> Path:
     return Path(folder)
 
 
+def build_upscalers(folder: Path) -> Path:
+    """Two upscalers in an operator's folder layout, with spandrel's own architecture classes at tiny sizes: the
+    compact SRVGG net of realesr-general-x4v3 (x4, safetensors; its output is the input enlarged plus a learned
+    change, so it looks like the picture) and an ESRGAN RRDB net (x2, a .pth of tensors as Real-ESRGAN ships)."""
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.Compact import Compact
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    compact = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=4, act_type="prelu")
+    save_file({k: v.contiguous() for k, v in compact.state_dict().items()}, folder / "tiny-compact-x4.safetensors")
+    esrgan = ESRGAN(in_nc=3, out_nc=3, num_filters=4, num_blocks=1, scale=2)
+    torch.save({"params_ema": esrgan.state_dict()}, folder / "tiny-esrgan-x2.pth")
+    return folder
+
+
+def build_face_restorers(folder: Path) -> Path:
+    """A face restorer in an operator's folder layout: spandrel's RestoreFormer at a tiny size (512 px faces)."""
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.RestoreFormer import RestoreFormer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = RestoreFormer(
+        n_embed=16, embed_dim=8, ch=32, ch_mult=(1, 1), num_res_blocks=1, z_channels=32, enable_mid=False
+    )
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, folder / "tiny-restoreformer.safetensors")
+    return folder
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:depth-anything": build_depth,
     "tiny:controlnet": build_controlnet,
@@ -354,6 +387,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:musicgen-melody": lambda folder: build_music(folder, melody=True),
     "tiny:qwen2": build_text,
     "tiny:stable-diffusion": build_image,
+    "tiny:upscalers": build_upscalers,
+    "tiny:face-restorers": build_face_restorers,
 }
 
 

@@ -126,6 +126,8 @@ class Handoffs:
     music_prompt: Any = None
     music_expand: Any = None
     faceswap_target: Any = None
+    image_to_extras: Any = None  # the Image tab's "Enhance in Extras" button
+    extras_image: Any = None  # the Extras tab's picture
 
 
 @dataclass

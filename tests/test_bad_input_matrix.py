@@ -237,6 +237,19 @@ ROWS = [
         "Tick the consent box",
     ),
     ("/get_neural_engine", {"accept_licence": False}, "Tick the licence box first"),
+    (
+        "/swap_face",
+        {"source_image": F + "hopper", "target_image": F + "full.png", "consent": True, "face_enhancer": "GFPGAN v9"},
+        "face enhancer (face_enhancer) must be one of",
+    ),  # fmt: skip
+    # extras
+    ("/extras", {"upscaler": "tiny-compact-x4", "image": F + "text.png"}, "not an image the studio can read"),
+    ("/extras", {"upscaler": "tiny-compact-x4", "image": F + "huge.png"}, "(image) is 20000x20000 pixels"),
+    ("/extras", {"image": F + "full.png", "upscaler": "tiny-compact-x4", "scale": 3}, "scale must be one of"),
+    ("/extras", {"image": F + "full.png", "upscaler": "../../etc/passwd"}, "upscaler must be one of"),
+    ("/extras", {"image": F + "full.png", "upscaler": "None", "scale": 1}, "there is nothing to do"),
+    ("/extras", {"upscaler": "tiny-compact-x4", "image": None}, "Add a picture first"),
+    ("/upscale", {"image": F + "full.png", "prompt": "x", "upscaler": "4x-Nowhere"}, "upscaler must be one of"),
     # verify
     ("/verify", {"file": F + "notes.txt"}, "not a file the Verify tab can read"),
     ("/verify", {"file": F + "empty.png"}, "not a file the Verify tab can read"),

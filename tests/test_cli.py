@@ -107,3 +107,14 @@ def test_cli_help_lists_the_options():
         timeout=60,
     )
     assert done.returncode == 0 and "--negative-prompt" in done.stdout and "--init-image" in done.stdout
+
+
+def test_cli_extras_upscales_and_prints_only_the_path(tiny_dir, tmp_path):
+    picture = ROOT / "assets" / "faces" / "grace_hopper.jpg"
+    done = cli("extras", "--image", str(picture), "--upscaler", "tiny-compact-x4", "--scale", "2", tiny_dir=tiny_dir,
+               out=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (path,) = done.stdout.splitlines()
+    assert Image.open(path).size == tuple(2 * side for side in Image.open(picture).size)
+    refused = cli("extras", "--image", str(picture), "--scale", "4", tiny_dir=tiny_dir, out=tmp_path)
+    assert refused.returncode == 2 and "Choose an upscaler for a scale above 1" in refused.stderr

@@ -48,6 +48,6 @@ def test_the_readme_is_a_short_front_page():
     assert len(readme) <= 16_000, f"README.md is {len(readme):,} characters; move detail to docs/"
     cells = [c.strip() for line in readme.splitlines() if line.startswith("|") for c in line.strip("|").split("|")]
     assert max(map(len, cells)) <= 300  # a sentence or two per table cell
-    for tab in ("image", "text", "music", "faceswap", "gan", "verify"):
+    for tab in ("image", "text", "music", "faceswap", "extras", "gan", "verify"):
         assert f"docs/{tab}.md" in readme and (ROOT / "docs" / f"{tab}.md").exists()
         assert f"screenshots/{tab}.png" in (ROOT / "docs" / f"{tab}.md").read_text()

@@ -66,6 +66,8 @@ def test_classic_swap_changes_the_face_and_nothing_else(shared_cache, fs_setting
         "faces_swapped": 1,
         "engine": "classic",
         "region": "whole face",
+        "face_enhancer": "None",
+        "enhance_blend": 1.0,
         "labelled": False,
         "notes": [],
     }

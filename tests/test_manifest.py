@@ -4,7 +4,7 @@ model the memory budget cannot hold refused before a byte of it is fetched."""
 
 import pytest
 
-from core import hub
+from core import enhance, hub
 from core.errors import ModelUnavailable
 from core.models import ModelCache, memory_needed
 from core.settings import Settings
@@ -30,6 +30,7 @@ def files_of(repo: str) -> dict:
 def test_every_curated_repo_has_a_listing():
     curated = [*IMAGE_MODELS, *TEXT_MODELS, *MUSIC_MODELS, *CONTROLNETS, Settings().depth_model]
     curated += [source.repo for source in ip_adapter.CURATED.values()] + [f.repo for f in neural.SOURCES]
+    curated += [c.repo for c in (*enhance.UPSCALERS.values(), *enhance.RESTORERS.values())]
     for repo in [r for r in curated if not r.startswith("tiny:")]:
         files = files_of(repo)
         assert files, repo
@@ -91,6 +92,11 @@ def test_a_controlnet_downloads_one_safetensors_file(repo):
     weights = [f for f in taken if f.endswith(".safetensors")]
     assert "config.json" in taken and len(weights) == 1
     assert (".fp16." in weights[0]) == ("diffusion_pytorch_model.fp16.safetensors" in files)
+
+
+def test_the_upscalers_and_face_restorers_are_weights_the_studio_reads():
+    for curated in (*enhance.UPSCALERS.values(), *enhance.RESTORERS.values()):
+        assert curated.file in files_of(curated.repo) and curated.file.endswith(enhance.SUFFIXES)
 
 
 def test_the_ip_adapters_and_the_neural_engines_files_are_listed():

@@ -8,7 +8,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core import checks, faces, outputs, provenance, saving, serving
+from core import enhance as enhancers
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
@@ -151,9 +152,8 @@ class Swapper:
         return faces.detect_faces(image, self.graphs)
 
     def apply(self, target: np.ndarray, target_faces: list, face_index: int) -> np.ndarray:
-        chosen = target_faces if face_index == -1 else [target_faces[face_index - 1]]
         out = target
-        for face in chosen:
+        for face in swapped_faces(target_faces, face_index):
             if self.engine == "neural":
                 out = faces.swap_neural(self.models, self.embedding, out, face, self.region)
             else:
@@ -177,6 +177,38 @@ def swapper(
         key = ModelKey("faceswap", str(swapper_file), None, device, "onnx")
         with cache.acquire(key, lambda: faces.NeuralModels.load(swapper_file, recogniser_file, device)) as models:
             yield Swapper(source, engine, graphs, models, region)
+
+
+@dataclass(frozen=True)
+class Enhance:
+    """ "Enhance the swapped face": a face restorer run on each swapped face, blended in by `blend` (0: the swap as
+    it is, 1: the restorer's alone), as facefusion's face enhancer does."""
+
+    restorer: str = enhancers.NONE
+    blend: float = 1.0
+
+
+def check_enhance(settings: Settings, face_enhancer: Any, enhance_blend: Any) -> Enhance:
+    offered = enhancers.restorer_choices(settings)
+    restorer = enhancers.check_choice(face_enhancer or enhancers.NONE, offered, checks.named("face_enhancer"))
+    blend = checks.check_number(enhance_blend, checks.named("enhance_blend", "enhance blend"), 0, 1)
+    return Enhance(restorer, float(blend))
+
+
+@contextlib.contextmanager
+def enhancer(cache: ModelCache, settings: Settings, wanted: Enhance) -> Iterator[Callable | None]:
+    """A function (picture, swapped faces) -> picture that restores those faces, with its model held for the block;
+    None where no enhancer is wanted."""
+    if wanted.restorer == enhancers.NONE:
+        yield None
+        return
+    with enhancers.model(cache, settings, wanted.restorer, "restorer") as loaded:
+        yield lambda picture, swapped: enhancers.restore_faces(loaded, picture, swapped, wanted.blend)[0]
+
+
+def swapped_faces(found: list, index: int) -> list:
+    """The target faces a swap with `index` (-1: all) painted."""
+    return found if index == -1 else [found[index - 1]]
 
 
 def _area(face: faces.Face) -> int:
@@ -278,14 +310,17 @@ def swap_face_image(
     face_index: Any = -1,
     engine: str = "auto",
     region: str = "whole face",
+    face_enhancer: str = enhancers.NONE,
+    enhance_blend: float = 1.0,
 ) -> SwapResult:
-    """Put the face in `source` on the face(s) of `target` (over `region`, see faces.REGIONS); save the result with
-    its recipe; audit the swap."""
+    """Put the face in `source` on the face(s) of `target` (over `region`, see faces.REGIONS), then enhance the
+    swapped faces with `face_enhancer` where one is chosen; save the result with its recipe; audit the swap."""
     from PIL import Image
 
     # 1. check the inputs (consent first)
     check_consent(consent)
     engine, region = pick_engine(settings, engine), check_region(region)
+    wanted = check_enhance(settings, face_enhancer, enhance_blend)
     source_img, source_hash, notes = open_image(source, "source image")
     target_img, target_hash, target_notes = open_image(target, "target image")
     notes += target_notes
@@ -295,6 +330,8 @@ def swap_face_image(
     else:
         made = render_swap(cache, settings, source_img, target_img, engine, region, face_index)
     found, index, result = made.found, made.index, made.result
+    with enhancer(cache, settings, wanted) as improve:
+        result = improve(result, swapped_faces(found, index)) if improve else result
     if settings.faceswap_label:
         result = label(result)
     # 4. save with provenance, and audit
@@ -303,6 +340,8 @@ def swap_face_image(
         "faces_swapped": len(found) if index == -1 else 1,
         "engine": engine,
         "region": region,
+        "face_enhancer": wanted.restorer,
+        "enhance_blend": wanted.blend,
         "labelled": settings.faceswap_label,
         "notes": notes,
     }

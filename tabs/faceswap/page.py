@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from core import faces, jobs, ui
+from core import enhance, faces, jobs, ui
 from core.history import prepend, record
 from tabs.faceswap import neural, video
 from tabs.faceswap.engine import (
@@ -36,6 +36,8 @@ class Page:
     face_index: Any = None
     engine: Any = None
     region: Any = None  # what of the target's face is painted (faces.REGIONS)
+    face_enhancer: Any = None  # a face restorer run on each swapped face (core.enhance), or None
+    enhance_blend: Any = None
     swap: Any = None
     swap_video: Any = None
     stop: Any = None
@@ -115,6 +117,16 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
         info="Keep the target's own eyes (and glasses) or mouth: the swap paints the rest of the face.",
         elem_id="faceswap-region",
     )
+    with gr.Row():
+        page.face_enhancer = ui.choice(
+            gr.Dropdown, [enhance.NONE, *enhance.restorer_choices(settings)], param="face_enhancer",
+            words="face enhancer", value=enhance.NONE, label="Enhance the swapped face",
+            info="A face restorer (see the Extras tab) sharpens each swapped face.", elem_id="faceswap-enhancer",
+        )  # fmt: skip
+        page.enhance_blend = ui.slider(
+            0, 1, param="enhance_blend", words="enhance blend", value=1.0, step=0.05,
+            label="Enhance blend (0: the swap as it is)", elem_id="faceswap-enhance-blend",
+        )  # fmt: skip
     _neural_panel(ctx, page, ready)
     gr.Examples(
         [[str(ASSETS / "grace_hopper.jpg"), str(ASSETS / "astronaut.jpg")]],
@@ -188,12 +200,14 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         face_index: int = -1,
         engine: str = "auto",
         region: str = "whole face",
+        face_enhancer: str = enhance.NONE,
+        enhance_blend: float = 1.0,
         history: list | None = None,
     ) -> tuple:
         """The face of source_image on the faces of target_image (consent must be true)."""
         r = swap_face_image(
             cache, settings, source_image, target_image, consent=consent, face_index=face_index, engine=engine,
-            region=region,
+            region=region, face_enhancer=face_enhancer, enhance_blend=enhance_blend,
         )  # fmt: skip
         summary = f"{r.summary['faces_swapped']} face(s), {r.summary['engine']} engine"
         entry = record("Face swap", summary, [r.path, r.path.with_suffix(".json")], preview=str(r.path))
@@ -206,7 +220,17 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     common = dict(concurrency_limit=settings.jobs_at_once(TAB), concurrency_id=TAB)
     page.swap.click(
         swap_face,
-        [page.source_image, page.target_image, page.consent, page.face_index, page.engine, page.region, ctx.history],
+        [
+            page.source_image,
+            page.target_image,
+            page.consent,
+            page.face_index,
+            page.engine,
+            page.region,
+            page.face_enhancer,
+            page.enhance_blend,
+            ctx.history,
+        ],  # fmt: skip
         [page.result, page.summary_box, page.summary_json, ctx.history, page.how],
         api_name="swap_face",
         **common,
@@ -223,11 +247,14 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         face_index: int,
         engine: str,
         region: str,
+        face_enhancer: str,
+        enhance_blend: float,
         ticket: str | None = None,
         history: list | None = None,
     ) -> Iterator[dict]:
         """The face of source_image on the faces of every frame of target_video (consent must be true)."""
         options = dict(consent=consent, face_index=face_index, engine=engine, region=region)
+        options.update(face_enhancer=face_enhancer, enhance_blend=enhance_blend)
 
         def work(stop) -> Iterator[VideoUpdate]:
             return video.swap_face_video(
@@ -248,7 +275,8 @@ def _wire(ctx: ui.Context, page: Page) -> None:
 
         yield from jobs.run(ctx, request, TAB, ticket, work, show)
 
-    names = ("source_image", "target_video", "consent", "face_index", "engine", "region")
+    names = ("source_image", "target_video", "consent", "face_index", "engine", "region", "face_enhancer")
+    names += ("enhance_blend",)
     jobs.queued(
         ctx,
         TAB,

@@ -28,11 +28,14 @@ from tabs.faceswap.engine import (
     _recipe,
     audit,
     check_consent,
+    check_enhance,
     check_face_index,
     check_region,
+    enhancer,
     label,
     open_image,
     pick_engine,
+    swapped_faces,
     swapper,
 )
 
@@ -95,16 +98,18 @@ class VideoTally:
 def _swap_frames(
     settings: Settings,
     video: VideoInfo,
-    swap: Swapper,
+    swapping: tuple[Swapper, Callable | None],
     index: int,
     out: Path,
     stop: threading.Event,
     tally: VideoTally,
 ) -> Iterator[int]:
-    """Decode, swap, label and encode every frame into `out` (H.264 MP4, the original audio packets copied), yielding
-    the frames done so far. A video whose header hid its length is refused once it passes the limit."""
+    """Decode, swap (and enhance, where `swapping` has an enhancer; see engine.enhancer), label and encode every
+    frame into `out` (H.264 MP4, the original audio packets copied), yielding the frames done so far. A video whose
+    header hid its length is refused once it passes the limit."""
     import av
 
+    swap, improve = swapping
     with av.open(str(video.path)) as src, av.open(str(out), "w", format="mp4") as dst:
         vin = src.streams.video[0]
         ain = src.streams.audio[0] if src.streams.audio else None
@@ -139,6 +144,7 @@ def _swap_frames(
                 found = swap.detect(rgb)
                 if found and (index == -1 or index <= len(found)):
                     rgb = swap.apply(rgb, found, index)
+                    rgb = improve(rgb, swapped_faces(found, index)) if improve else rgb
                     tally.with_faces += 1
                 if settings.faceswap_label:
                     rgb = label(rgb)
@@ -172,13 +178,17 @@ def swap_face_video(
     face_index: Any = -1,
     engine: str = "auto",
     region: str = "whole face",
+    face_enhancer: str = "None",
+    enhance_blend: float = 1.0,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[VideoUpdate]:
-    """Swap every frame of a short video (H.264 MP4 out, original audio kept). Yields progress, then the result."""
+    """Swap every frame of a short video (H.264 MP4 out, original audio kept), each swapped face enhanced with
+    `face_enhancer` where one is chosen. Yields progress, then the result."""
     # 1. check the inputs (consent first)
     check_consent(consent)
     engine, region = pick_engine(settings, engine), check_region(region)
+    wanted = check_enhance(settings, face_enhancer, enhance_blend)
     stop = stop or threading.Event()
     source_img, source_hash, notes = open_image(source, "source image")
     video = open_video(settings, target_video)
@@ -188,9 +198,10 @@ def swap_face_video(
     with (
         tempfile.TemporaryDirectory(prefix="studio-video-") as work,
         swapper(cache, settings, source_img, engine, region) as swap,
+        enhancer(cache, settings, wanted) as improve,
     ):
         made = Path(work) / "swapped.mp4"
-        for done in _swap_frames(settings, video, swap, index, made, stop, tally):
+        for done in _swap_frames(settings, video, (swap, improve), index, made, stop, tally):
             elapsed = time.perf_counter() - start
             if progress:
                 progress(min(done / video.frames, 1.0), f"Frame {done}/{video.frames}")
@@ -205,6 +216,8 @@ def swap_face_video(
             "frames_with_faces": tally.with_faces,
             "engine": engine,
             "region": region,
+            "face_enhancer": wanted.restorer,
+            "enhance_blend": wanted.blend,
             "audio_kept": tally.audio_kept,
             "labelled": settings.faceswap_label,
             "notes": tally.notes,

@@ -300,10 +300,12 @@ def generate_image(
     reference: "ip_adapter.Reference | None" = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
+    before: dict | None = None,
 ) -> Iterator[ImageUpdate]:
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
     open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas), each steered by a
     ControlNet (`control`) and an image prompt (`reference`, IP-Adapter) if given: yields progress, then the PNGs.
+    `before`: what the caller did to the input first, for the recipe (the upscaler of a hires fix).
     With STUDIO_RAY_ADDRESS the model runs on the cluster's image engine (app.engines); the rest runs here."""
     # 1. check the inputs
     request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache)
@@ -327,6 +329,8 @@ def generate_image(
         images = [keep_outside_mask(request.init, image, request.mask) for image in images]
     if request.outpainted:
         recipe.update(outpaint=request.outpainted)
+    if before:
+        recipe.update(before)
     if request.mask is not None:
         painted = sum(request.mask.histogram()[128:]) / (request.mask.width * request.mask.height)
         recipe.update(mask_blur=MASK_BLUR, mask_area=round(painted, 4))  # the share of the picture repainted

@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from core import checks, ui
+from core import checks, enhance, ui
 from core.png_recipes import read_recipe
 from tabs.image import control, guides, loras, prompts, xyz
 from tabs.image.choices import (
@@ -23,7 +23,7 @@ from tabs.image.choices import (
 )
 from tabs.image.gallery import item_path
 from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS
-from tabs.image.runs import use_result, wire_grid, wire_runs
+from tabs.image.runs import LANCZOS, use_result, wire_grid, wire_runs
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
@@ -77,6 +77,7 @@ class Page:
     gallery: Any = None
     use_result: Any = None
     upscale: Any = None
+    upscaler: Any = None  # what ⤢ Upscale makes the larger picture with: Lanczos, or an upscaler model
     seed_used: Any = None
     recipe_view: Any = None
     selected: Any = None  # the result chosen in the gallery (a State)
@@ -299,6 +300,12 @@ def _results(ctx: ui.Context, page: Page) -> None:
         page.upscale = gr.Button("⤢ Upscale ×2", size="sm", elem_id="image-upscale")
         ctx.shared.image_to_music = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
         ctx.shared.image_to_faceswap = gr.Button("🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap")
+        ctx.shared.image_to_extras = gr.Button("🔍 Upscale in Extras", size="sm", elem_id="image-to-extras")
+    page.upscaler = ui.choice(
+        gr.Dropdown, [LANCZOS, *enhance.upscaler_choices(ctx.settings)], param="upscaler", value=LANCZOS,
+        label="⤢ Upscale ×2 with", info="Lanczos resampling, or an upscaler model (see the Extras tab)",
+        elem_id="image-upscaler",
+    )  # fmt: skip
     page.seed_used = ui.seed_used_box("image-seed-used")
     page.recipe_view = gr.JSON(label="Recipe", open=False)
 

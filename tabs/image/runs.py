@@ -7,8 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 import gradio as gr
+import numpy as np
 
-from core import checks, jobs, ui
+from core import checks, enhance, jobs, ui
 from core.errors import UserError
 from core.history import prepend, record
 from core.png_recipes import read_recipe
@@ -18,6 +19,7 @@ from tabs.image.gallery import chosen_or_first
 from tabs.image.parts import upscaled
 
 TAB = "image"
+LANCZOS = "Lanczos"  # ⤢ Upscale without a model: Lanczos resampling, as before upscaler models
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
 # The parameters every run shares, in the API's order (after the picture endpoints' own first ones).
 RUN = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "model")
@@ -269,11 +271,12 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         seed: int,
         model: str,
         sampler: str,
+        upscaler: str = LANCZOS,
         ticket: str | None = None,
         history: list | None = None,
     ) -> Iterator[dict]:
-        """Twice the size, then an image-to-image pass at low strength that adds the detail (A1111's "hires
-        fix"). A blank prompt takes the one in the picture's recipe."""
+        """Twice the size (with an upscaler model, or Lanczos resampling), then an image-to-image pass at low
+        strength that adds the detail (A1111's "hires fix"). A blank prompt takes the one in the picture's recipe."""
         if not image:
             raise UserError("Generate an image (or add one under Image to image) first, then upscale it.")
         params = ImageParams(
@@ -288,8 +291,23 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         what = checks.named("steps", "number of steps")
         steps = max(int(checks.check_number(params.steps, what, 1, MAX_STEPS, integer=True)), 3)
         picture = upscaled(image, ctx.settings)
+        before = None
+        if upscaler != LANCZOS:  # the model makes the larger picture (the size stays Lanczos' own)
+            picture, before = _model_upscaled(image, picture.size, upscaler, progress)
         job = dict(request=request, progress=progress, ticket=ticket, history=history)
-        yield from _run(ctx, page, replace(params, steps=steps), model, picture, **job)
+        yield from _run(ctx, page, replace(params, steps=steps), model, picture, before=before, **job)
+
+    def _model_upscaled(image: str, size: tuple[int, int], name: str, progress: Any) -> tuple[Any, dict]:
+        """The picture made `size` by the upscaler model `name` (core.enhance), and what the recipe says of it."""
+        from PIL import Image
+
+        name = enhance.check_choice(name, enhance.upscaler_choices(ctx.settings), checks.named("upscaler"))
+        with checks.open_image_file(image, "image to upscale", checks.IMAGE_UNREADABLE) as im:
+            picture = np.asarray(im.convert("RGB"))
+        with enhance.model(ctx.cache, ctx.settings, name, "upscaler", progress) as loaded:
+            made = enhance.upscale(loaded, picture, size[0] / picture.shape[1])
+        made = Image.fromarray(made).resize(size, Image.Resampling.LANCZOS)
+        return made, {"upscaler": name, "upscaler_sha256": loaded.sha256}
 
     # Upscale ×2 takes the chosen result (as "Use for image to image" does), then runs in the queue on it.
     chosen = page.upscale.click(
@@ -297,6 +315,7 @@ def wire_runs(ctx: ui.Context, page: Any) -> None:
         queue=False,
     )  # fmt: skip
     inputs = {"image": page.init, **{k: v for k, v in after_picture.items() if k != "num_images"}}
+    inputs["upscaler"] = page.upscaler  # the API's last parameter: it came later
     jobs.queued(
         ctx, TAB, chosen.success, upscale, {**inputs, "history": ctx.history}, outs, api_name="upscale", **common
     )

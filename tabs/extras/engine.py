@@ -1,0 +1,157 @@
+"""The Extras tab's engine (AUTOMATIC1111 calls it so): any picture upscaled with an ESRGAN-family model and its faces
+restored, saved with its recipe and labelled as the user's picture, AI-enhanced. Plain Python: the parameters and
+their checks, then `enhance_picture` in steps (check -> models from the cache -> upscale and restore with progress ->
+save). The models and the work itself are in core.enhance (the Image and Face swap tabs use them too)."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import checks, enhance, faces, outputs, provenance, saving
+from core.errors import UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+SCALES = (1, 2, 4)  # 1: faces only
+UNREADABLE = "The picture (image) is not an image the studio can read (PNG, JPEG or WebP)."
+
+
+@dataclass(frozen=True)
+class ExtrasParams:
+    upscaler: str = enhance.NONE  # a name of core.enhance.upscaler_choices, or None
+    _: KW_ONLY
+    scale: float = 2  # 1, 2 or 4: how many times larger
+    face_restorer: str = enhance.NONE  # a name of core.enhance.restorer_choices, or None
+    restore_strength: float = 1.0  # 0 keeps the faces as they were, 1 is the restorer's alone (A1111's visibility)
+
+
+@dataclass
+class ExtrasUpdate:
+    done_steps: int
+    total_steps: int
+    seconds: float
+    stage: str = ""  # what it does now ("Upscaling", "Restoring faces")
+    path: Path | None = None  # the saved PNG, once done
+    recipe: dict | None = None
+    before: Any = None  # the input picture (PIL), once done, for the before/after view
+    done: bool = False
+    faces: int = 0  # faces restored
+
+    def status(self) -> str:
+        if self.done:
+            restoring = self.recipe and self.recipe.get("face_restorer") != enhance.NONE
+            restored = f", {self.faces} face(s) restored" if restoring else ""
+            return f"Done: {self.recipe['width']}x{self.recipe['height']} in {self.seconds:.1f} s{restored}."
+        return f"{self.stage} · step {self.done_steps}/{self.total_steps} · {self.seconds:.1f} s"
+
+
+def check_params(settings: Settings, p: ExtrasParams) -> ExtrasParams:
+    upscaler = enhance.check_choice(p.upscaler, enhance.upscaler_choices(settings), checks.named("upscaler"))
+    restorer = enhance.check_choice(p.face_restorer, enhance.restorer_choices(settings), checks.named("face_restorer"))
+    scale = checks.check_number(p.scale, "scale", 1, 4, integer=True)
+    if scale not in SCALES:
+        raise UserError(f"The scale must be 1, 2 or 4; got {scale}.")
+    if upscaler == enhance.NONE and scale != 1:
+        raise UserError("Choose an upscaler for a scale above 1 (or scale 1 to restore faces only).")
+    if upscaler != enhance.NONE and scale == 1:
+        raise UserError("An upscaler needs a scale of 2 or 4.")
+    if upscaler == enhance.NONE and restorer == enhance.NONE:
+        raise UserError("Choose an upscaler, a face restorer or both: there is nothing to do.")
+    strength = checks.check_number(p.restore_strength, checks.named("restore_strength"), 0, 1)
+    return ExtrasParams(upscaler, scale=scale, face_restorer=restorer, restore_strength=float(strength))
+
+
+def enhance_picture(
+    cache: ModelCache,
+    settings: Settings,
+    image: Any,
+    params: ExtrasParams,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[ExtrasUpdate]:
+    """The picture `image` (a path) upscaled and its faces restored: yields progress, then the saved PNG."""
+    # 1. check the inputs: the models offered, the sizes (the output's too), the picture itself
+    params = check_params(settings, params)
+    with checks.open_image_file(image, "picture (image)", UNREADABLE) as opened:
+        before = opened.convert("RGB")
+    enhance.check_output_size(before.width, before.height, params.scale)
+    source_sha256 = outputs.file_sha256(image)
+    stop, start = stop or threading.Event(), time.perf_counter()
+    picture = np.asarray(before)
+    used: dict[str, Any] = {}
+    steps = [0, 1]  # tiles done, steps in all (upscaling's tiles, then one for the faces)
+
+    def tick(stage: str) -> ExtrasUpdate:
+        update = ExtrasUpdate(steps[0], steps[1], time.perf_counter() - start, stage)
+        if progress:
+            progress(min(steps[0] / max(steps[1], 1), 1.0), update.status())
+        return update
+
+    # 2.-3. each model from the cache (downloaded on first use), held while it works
+    if params.upscaler != enhance.NONE:
+        with enhance.model(cache, settings, params.upscaler, "upscaler", progress) as upscaler:
+            picture = yield from _upscale(upscaler, picture, params.scale, stop, steps, tick)
+            used["upscaler_sha256"], used["upscaler_architecture"] = upscaler.sha256, upscaler.architecture
+    restored = 0
+    if params.face_restorer != enhance.NONE:
+        yield tick("Finding faces")
+        with faces.face_graphs(cache) as graphs:
+            found = faces.detect_faces(picture, graphs)
+        with enhance.model(cache, settings, params.face_restorer, "restorer", progress) as restorer:
+            yield tick(f"Restoring {len(found)} face(s)")
+            picture, restored = enhance.restore_faces(restorer, picture, found, params.restore_strength, stop)
+            used["face_restorer_sha256"], used["face_restorer_architecture"] = restorer.sha256, restorer.architecture
+    # 4. save with its recipe: the user's picture, AI-enhanced (a composite, as inpainting and face swaps are)
+    recipe = outputs.base_recipe(
+        "extras",
+        params.upscaler if params.upscaler != enhance.NONE else params.face_restorer,
+        source_sha256=source_sha256,
+        width=picture.shape[1],
+        height=picture.shape[0],
+        source_width=before.width,
+        source_height=before.height,
+        faces_restored=restored,
+        tile=enhance.TILE,
+        versions=outputs.library_versions("torch", "spandrel"),
+        **asdict(params),
+        **used,
+    )
+    from PIL import Image
+
+    write = provenance.png_writer(Image.fromarray(picture))
+    saved = saving.finish(settings, "extras", Path(str(image)).stem, "png", recipe, write, edited=True)
+    steps[0] = steps[1]
+    done = ExtrasUpdate(steps[1], steps[1], time.perf_counter() - start, "Done", saved.path, recipe, before, True)
+    done.faces = restored
+    yield done
+
+
+def _upscale(upscaler: enhance.Loaded, picture: np.ndarray, scale: float, stop: Any, steps: list, tick: Callable):
+    """The upscale on a Worker (its tiles counted into `steps`), yielding progress while it runs."""
+    from core.device import Worker
+
+    def step(done: int, total: int) -> None:
+        steps[0], steps[1] = done, total + 1
+
+    job = Worker("extras-upscale")
+    with job.start(lambda: enhance.upscale(upscaler, picture, scale, stop=_either(stop, job.halt), step=step)):
+        while not job.finished.wait(0.25):
+            yield tick(f"Upscaling x{scale:g} with {upscaler.name}")
+    return job.result()
+
+
+@dataclass
+class _either:
+    """A stop flag set when either of two is (the user's Stop, or the page going away)."""
+
+    first: Any
+    second: Any = field(default=None)
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or (self.second is not None and self.second.is_set())
