@@ -1,4 +1,4 @@
-"""The Image, Music and Face swap engines as Ray Serve deployments, and `python studio.py serve-models`, which
+"""The Image, Music, Face swap and Extras engines as Ray Serve deployments, and `python studio.py serve-models`, which
 deploys them.
 
 A replica holds its own model cache (on its GPU, or CPU) and runs the tab's render step (render_image,
@@ -92,6 +92,18 @@ class FaceSwapEngine(_Replica):
         return await asyncio.get_running_loop().run_in_executor(self.thread, work)
 
 
+class ExtrasEngine(_Replica):
+    """One replica of the extras engine: upscalers and face restorers (core.enhance)."""
+
+    async def render(self, picture: Any, params: Any):
+        from tabs.extras.engine import render_extras
+
+        async for item in serving.drive(
+            lambda stop, progress: render_extras(self.cache, self.settings, picture, params, stop, progress)
+        ):
+            yield item
+
+
 @dataclass(frozen=True)
 class Scale:
     """How each engine is deployed."""
@@ -110,8 +122,13 @@ def applications(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGI
     # Requests a replica takes at once; the others wait in Ray's queue for the first free replica. The image engine
     # takes enough to fill two batches; music and face swaps one: two MusicGen runs on one replica only share its
     # device, and one that waits behind them on a replica waits longer than in the queue (measured: p95 41 s).
-    at_once = {"image": 2 * scale.max_batch, "music": 1, "faceswap": 1}
-    engine = {"image": _with_batching(ImageEngine), "music": MusicEngine, "faceswap": FaceSwapEngine}
+    at_once = {"image": 2 * scale.max_batch, "music": 1, "faceswap": 1, "extras": 1}
+    engine = {
+        "image": _with_batching(ImageEngine),
+        "music": MusicEngine,
+        "faceswap": FaceSwapEngine,
+        "extras": ExtrasEngine,
+    }
     apps = {}
     for kind in kinds:
         options: dict[str, Any] = {"ray_actor_options": {"num_cpus": scale.cpus, "num_gpus": scale.gpus}}
@@ -167,7 +184,7 @@ def deploy(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGINES) -
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="studio.py serve-models",
-        description="Deploy the studio's image, music and face swap engines on a Ray cluster as Ray Serve "
+        description="Deploy the studio's image, music, face swap and extras engines on a Ray cluster as Ray Serve "
         "applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings "
         "(STUDIO_IMAGE_MODEL, STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
     )

@@ -21,7 +21,7 @@ TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
-REMOTE_TABS = ("image", "music", "faceswap")  # the tabs whose engines can run on a Ray cluster (core.serving)
+REMOTE_TABS = ("image", "music", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

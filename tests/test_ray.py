@@ -144,6 +144,21 @@ def test_a_face_swapped_on_the_cluster_equals_the_swap_made_here(cluster, here):
         )
 
 
+def test_a_picture_enhanced_on_the_cluster_equals_the_one_enhanced_here(cluster, here):
+    from faces_helpers import HOPPER
+
+    from tabs.extras import ExtrasParams, enhance_picture
+
+    params = ExtrasParams("tiny-compact-x4", scale=2, face_restorer="tiny-restoreformer")
+    made = [
+        elsewhere(lambda s=s: list(enhance_picture(make_cache(s), s, str(HOPPER), params))[-1])
+        for s in (cluster, here)
+    ]
+    there, mine = (np.asarray(Image.open(u.path), dtype=np.int16) for u in made)
+    assert there.shape == mine.shape and np.abs(there - mine).max() <= 2  # float rounding at most
+    assert made[0].recipe["served_by"]["application"] == "studio-extras" and made[0].faces == made[1].faces == 1
+
+
 def test_stop_reaches_the_replica_and_nothing_is_saved(cluster):
     from tabs.music.engine import MusicParams, generate_music
 
@@ -204,6 +219,6 @@ def test_serve_models_says_what_is_wrong_in_a_sentence(capsys):
     from app.engines import main
 
     assert main(["--ray", "auto", "--engines", "image,video"]) == 2
-    assert "--engines takes some of image, music, faceswap, not 'image,video'." in capsys.readouterr().err
+    assert "--engines takes some of image, music, faceswap, extras, not 'image,video'." in capsys.readouterr().err
     assert main(["--ray", "auto", "--replicas", "0"]) == 2
     assert "--replicas and --max-batch must be at least 1" in capsys.readouterr().err

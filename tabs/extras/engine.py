@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core import checks, enhance, faces, outputs, provenance, saving
+from core import checks, enhance, faces, outputs, provenance, saving, serving
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -66,6 +66,15 @@ def check_params(settings: Settings, p: ExtrasParams) -> ExtrasParams:
     return ExtrasParams(upscaler, scale=scale, face_restorer=restorer, restore_strength=float(strength))
 
 
+@dataclass
+class Enhanced:
+    """What the models made, before it is saved (picklable: it comes back from a Ray replica)."""
+
+    picture: np.ndarray  # (height, width, 3) RGB uint8
+    faces: int  # faces restored
+    used: dict  # what the recipe says of the models (architecture, SHA-256 of the weights)
+
+
 def enhance_picture(
     cache: ModelCache,
     settings: Settings,
@@ -75,7 +84,8 @@ def enhance_picture(
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Iterator[ExtrasUpdate]:
-    """The picture `image` (a path) upscaled and its faces restored: yields progress, then the saved PNG."""
+    """The picture `image` (a path) upscaled and its faces restored: yields progress, then the saved PNG. With
+    STUDIO_RAY_ADDRESS the models run on the cluster's extras engine (app.engines); the rest runs here."""
     # 1. check the inputs: the models offered, the sizes (the output's too), the picture itself
     params = check_params(settings, params)
     with checks.open_image_file(image, "picture (image)", UNREADABLE) as opened:
@@ -83,9 +93,43 @@ def enhance_picture(
     enhance.check_output_size(before.width, before.height, params.scale)
     source_sha256 = outputs.file_sha256(image)
     stop, start = stop or threading.Event(), time.perf_counter()
-    picture = np.asarray(before)
+    # 2.-3. the models from the cache (here, or on a Ray replica) upscale and restore, with progress
+    if settings.ray_address:
+        made = yield from serving.call(settings, "extras", "render", (np.asarray(before), params), stop, progress)
+        made.used.update(served_by=serving.served_by(settings, "extras"))
+    else:
+        made = yield from render_extras(cache, settings, np.asarray(before), params, stop, progress)
+    # 4. save with its recipe: the user's picture, AI-enhanced (a composite, as inpainting and face swaps are)
+    picture = made.picture
+    recipe = outputs.base_recipe(
+        "extras",
+        params.upscaler if params.upscaler != enhance.NONE else params.face_restorer,
+        source_sha256=source_sha256,
+        width=picture.shape[1],
+        height=picture.shape[0],
+        source_width=before.width,
+        source_height=before.height,
+        faces_restored=made.faces,
+        tile=enhance.TILE,
+        versions=outputs.library_versions("torch", "spandrel"),
+        **asdict(params),
+        **made.used,
+    )
+    from PIL import Image
+
+    write = provenance.png_writer(Image.fromarray(picture))
+    saved = saving.finish(settings, "extras", Path(str(image)).stem, "png", recipe, write, edited=True)
+    seconds = time.perf_counter() - start
+    yield ExtrasUpdate(1, 1, seconds, "Done", saved.path, recipe, before, True, made.faces)
+
+
+def render_extras(
+    cache: ModelCache, settings: Settings, picture: np.ndarray, params: ExtrasParams, stop: Any, progress: Any
+) -> Iterator[ExtrasUpdate]:
+    """Steps 2 and 3 of enhance_picture for a checked picture: each model from the cache (downloaded on first use),
+    held while it works; returns what they made (Enhanced). Runs here, or on a Ray Serve replica (app.engines)."""
     used: dict[str, Any] = {}
-    steps = [0, 1]  # tiles done, steps in all (upscaling's tiles, then one for the faces)
+    steps, start = [0, 1], time.perf_counter()  # tiles done, steps in all (the upscale's tiles, then the faces)
 
     def tick(stage: str) -> ExtrasUpdate:
         update = ExtrasUpdate(steps[0], steps[1], time.perf_counter() - start, stage)
@@ -93,7 +137,6 @@ def enhance_picture(
             progress(min(steps[0] / max(steps[1], 1), 1.0), update.status())
         return update
 
-    # 2.-3. each model from the cache (downloaded on first use), held while it works
     if params.upscaler != enhance.NONE:
         with enhance.model(cache, settings, params.upscaler, "upscaler", progress) as upscaler:
             picture = yield from _upscale(upscaler, picture, params.scale, stop, steps, tick)
@@ -107,29 +150,7 @@ def enhance_picture(
             yield tick(f"Restoring {len(found)} face(s)")
             picture, restored = enhance.restore_faces(restorer, picture, found, params.restore_strength, stop)
             used["face_restorer_sha256"], used["face_restorer_architecture"] = restorer.sha256, restorer.architecture
-    # 4. save with its recipe: the user's picture, AI-enhanced (a composite, as inpainting and face swaps are)
-    recipe = outputs.base_recipe(
-        "extras",
-        params.upscaler if params.upscaler != enhance.NONE else params.face_restorer,
-        source_sha256=source_sha256,
-        width=picture.shape[1],
-        height=picture.shape[0],
-        source_width=before.width,
-        source_height=before.height,
-        faces_restored=restored,
-        tile=enhance.TILE,
-        versions=outputs.library_versions("torch", "spandrel"),
-        **asdict(params),
-        **used,
-    )
-    from PIL import Image
-
-    write = provenance.png_writer(Image.fromarray(picture))
-    saved = saving.finish(settings, "extras", Path(str(image)).stem, "png", recipe, write, edited=True)
-    steps[0] = steps[1]
-    done = ExtrasUpdate(steps[1], steps[1], time.perf_counter() - start, "Done", saved.path, recipe, before, True)
-    done.faces = restored
-    yield done
+    return Enhanced(picture, restored, used)
 
 
 def _upscale(upscaler: enhance.Loaded, picture: np.ndarray, scale: float, stop: Any, steps: list, tick: Callable):
