@@ -106,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     extras = sub.add_parser("extras", help="upscale a picture and restore its faces (the Extras tab)")
     extras.add_argument("--image", required=True, help="the picture")
     extras.add_argument("--upscaler", default="None", help="an upscaler's name (STUDIO_UPSCALER_DIR's files too)")
-    extras.add_argument("--scale", type=int, default=2, choices=[1, 2, 4], help="1: faces only")
+    extras.add_argument("--scale", type=float, default=2, help="how many times larger, 1 to 8 (1: faces only)")
+    extras.add_argument("--width", type=int, default=0, help="or scale to this width in pixels")
+    extras.add_argument("--height", type=int, default=0, help="and/or this height (both: cropped to fit)")
     extras.add_argument("--face-restorer", default="None", help="a face restorer's name")
     extras.add_argument("--restore-strength", type=float, default=1.0, help="0: the faces as they were")
     extras.add_argument("--prompt", help=argparse.SUPPRESS)
@@ -223,8 +225,9 @@ def _generate(args: argparse.Namespace, settings, cache):
         from tabs.extras import ExtrasParams, enhance_picture
 
         params = ExtrasParams(
-            args.upscaler, scale=args.scale, face_restorer=args.face_restorer, restore_strength=args.restore_strength
-        )
+            args.upscaler, scale=args.scale, target_width=args.width, target_height=args.height,
+            face_restorer=args.face_restorer, restore_strength=args.restore_strength,
+        )  # fmt: skip
         yield str(list(enhance_picture(cache, settings, args.image, params))[-1].path)
     else:
         from tabs.faceswap import swap_face_image, swap_face_video

@@ -47,6 +47,7 @@ class Curated:
 UPSCALERS = {
     "Real-ESRGAN x4plus": Curated("Comfy-Org/Real-ESRGAN_repackaged", "RealESRGAN_x4plus.safetensors", "BSD-3-Clause"),
     "Real-ESRGAN general x4v3": Curated("jhj0517/realesr-general-x4v3", "realesr-general-x4v3.pth", "BSD-3-Clause"),
+    "Real-ESRGAN x4plus anime 6B": Curated("lllyasviel/Annotators", "RealESRGAN_x4plus_anime_6B.pth", "BSD-3-Clause"),
 }
 RESTORERS = {
     "GFPGAN v1.4": Curated("hacksider/deep-live-cam", "GFPGANv1.4.pth", "Apache-2.0 (TencentARC)"),
@@ -281,6 +282,20 @@ def upscale(
         shrink = made.shape[1] > target[0]
         made = cv2.resize(made, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
     return made
+
+
+def crop_to(picture: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The centre `width` x `height` of a picture that covers that size (A1111's "crop to fit"); a picture a pixel
+    short from rounding is resized instead."""
+    h, w = picture.shape[:2]
+    if (w, h) == (width, height):
+        return picture
+    if w < width or h < height:
+        import cv2
+
+        return cv2.resize(picture, (width, height), interpolation=cv2.INTER_LANCZOS4)
+    left, top = (w - width) // 2, (h - height) // 2
+    return np.ascontiguousarray(picture[top : top + height, left : left + width])
 
 
 def check_output_size(width: int, height: int, scale: float) -> None:

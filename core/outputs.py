@@ -28,6 +28,10 @@ from typing import Any
 log = logging.getLogger("studio.outputs")
 STUDIO_NAME = "Generative AI Studio"
 AI_STATEMENT = "AI-generated content: made with a generative model in the Generative AI Studio."
+AI_EDITED_STATEMENT = (
+    "AI-edited content: a picture, sound or video given by its user, changed by generative models in the Generative "
+    "AI Studio."
+)
 
 
 @contextlib.contextmanager

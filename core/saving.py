@@ -43,6 +43,8 @@ def finish(
     source_type, action = (provenance.COMPOSITE, "c2pa.edited") if edited else (provenance.GENERATED, "c2pa.created")
     mime = SIGNED.get(ext)
     path = outputs.new_output_path(settings.output_dir, tab, title, ext)
+    if edited and recipe.get("statement") == outputs.AI_STATEMENT:
+        recipe["statement"] = outputs.AI_EDITED_STATEMENT
     recipe["provenance"] = {
         "digital_source_type": provenance.IPTC + source_type,
         "content_credentials": f"C2PA, {action}" if mime else "none (a text file cannot carry them)",

@@ -117,4 +117,4 @@ def test_cli_extras_upscales_and_prints_only_the_path(tiny_dir, tmp_path):
     (path,) = done.stdout.splitlines()
     assert Image.open(path).size == tuple(2 * side for side in Image.open(picture).size)
     refused = cli("extras", "--image", str(picture), "--scale", "4", tiny_dir=tiny_dir, out=tmp_path)
-    assert refused.returncode == 2 and "Choose an upscaler for a scale above 1" in refused.stderr
+    assert refused.returncode == 2 and "Choose an upscaler to make the picture larger" in refused.stderr

@@ -53,7 +53,7 @@ def test_only_safetensors_and_pth_files_are_offered(tmp_path):
     assert enhance.local_models(tmp_path / "missing") == {}
 
 
-@pytest.mark.parametrize(("upscaler", "scale"), [(COMPACT, 2), (COMPACT, 4), (ESRGAN, 2)])
+@pytest.mark.parametrize(("upscaler", "scale"), [(COMPACT, 2), (COMPACT, 4), (COMPACT, 1.5), (ESRGAN, 2)])
 def test_an_upscale_makes_the_picture_larger_and_records_it(shared_cache, extras_settings, upscaler, scale):
     final = run(shared_cache, extras_settings, upscaler=upscaler, scale=scale)
     made = Image.open(final.path)
@@ -104,6 +104,7 @@ def test_the_result_is_labelled_ai_enhanced_and_verify_says_so(shared_cache, ext
     recipe = read_recipe(final.path)
     assert recipe["face_restorer"] == RESTORER and recipe["faces_restored"] == 1
     assert recipe["provenance"]["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    assert recipe["statement"].startswith("AI-edited content: a picture, sound or video given by its user")
     report = verify_file(final.path, extras_settings)
     assert report["watermark"]["present"] and report["content_credentials"]["state"] in ("Valid", "Trusted")
     assert "c2pa.edited" in json.dumps(report["content_credentials"])
@@ -130,14 +131,33 @@ def test_a_weights_file_that_would_run_code_is_refused_unread(shared_cache, extr
         run(shared_cache, s, upscaler="broken", scale=2)
 
 
+def test_a_target_size_is_reached_exactly(shared_cache, extras_settings):
+    """A1111's "Scale to": one side keeps the picture's shape; both give exactly that size, the picture scaled to
+    cover it and its centre kept (the pixels of the covering upscale's centre, not of another crop)."""
+    wide = run(shared_cache, extras_settings, upscaler=COMPACT, target_width=768)
+    assert Image.open(wide.path).size == (768, 768) and wide.recipe["scale"] == 1.5
+    exact = run(shared_cache, extras_settings, upscaler=COMPACT, target_width=800, target_height=600)
+    assert Image.open(exact.path).size == (800, 600) and exact.recipe["scale"] == 800 / 512
+    assert (exact.recipe["width"], exact.recipe["height"]) == (800, 600)
+    cover = np.asarray(Image.open(run(shared_cache, extras_settings, upscaler=COMPACT, target_width=800).path), int)
+    centre = np.abs(np.asarray(Image.open(exact.path), int) - cover[100:700])  # up to the invisible watermark's
+    shifted = np.abs(np.asarray(Image.open(exact.path), int) - cover[90:690])
+    assert centre.mean() < 3 and shifted.mean() > 3 * centre.mean()
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
-        ({"upscaler": COMPACT, "scale": 3}, "scale must be 1, 2 or 4; got 3"),
+        ({"upscaler": COMPACT, "scale": 9}, "scale must be between 1 and 8; got 9"),
+        ({"upscaler": COMPACT, "target_width": 256}, "is not larger than the 512x512 picture"),
+        ({"upscaler": COMPACT, "target_width": 600, "target_height": 4500}, "takes x8.79; the most is x8"),
+        ({"upscaler": COMPACT, "target_width": 9000}, "target width (target_width) must be between 0 and 8192 px"),
+        ({"upscaler": COMPACT, "target_height": 700.5}, "must be a whole number"),
+        ({"upscaler": "None", "scale": 1, "target_width": 800, "face_restorer": RESTORER}, "Choose an upscaler to"),
         ({"upscaler": "4x-Nowhere", "scale": 2}, "upscaler must be one of None, "),
         ({"upscaler": "None", "scale": 1}, "there is nothing to do"),
-        ({"upscaler": "None", "scale": 2}, "Choose an upscaler for a scale above 1"),
-        ({"upscaler": COMPACT, "scale": 1}, "An upscaler needs a scale of 2 or 4"),
+        ({"upscaler": "None", "scale": 2}, "Choose an upscaler to make the picture larger"),
+        ({"upscaler": COMPACT, "scale": 1}, "An upscaler needs a scale above 1"),
         ({"upscaler": "None", "scale": 1, "face_restorer": RESTORER, "restore_strength": 2}, "between 0 and 1"),
         ({"upscaler": "None", "scale": 1, "face_restorer": ESRGAN}, "face restorer (face_restorer) must be one of"),
     ],

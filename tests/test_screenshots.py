@@ -47,8 +47,10 @@ def test_screenshot_every_tab(page: Page, server, tmp_path):
     page.locator("#extras-image input[type=file]").set_input_files(str(HOPPER))
     page.locator("#extras-restorer input").click()
     page.get_by_role("option", name="tiny-restoreformer").click()
+    page.locator("#extras-width input[type=number]").fill("800")  # "Scale to" a width: the height keeps the shape
+    page.locator("#extras-width input[type=number]").press("Tab")
     page.locator("#extras-run").click()
-    expect(page.locator("#extras-status")).to_contain_text("Done", timeout=60_000)
+    expect(page.locator("#extras-status")).to_contain_text("Done: 800x", timeout=60_000)
     shot("extras")
     page.get_by_role("tab", name="GAN lab").click()
     page.locator("#gan-train").click()

@@ -6,7 +6,7 @@ save). The models and the work itself are in core.enhance (the Image and Face sw
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import KW_ONLY, asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
 
-SCALES = (1, 2, 4)  # 1: faces only
+MAX_SCALE = 8  # x8: a x4 model twice, as A1111's Extras allows
+MAX_SIDE = 8192  # a target width or height in pixels (the output's megapixels are bounded too)
 UNREADABLE = "The picture (image) is not an image the studio can read (PNG, JPEG or WebP)."
 
 
@@ -25,7 +26,9 @@ UNREADABLE = "The picture (image) is not an image the studio can read (PNG, JPEG
 class ExtrasParams:
     upscaler: str = enhance.NONE  # a name of core.enhance.upscaler_choices, or None
     _: KW_ONLY
-    scale: float = 2  # 1, 2 or 4: how many times larger
+    scale: float = 2  # how many times larger, 1 to 8 (1: faces only)
+    target_width: int = 0  # or the size to reach (A1111's "Scale to"): 0 takes it from scale; one of the two keeps
+    target_height: int = 0  # the picture's shape, both give exactly that size (scaled to cover it, then centred crop)
     face_restorer: str = enhance.NONE  # a name of core.enhance.restorer_choices, or None
     restore_strength: float = 1.0  # 0 keeps the faces as they were, 1 is the restorer's alone (A1111's visibility)
 
@@ -53,17 +56,46 @@ class ExtrasUpdate:
 def check_params(settings: Settings, p: ExtrasParams) -> ExtrasParams:
     upscaler = enhance.check_choice(p.upscaler, enhance.upscaler_choices(settings), checks.named("upscaler"))
     restorer = enhance.check_choice(p.face_restorer, enhance.restorer_choices(settings), checks.named("face_restorer"))
-    scale = checks.check_number(p.scale, "scale", 1, 4, integer=True)
-    if scale not in SCALES:
-        raise UserError(f"The scale must be 1, 2 or 4; got {scale}.")
-    if upscaler == enhance.NONE and scale != 1:
-        raise UserError("Choose an upscaler for a scale above 1 (or scale 1 to restore faces only).")
-    if upscaler != enhance.NONE and scale == 1:
-        raise UserError("An upscaler needs a scale of 2 or 4.")
+    scale = checks.check_number(p.scale, "scale", 1, MAX_SCALE)
+    width = checks.check_number(p.target_width, checks.named("target_width"), 0, MAX_SIDE, integer=True, unit=" px")
+    height = checks.check_number(p.target_height, checks.named("target_height"), 0, MAX_SIDE, integer=True, unit=" px")
+    sized = bool(width or height)
+    if upscaler == enhance.NONE and (scale != 1 or sized):
+        raise UserError("Choose an upscaler to make the picture larger (or scale 1 to restore faces only).")
+    if upscaler != enhance.NONE and scale == 1 and not sized:
+        raise UserError("An upscaler needs a scale above 1 (or a target width or height).")
     if upscaler == enhance.NONE and restorer == enhance.NONE:
         raise UserError("Choose an upscaler, a face restorer or both: there is nothing to do.")
     strength = checks.check_number(p.restore_strength, checks.named("restore_strength"), 0, 1)
-    return ExtrasParams(upscaler, scale=scale, face_restorer=restorer, restore_strength=float(strength))
+    return ExtrasParams(
+        upscaler, scale=float(scale), target_width=width, target_height=height, face_restorer=restorer,
+        restore_strength=float(strength),
+    )  # fmt: skip
+
+
+def planned(params: ExtrasParams, width: int, height: int) -> ExtrasParams:
+    """The checked parameters for a `width` x `height` picture, with the scale that reaches the target size (the
+    larger of the two ratios where both are given: the picture covers the target, then is cropped to it) and the
+    output's size in target_width and target_height. Refuses a target smaller than the picture, or past the limits."""
+    w, h = params.target_width, params.target_height
+    if not (w or h):
+        scale = params.scale
+        w, h = round(width * scale), round(height * scale)
+    else:
+        scale = max(w / width if w else 0, h / height if h else 0)
+        w, h = w or round(width * scale), h or round(height * scale)
+        if scale <= 1:
+            raise UserError(
+                f"The target size ({params.target_width or 'any'} x {params.target_height or 'any'} px) is not larger "
+                f"than the {width}x{height} picture; the Extras tab enlarges pictures."
+            )
+        if scale > MAX_SCALE:
+            raise UserError(
+                f"Reaching {w}x{h} from the {width}x{height} picture takes x{scale:.3g}; the most is x{MAX_SCALE}. "
+                "Choose a smaller target size."
+            )
+    enhance.check_output_size(width, height, scale)
+    return replace(params, scale=scale, target_width=w, target_height=h)
 
 
 @dataclass
@@ -90,7 +122,7 @@ def enhance_picture(
     params = check_params(settings, params)
     with checks.open_image_file(image, "picture (image)", UNREADABLE) as opened:
         before = opened.convert("RGB")
-    enhance.check_output_size(before.width, before.height, params.scale)
+    params = planned(params, before.width, before.height)
     source_sha256 = outputs.file_sha256(image)
     stop, start = stop or threading.Event(), time.perf_counter()
     # 2.-3. the models from the cache (here, or on a Ray replica) upscale and restore, with progress
@@ -140,6 +172,7 @@ def render_extras(
     if params.upscaler != enhance.NONE:
         with enhance.model(cache, settings, params.upscaler, "upscaler", progress) as upscaler:
             picture = yield from _upscale(upscaler, picture, params.scale, stop, steps, tick)
+            picture = enhance.crop_to(picture, params.target_width, params.target_height)
             used["upscaler_sha256"], used["upscaler_architecture"] = upscaler.sha256, upscaler.architecture
     restored = 0
     if params.face_restorer != enhance.NONE:
@@ -163,7 +196,7 @@ def _upscale(upscaler: enhance.Loaded, picture: np.ndarray, scale: float, stop: 
     job = Worker("extras-upscale")
     with job.start(lambda: enhance.upscale(upscaler, picture, scale, stop=_either(stop, job.halt), step=step)):
         while not job.finished.wait(0.25):
-            yield tick(f"Upscaling x{scale:g} with {upscaler.name}")
+            yield tick(f"Upscaling x{scale:.3g} with {upscaler.name}")
     return job.result()
 
 

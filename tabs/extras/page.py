@@ -7,7 +7,7 @@ import gradio as gr
 
 from core import enhance, jobs, ui
 from core.history import prepend, record
-from tabs.extras.engine import SCALES, UNREADABLE, ExtrasParams, ExtrasUpdate, enhance_picture
+from tabs.extras.engine import MAX_SCALE, MAX_SIDE, UNREADABLE, ExtrasParams, ExtrasUpdate, enhance_picture
 
 TAB = "extras"
 
@@ -18,7 +18,7 @@ def _licences(settings) -> str:
     return (
         f"Downloaded on first use: {', '.join(upscalers + restorers)}. Your own `.safetensors` and `.pth` files in "
         f"`{settings.upscaler_dir}` (upscalers) and `{settings.face_restorer_dir}` (face restorers) are offered by "
-        "name: 4x-UltraSharp, RealESRGAN_x4plus_anime_6B, RestoreFormer... (check each one's licence; 4x-UltraSharp "
+        "name: 4x-UltraSharp, 4x_NMKD-Siax_200k, RestoreFormer... (check each one's licence; 4x-UltraSharp "
         "and CodeFormer are for non-commercial use)."
     )
 
@@ -39,9 +39,18 @@ def build(ctx: ui.Context) -> None:
                 gr.Dropdown, [enhance.NONE, *upscalers], param="upscaler", value=(upscalers or [enhance.NONE])[0],
                 label="Upscaler", elem_id="extras-upscaler",
             )  # fmt: skip
-            scale = ui.choice(
-                gr.Radio, list(SCALES), param="scale", value=2, label="Scale (1: faces only)", elem_id="extras-scale"
+            scale = ui.slider(
+                1, MAX_SCALE, param="scale", value=2, step=0.25, label="Scale (1: faces only)", elem_id="extras-scale"
             )
+            with gr.Row():
+                target_width = ui.slider(
+                    0, MAX_SIDE, param="target_width", words="target width", unit=" px", value=0, step=1,
+                    label="Or scale to a width (px, 0: by the scale)", elem_id="extras-width",
+                )  # fmt: skip
+                target_height = ui.slider(
+                    0, MAX_SIDE, param="target_height", words="target height", unit=" px", value=0, step=1,
+                    label="and/or a height (both: cropped to fit)", elem_id="extras-height",
+                )  # fmt: skip
             face_restorer = ui.choice(
                 gr.Dropdown, [enhance.NONE, *restorers], param="face_restorer", value=enhance.NONE,
                 label="Face restorer", elem_id="extras-restorer",
@@ -67,16 +76,22 @@ def build(ctx: ui.Context) -> None:
         *,
         image: str | None,
         upscaler: str,
-        scale: int,
+        scale: float,
         face_restorer: str,
         restore_strength: float,
+        target_width: int = 0,
+        target_height: int = 0,
         ticket: str | None = None,
         history: list | None = None,
     ) -> Iterator[dict]:
-        """The picture upscaled (upscaler, scale) and its faces restored (face_restorer, restore_strength)."""
+        """The picture upscaled (upscaler; scale, or a target_width and/or target_height in pixels) and its faces
+        restored (face_restorer, restore_strength)."""
         if not image:
             raise gr.Error("Add a picture first (upload one, or send a result from the Image tab).")
-        params = ExtrasParams(upscaler, scale=scale, face_restorer=face_restorer, restore_strength=restore_strength)
+        params = ExtrasParams(
+            upscaler, scale=scale, target_width=target_width, target_height=target_height,
+            face_restorer=face_restorer, restore_strength=restore_strength,
+        )  # fmt: skip
 
         def work(stop_flag) -> Iterator[ExtrasUpdate]:
             return enhance_picture(ctx.cache, settings, image, params, stop=stop_flag, progress=progress)
@@ -84,7 +99,8 @@ def build(ctx: ui.Context) -> None:
         def show(u: ExtrasUpdate) -> dict:
             if not u.done:
                 return {status: u.status()}
-            entry = record("Extras", f"x{params.scale:g} {params.upscaler}, faces: {params.face_restorer}",
+            size = f"{u.recipe['width']}x{u.recipe['height']}"
+            entry = record("Extras", f"{size} {params.upscaler}, faces: {params.face_restorer}",
                            [u.path, u.path.with_suffix(".json")], preview=str(u.path))  # fmt: skip
             return {
                 status: u.status(),
@@ -97,8 +113,9 @@ def build(ctx: ui.Context) -> None:
         yield from jobs.run(ctx, request, TAB, ticket, work, show)
 
     inputs = dict(
-        image=image, upscaler=upscaler, scale=scale, face_restorer=face_restorer, restore_strength=restore_strength
-    )
+        image=image, upscaler=upscaler, scale=scale, face_restorer=face_restorer, restore_strength=restore_strength,
+        target_width=target_width, target_height=target_height,
+    )  # fmt: skip
     jobs.queued(
         ctx, TAB, run.click, extras, {**inputs, "history": ctx.history}, [status, compare, result, recipe_view,
         ctx.history], api_name="extras", concurrency_limit=settings.jobs_at_once(TAB), concurrency_id=TAB,
