@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import handoffs, tools
+from app import handoffs, limits, tools
 from core import checks, history, jobs, ui
 from core.device import import_lock
 from core.models import ModelCache, make_cache
@@ -144,6 +144,7 @@ def launch(demo: gr.Blocks, settings: Settings, block: bool = True, warm: bool =
         footer_links=["api", "settings"],
         prevent_thread_lock=True,
         mcp_server=settings.mcp,
+        app_kwargs={"middleware": [limits.middleware(settings.max_upload_mb)]},
         **kwargs,
     )
     if warm:

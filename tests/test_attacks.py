@@ -4,6 +4,7 @@ refusal, never a crash of ours), the server's memory stays bounded, other visito
 one visitor is ever reachable from another."""
 
 import base64
+import itertools
 import json
 import re
 import struct
@@ -333,6 +334,43 @@ def test_bombs_and_floods_are_refused_from_their_header_in_bounded_memory(studio
     history = [{"role": "user" if i % 2 == 0 else "assistant", "content": ""} for i in range(4000)]
     assert isinstance(client.predict(prompt="hi", history=history, max_new_tokens=2, api_name="/generate_text"), str)
     assert time.monotonic() - start < 10
+
+
+def test_request_bodies_past_the_limit_are_refused_unread(studio):
+    """Gradio reads a request's whole body before any check of the studio's: 100 MB sent to an event, declared or
+    in chunks with no length, or as one upload, is refused with 413 and a sentence before it is read (or as soon as
+    the chunks pass the limit), in bounded memory, and the studio serves the next visitor."""
+    import httpx
+
+    url, event = studio["url"], studio["raw"].event("generate_text")
+    head, block, blocks = f'{{"fn_index": {event["id"]}, "data": ["'.encode(), b"a" * (1 << 20), 100
+
+    def chunks():  # 100 MB made as it is sent, so that the memory measured is the server's (it serves from here)
+        yield head
+        yield from itertools.repeat(block, blocks)
+
+    class Zeros:  # a 100 MB file, read as it is sent
+        def __init__(self):
+            self.left = blocks * len(block)
+
+        def read(self, size=-1):
+            size = self.left if size is None or size < 0 else min(size, self.left)
+            self.left -= size
+            return bytes(size)
+
+    declared = {"Content-Length": str(len(head) + blocks * len(block)), "Content-Type": "application/json"}
+    with PeakMemory() as memory:
+        answers = [
+            httpx.post(url + "gradio_api/run/predict", content=chunks(), headers=declared, timeout=60),
+            httpx.post(url + "gradio_api/queue/join", content=chunks(), timeout=60),
+            httpx.post(url + "gradio_api/upload", files={"files": ("big.png", Zeros())}, timeout=60),
+        ]
+    assert [answer.status_code for answer in answers] == [413, 413, 413], [a.text[:200] for a in answers]
+    for answer in answers[:2]:
+        assert "larger than the 16 MB the studio takes" in answer.json()["detail"]
+    assert "exceeded maximum allowed size of 52428800 bytes" in answers[2].text  # Gradio's own, as the file streams
+    assert memory.grew_mb < 60, f"the server grew by {memory.grew_mb:.0f} MB"
+    assert isinstance(connect(url).predict(prompt="hi", max_new_tokens=2, api_name="/generate_text"), str)
 
 
 PUBLIC = [  # every public endpoint but GAN training (whose valid values may ask for minutes of work)
