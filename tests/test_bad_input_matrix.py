@@ -245,7 +245,9 @@ ROWS = [
     # extras
     ("/extras", {"upscaler": "tiny-compact-x4", "image": F + "text.png"}, "not an image the studio can read"),
     ("/extras", {"upscaler": "tiny-compact-x4", "image": F + "huge.png"}, "(image) is 20000x20000 pixels"),
-    ("/extras", {"image": F + "full.png", "upscaler": "tiny-compact-x4", "scale": 3}, "scale must be one of"),
+    ("/extras", {"image": F + "full.png", "upscaler": "tiny-compact-x4", "scale": 9}, "scale must be between 1 and 8"),
+    ("/extras", {"image": F + "full.png", "upscaler": "tiny-compact-x4", "target_width": 8}, "is not larger than"),
+    ("/extras", {"image": F + "full.png", "upscaler": "tiny-compact-x4", "target_height": -5}, "between 0 and 8192"),
     ("/extras", {"image": F + "full.png", "upscaler": "../../etc/passwd"}, "upscaler must be one of"),
     ("/extras", {"image": F + "full.png", "upscaler": "None", "scale": 1}, "there is nothing to do"),
     ("/extras", {"upscaler": "tiny-compact-x4", "image": None}, "Add a picture first"),

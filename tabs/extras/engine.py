@@ -86,13 +86,14 @@ def planned(params: ExtrasParams, width: int, height: int) -> ExtrasParams:
         w, h = w or round(width * scale), h or round(height * scale)
         if scale <= 1:
             raise UserError(
-                f"The target size ({params.target_width or 'any'} x {params.target_height or 'any'} px) is not larger "
-                f"than the {width}x{height} picture; the Extras tab enlarges pictures."
+                f"The target size (target_width {params.target_width or 'any'}, target_height "
+                f"{params.target_height or 'any'}) is not larger than the {width}x{height} picture; the Extras tab "
+                "enlarges pictures."
             )
         if scale > MAX_SCALE:
             raise UserError(
-                f"Reaching {w}x{h} from the {width}x{height} picture takes x{scale:.3g}; the most is x{MAX_SCALE}. "
-                "Choose a smaller target size."
+                f"Reaching {w}x{h} (target_width, target_height) from the {width}x{height} picture takes "
+                f"x{scale:.3g}; the most is x{MAX_SCALE}. Choose a smaller target size."
             )
     enhance.check_output_size(width, height, scale)
     return replace(params, scale=scale, target_width=w, target_height=h)
