@@ -20,6 +20,8 @@ SAMPLER_NAMES = {
     "HeunDiscreteScheduler": "Heun",
     "LCMScheduler": "LCM",
     "UniPCMultistepScheduler": "UniPC",
+    "FlowMatchEulerDiscreteScheduler": "Euler",  # the flow-matching models' own (FLUX.1, SD 3.5, Qwen-Image...)
+    "FlowMatchHeunDiscreteScheduler": "Heun",
 }
 
 
@@ -32,15 +34,17 @@ def sampler_name(scheduler: Any) -> str:
 
 def a1111_parameters(recipe: dict) -> str:
     """The "parameters" text AUTOMATIC1111 writes, which its PNG Info tab and other tools read."""
+    distilled = recipe.get("guidance_kind") == "distilled"  # Forge writes FLUX.1's as "Distilled CFG Scale"
     fields = {
         "Steps": recipe["steps"],
         "Sampler": recipe["sampler"],
-        "CFG scale": recipe["guidance_scale"],
+        "CFG scale": 1 if distilled else recipe["guidance_scale"],
+        **({"Distilled CFG Scale": recipe["guidance_scale"]} if distilled else {}),
         "Seed": recipe["seed"],
         "Size": f"{recipe['width']}x{recipe['height']}",
         "Model": recipe["model"],
     }
-    if recipe["mode"] in ("image-to-image", "inpaint", "outpaint"):
+    if recipe["mode"] in ("image-to-image", "inpaint", "outpaint"):  # an edit with words repaints it all
         fields["Denoising strength"] = recipe["strength"]
     if recipe["mode"] in ("inpaint", "outpaint"):
         fields["Mask blur"] = recipe["mask_blur"]
@@ -59,6 +63,8 @@ def a1111_parameters(recipe: dict) -> str:
     fields["Version"] = outputs.STUDIO_NAME
     prompt = recipe.get("expanded_prompt", recipe["prompt"])  # what the model read: styles applied, wildcards drawn
     negative = recipe.get("expanded_negative_prompt", recipe["negative_prompt"])
+    if recipe.get("negative_prompt_ignored"):  # the model read none (FLUX.1)
+        negative = ""
     lines = [prompt]
     if negative:
         lines.append(f"Negative prompt: {negative}")
@@ -80,6 +86,7 @@ def parse_a1111(text: str) -> dict:
     for key, name, kind in (
         ("Steps", "steps", int),
         ("CFG scale", "guidance_scale", float),
+        ("Distilled CFG Scale", "guidance_scale", float),  # after CFG scale: FLUX.1's guidance is this one
         ("Seed", "seed", int),
         ("Denoising strength", "strength", float),
     ):

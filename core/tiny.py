@@ -389,7 +389,19 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:stable-diffusion": build_image,
     "tiny:upscalers": build_upscalers,
     "tiny:face-restorers": build_face_restorers,
+    # the transformer (DiT) image families (core/tiny_dit.py)
+    "tiny:flux": lambda folder: _dit("build_flux", folder),
+    "tiny:flux-kontext": lambda folder: _dit("build_flux_kontext", folder),
+    "tiny:sd3": lambda folder: _dit("build_sd3", folder),
+    "tiny:z-image": lambda folder: _dit("build_z_image", folder),
+    "tiny:qwen-image": lambda folder: _dit("build_qwen_image", folder),
 }
+
+
+def _dit(builder: str, folder: Path) -> Path:
+    from core import tiny_dit
+
+    return getattr(tiny_dit, builder)(folder)
 
 
 def ensure(name: str, root: Path) -> Path:

@@ -37,7 +37,19 @@ def test_every_curated_repo_has_a_listing():
         assert all(size is None or size > 0 for size in files.values()), repo
 
 
-@pytest.mark.parametrize("repo", sorted(IMAGE_MODELS))
+UNET_REPOS = sorted(repo for repo in IMAGE_MODELS if "unet/config.json" in (files_of(repo) or {}))
+DIT_REPOS = sorted(repo for repo in IMAGE_MODELS if "transformer/config.json" in (files_of(repo) or {}))
+
+
+def test_every_curated_image_model_is_checked_or_its_listing_is_partial():
+    """The gated repos' listings here hold only their root checkpoints: the Hub's own listing chooses their files
+    when a user downloads them (the manifest entry says complete: false)."""
+    for repo in set(IMAGE_MODELS) - set(UNET_REPOS) - set(DIT_REPOS):
+        assert hub.manifest()[repo]["complete"] is False and "model_index.json" not in files_of(repo), repo
+    assert {"black-forest-labs/FLUX.1-schnell", "Tongyi-MAI/Z-Image-Turbo", "Qwen/Qwen-Image"} <= set(DIT_REPOS)
+
+
+@pytest.mark.parametrize("repo", UNET_REPOS + DIT_REPOS)
 def test_an_image_model_downloads_one_set_of_safetensors_weights_and_nothing_else(repo):
     files = files_of(repo)
     taken = hub.selected(files, image_patterns(files))
@@ -46,11 +58,16 @@ def test_an_image_model_downloads_one_set_of_safetensors_weights_and_nothing_els
     assert not [f for f in taken if f.endswith(NEVER) or ".non_ema." in f]
     weights = [f for f in taken if f.endswith(".safetensors")]
     folders = {f.split("/")[0] for f in weights}
-    assert {"unet", "vae", "text_encoder"} <= folders
-    assert len(weights) == len(folders)  # one file per part: fp16 where the repo has it, never both
-    assert all(".fp16." in f for f in weights)  # every curated image repo has fp16 files: half the download
-    for folder in folders:  # and each part's config with it
-        assert any(f.startswith(f"{folder}/") and f.endswith("config.json") for f in taken), folder
+    denoiser = "unet" if repo in UNET_REPOS else "transformer"
+    assert {denoiser, "vae", "text_encoder"} <= folders
+    for folder in folders:  # one set per part: fp16 where the repo has it, never both; every shard of it
+        mine = [f for f in weights if f.startswith(f"{folder}/")]
+        assert len({".fp16." in f for f in mine}) == 1, folder
+        shards = [f for f in files if f.startswith(f"{folder}/") and "-of-" in f and f.endswith(".safetensors")]
+        assert len(mine) == (len(shards) or 1), folder
+        assert any(f.startswith(f"{folder}/") and f.endswith("config.json") for f in taken) or shards, folder
+    if repo in UNET_REPOS:
+        assert all(".fp16." in f for f in weights)  # every curated SD repo has fp16 files: half the download
 
 
 def test_an_image_repo_without_fp16_files_takes_its_full_weights():

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.device import in_passing_thread
 from core.models import ModelCache
-from tabs.image import loras
+from tabs.image import families, loras
 from tabs.image.pipelines import Rendered, base_pipeline, flagged_by_checker, pipeline_for, run_recipe, with_request
 
 
@@ -36,8 +36,10 @@ def render_batch(cache: ModelCache, model_id: str, requests: list) -> list:
                 negatives.append(r.model_negative)
                 generators.append(torch.Generator("cpu").manual_seed(r.params.seed + i))
         p, start = first.params, time.perf_counter()
-        call = dict(prompt=prompts, negative_prompt=negatives if any(negatives) else None, generator=generators)
-        call.update(num_inference_steps=p.steps, guidance_scale=p.guidance_scale, width=p.width, height=p.height)
+        family = families.family_of(base)
+        guided = families.call_arguments(family, p.guidance_scale, negatives if any(negatives) else None)
+        call = dict(prompt=prompts, generator=generators, **guided)
+        call.update(num_inference_steps=p.steps, width=p.width, height=p.height)
 
         def run() -> Any:
             with torch.inference_mode():

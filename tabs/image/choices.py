@@ -1,7 +1,6 @@
 """The Image tab's model choices and their defaults (steps, guidance, size), and the presets built on them."""
 
 from dataclasses import dataclass
-from typing import Any
 
 from core.settings import TINY_IMAGE_MODEL, Settings
 
@@ -12,21 +11,73 @@ class ModelDefaults:
     guidance: float
     size: int
     note: str = ""
+    family: str = ""  # a key of families.FAMILIES ("" for a model only known once loaded)
+    licence: str = ""  # shown with the note: what the model's licence allows
 
 
+STABILITY = "Stability AI Community licence: free under USD 1M annual revenue; see its model card"
+FLUX_NC = (
+    "FLUX.1 [dev] Non-Commercial licence: personal and research use; the pictures may be used commercially, the "
+    "model may not"
+)
 CURATED = {
-    "stabilityai/sd-turbo": ModelDefaults(1, 0.0, 512, "SD-Turbo: 1-4 steps, guidance 0. Fast on a CPU."),
-    "stabilityai/sdxl-turbo": ModelDefaults(1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier."),
+    "stabilityai/sd-turbo": ModelDefaults(
+        1, 0.0, 512, "SD-Turbo: 1-4 steps, guidance 0. Fast on a CPU.", "sd21", STABILITY
+    ),
+    "stabilityai/sdxl-turbo": ModelDefaults(
+        1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier.", "sdxl", STABILITY
+    ),
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelDefaults(
-        25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU."
+        25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU.", "sd15",
+        "CreativeML OpenRAIL-M",
+    ),
+    "black-forest-labs/FLUX.1-schnell": ModelDefaults(
+        4, 0.0, 1024, "FLUX.1 [schnell]: 4 steps, no guidance, no negative prompt. A 12B transformer and T5-XXL "
+        "(about 34 GB in bf16): a GPU with 24 GB or more, or a GGUF file in the checkpoints folder.", "flux1",
+        "Apache-2.0",
+    ),
+    "Tongyi-MAI/Z-Image-Turbo": ModelDefaults(
+        9, 0.0, 1024, "Z-Image-Turbo: about 9 steps, guidance 0. A 6B transformer and Qwen3-4B (about 21 GB in "
+        "bf16): a 16-24 GB GPU.", "z-image", "Apache-2.0",
+    ),
+    "Qwen/Qwen-Image": ModelDefaults(
+        50, 4.0, 1024, "Qwen-Image: about 50 steps, true CFG 4; renders text in pictures well. A 20B transformer "
+        "(about 58 GB with its text encoder in bf16): a large GPU or a GGUF file.", "qwen-image", "Apache-2.0",
+    ),
+    "stabilityai/stable-diffusion-3.5-medium": ModelDefaults(
+        40, 4.5, 1024, "Stable Diffusion 3.5 Medium: about 40 steps, guidance 4.5. A 2.5B transformer, three text "
+        "encoders (about 16 GB in bf16). Gated: accept its licence on the Hub and log in.", "sd35", STABILITY,
+    ),
+    "stabilityai/stable-diffusion-3.5-large-turbo": ModelDefaults(
+        4, 0.0, 1024, "Stable Diffusion 3.5 Large Turbo: 4 steps, guidance 0. An 8B transformer, three text "
+        "encoders (about 28 GB in bf16). Gated: accept its licence on the Hub and log in.", "sd35", STABILITY,
+    ),
+    "black-forest-labs/FLUX.1-dev": ModelDefaults(
+        28, 3.5, 1024, "FLUX.1 [dev]: about 28 steps, distilled guidance 3.5, no negative prompt. Gated: accept "
+        "its licence on the Hub and log in.", "flux1", FLUX_NC,
+    ),
+    "black-forest-labs/FLUX.1-Kontext-dev": ModelDefaults(
+        28, 2.5, 1024, "FLUX.1 Kontext [dev]: edits with words. Put a picture under Image to image and say what to "
+        "change (\"make it night\"); about 28 steps, guidance 2.5. Gated: accept its licence on the Hub.",
+        "flux1-kontext", FLUX_NC,
+    ),
+    "Qwen/Qwen-Image-Edit": ModelDefaults(
+        50, 4.0, 1024, "Qwen-Image-Edit: edits with words. Put a picture under Image to image and say what to "
+        "change (\"remove the cup\"); about 50 steps, true CFG 4.", "qwen-image-edit", "Apache-2.0",
+    ),
+}  # fmt: skip
+TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.", "tiny")
+OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
+# The tiny random-weight pipelines of each family (core.tiny, core.tiny_dit): --tiny offers them all.
+TINY_FAMILIES = {
+    "tiny:flux": ModelDefaults(2, 0.0, 64, "Tiny random-weight FLUX.1: the images are noise.", "flux1"),
+    "tiny:sd3": ModelDefaults(2, 2.0, 64, "Tiny random-weight SD 3.5: the images are noise.", "sd35"),
+    "tiny:z-image": ModelDefaults(2, 0.0, 64, "Tiny random-weight Z-Image: the images are noise.", "z-image"),
+    "tiny:qwen-image": ModelDefaults(2, 1.0, 64, "Tiny random-weight Qwen-Image: the images are noise.", "qwen-image"),
+    "tiny:flux-kontext": ModelDefaults(
+        2, 1.0, 64, "Tiny random-weight FLUX.1 Kontext (edits with words): the images are noise.", "flux1-kontext"
     ),
 }
-TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.")
-OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
-# Base model families, told apart by the text embedding width the UNet cross-attends to. Adapters (LoRA, ControlNet,
-# IP-Adapter) are made for one family. "tiny": the random-weight pipeline of core.tiny (--tiny and the tests).
-FAMILIES = {768: "sd15", 1024: "sd21", 2048: "sdxl", 32: "tiny"}
-FAMILY_NAMES = {"sd15": "Stable Diffusion 1.x", "sd21": "Stable Diffusion 2.x", "sdxl": "SDXL", "tiny": "tiny test"}
 MAX_STEPS = 100
 MAX_IMAGES = 4
 PRESETS = ("Fast", "Balanced", "Quality")
@@ -37,20 +88,24 @@ EXAMPLES = [
 ]
 
 
-def base_family(base: Any) -> str:
-    """The family of a pipeline (or of a cross-attention width): "sd15", "sd21", "sdxl", "tiny", or "other"."""
-    width = base if isinstance(base, int) else base.unet.config.cross_attention_dim
-    return FAMILIES.get(width, "other")
-
-
-def family_name(family: str) -> str:
-    return FAMILY_NAMES.get(family, "other")
-
-
 def model_defaults(model_id: str) -> ModelDefaults:
     if model_id == TINY_IMAGE_MODEL:
         return TINY_DEFAULTS
-    return CURATED.get(model_id, OTHER_DEFAULTS)
+    return CURATED.get(model_id) or TINY_FAMILIES.get(model_id) or OTHER_DEFAULTS
+
+
+def model_note(model_id: str) -> str:
+    """The note shown under the Model box: what the model is good at, its defaults, and its licence."""
+    d = model_defaults(model_id)
+    return d.note + (f" Licence: {d.licence}." if d.licence else "")
+
+
+def model_samplers(model_id: str) -> list[str]:
+    """The sampler choices for a model: its family's (flow-matching models have their own), else every one."""
+    from tabs.image.families import ALL_SAMPLERS, FAMILIES
+
+    family = FAMILIES.get(model_defaults(model_id).family)
+    return ["Model default", *(family.samplers if family else ALL_SAMPLERS)]
 
 
 def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, int, str]:
@@ -68,4 +123,5 @@ def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, 
 
 def model_choices(settings: Settings) -> list[str]:
     first = settings.model_for("image")
-    return [first] + [m for m in CURATED if m != first and not settings.tiny]
+    others = list(TINY_FAMILIES) if settings.tiny else list(CURATED)
+    return [first] + [m for m in others if m != first]

@@ -18,7 +18,7 @@ from core.errors import UserError
 from core.faces import PerThread
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
-from tabs.image.choices import base_family, family_name
+from tabs.image import families
 
 SETTING = "STUDIO_CONTROLNET_DIR"
 TYPES = ("Canny", "Pose", "Scribble", "Depth")  # what the control picture is read as (and so which ControlNet steers)
@@ -248,14 +248,19 @@ def model_for(settings: Settings, control: Control, base: Any) -> str:
     """The ControlNet to load for this base model: a folder of STUDIO_CONTROLNET_DIR, or the curated one."""
     if control.model != AUTOMATIC:
         return str(available(settings)[control.model])
-    family = base_family(base)
-    chosen = CURATED.get(family, {}).get(control.kind)
+    family = families.family_of(base)
+    if "controlnet" not in family.adapters and family.denoiser == "transformer":
+        raise UserError(
+            f"ControlNet needs a Stable Diffusion 1.5 or SDXL model here; {family.name} models take no ControlNet in "
+            "the studio yet. Choose Stable Diffusion 1.5 or SDXL-Turbo, or turn the ControlNet off."
+        )
+    chosen = CURATED.get(family.key, {}).get(control.kind)
     if chosen:
         return chosen
     why = (
         "SD 2.x models (such as SD-Turbo) have no ControlNets published in safetensors format"
-        if family == "sd21"
-        else f"there is no curated {control.kind} ControlNet for {family_name(family)} models"
+        if family.key == "sd21"
+        else f"there is no curated {control.kind} ControlNet for {family.name} models"
     )
     raise UserError(
         f"ControlNet needs another model: {why}. Choose Stable Diffusion 1.5 or SDXL-Turbo, or put a {control.kind} "
@@ -278,8 +283,8 @@ def check_fits(controlnet: Any, base: Any, name: str) -> None:
     ours, theirs = base.unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
     if ours != theirs:
         raise UserError(
-            f"The ControlNet {Path(name).name!r} was made for {family_name(base_family(theirs))} models, not for this "
-            f"{family_name(base_family(ours))} model. Choose {AUTOMATIC} or a ControlNet made for this model."
+            f"The ControlNet {Path(name).name!r} was made for {families.name_of(theirs)} models, not for this "
+            f"{families.name_of(ours)} model. Choose {AUTOMATIC} or a ControlNet made for this model."
         )
 
 

@@ -18,7 +18,7 @@ from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters
 from core.settings import Settings
-from tabs.image import control, embeddings, ip_adapter, loras, prompts
+from tabs.image import control, embeddings, families, ip_adapter, loras, prompts
 from tabs.image.batch import batch_key
 from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices  # noqa: F401  (model_choices: tabs.image re-exports it)
 from tabs.image.parts import (
@@ -49,7 +49,7 @@ WITHHELD_ALL = (
     "The model's own safety checker (Stable Diffusion 1.5 ships one) flagged the picture as possibly unsafe, so "
     "nothing was kept. Change the prompt or the seed and try again."
 )
-EDITS = ("inpaint", "outpaint")  # modes whose result keeps the input picture outside the mask
+EDITS = ("inpaint", "outpaint", "edit")  # modes whose result is the user's picture changed (a composite)
 OUTPAINT_STRENGTH = 1.0  # the new area starts from noise (its stretched-edge fill only sets the colours around it)
 UPSCALE_STRENGTH = 0.35  # how much an upscale repaints: new detail, the same picture (A1111's hires fix: 0.3-0.7)
 
@@ -135,22 +135,28 @@ def check_params(settings: Settings, p: ImageParams, image_to_image: bool) -> Im
     return checked
 
 
-def _pipeline_args(request: "Request", params: ImageParams, on_step: Callable, extra: dict) -> dict[str, Any]:
-    """The diffusers call for one run; image i of the batch draws from its own generator seeded seed + i. `extra`:
-    the IP-Adapter's arguments (ip_adapter.applied)."""
+def _pipeline_args(
+    request: "Request", params: ImageParams, on_step: Callable, extra: dict, family: families.Family
+) -> dict[str, Any]:
+    """The diffusers call for one run, in the family's terms (guidance, negative prompt: families.call_arguments);
+    image i of the batch draws from its own generator seeded seed + i. `extra`: the IP-Adapter's arguments."""
     import torch
 
     args = dict(
         prompt=params.prompt,
-        negative_prompt=params.negative_prompt or None,
         num_inference_steps=params.steps,
-        guidance_scale=params.guidance_scale,
         num_images_per_prompt=params.num_images,
         generator=[torch.Generator("cpu").manual_seed(params.seed + i) for i in range(params.num_images)],
         callback_on_step_end=on_step,
+        **families.call_arguments(family, params.guidance_scale, params.negative_prompt),
         **extra,
     )
     init, mask, steer = request.init, request.mask, request.control
+    if family.key == "flux1-kontext":  # the size asked for, not Kontext's own area (1024x1024) and resolutions
+        size = init.size if init is not None else (params.width, params.height)
+        args.update(max_area=size[0] * size[1], _auto_resize=False)
+    if request.mode == "edit":  # the picture as the edit model reads it, at its own size (no resizing to a preset)
+        return dict(args, image=init, width=init.width, height=init.height)
     if steer is not None:  # the ControlNet pipelines: the map is `image` from text, `control_image` from a picture
         args.update(
             controlnet_conditioning_scale=steer.scale,
@@ -160,8 +166,11 @@ def _pipeline_args(request: "Request", params: ImageParams, on_step: Callable, e
         )
     if mask is not None:
         return dict(args, image=init, mask_image=mask, strength=params.strength, width=init.width, height=init.height)
-    if init is not None:
-        return dict(args, image=init, strength=params.strength)
+    if init is not None:  # at the picture's size (the DiT pipelines default to their own size, not the picture's)
+        sized = {"width": init.width, "height": init.height} if family.denoiser == "transformer" else {}
+        # SD 3.5's image-to-image (diffusers 0.42) encodes image i with generator i: one copy per picture
+        image = [init] * params.num_images if family.key == "sd35" and params.num_images > 1 else init
+        return dict(args, image=image, strength=params.strength, **sized)
     return dict(args, width=params.width, height=params.height)
 
 
@@ -184,8 +193,9 @@ class Request:
     reference: Any = None  # the IP-Adapter's reference picture and scale (ip_adapter.Reference), or None
 
     @property
-    def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps
-        return int(self.params.steps * self.params.strength) if self.init is not None else self.params.steps
+    def steps_run(self) -> int:  # image to image runs only the last `strength` of the steps (an edit runs all)
+        partial = self.init is not None and self.mode != "edit"
+        return int(self.params.steps * self.params.strength) if partial else self.params.steps
 
 
 def check_request(
@@ -232,7 +242,13 @@ def check_request(
 
 
 def _denoise(
-    pipe: Any, request: Request, stop: threading.Event, progress: Callable | None, start: float, extra: dict
+    pipe: Any,
+    request: Request,
+    stop: threading.Event,
+    progress: Callable | None,
+    start: float,
+    extra: dict,
+    family: families.Family,
 ) -> Iterator[ImageUpdate]:
     """Run the pipeline on a Worker, yielding progress (with a cheap preview twice a second) as steps finish; returns
     (the images, the filmstrip of the first image's denoising for "How it works", the steps that ran). The count is
@@ -245,6 +261,10 @@ def _denoise(
     last_preview = [time.perf_counter()]
     film: list = []  # the denoising, step by step (at most FILM_FRAMES frames)
     film_every = max(1, -(-total // FILM_FRAMES))
+    size = request.init.size if request.init is not None else (params.width, params.height)
+
+    def preview_of(latents: Any) -> Any:
+        return latent_preview(latents, family, size)
 
     def on_step(_pipe, i, _t, kwargs):
         if stop.is_set() or job.halt.is_set():
@@ -252,9 +272,9 @@ def _denoise(
         steps = getattr(_pipe, "num_timesteps", None) or total  # what the scheduler really runs
         done, now, preview = i + 1, time.perf_counter(), None
         if done % film_every == 0 and done < steps:
-            film.append(latent_preview(kwargs["latents"]))
+            film.append(preview_of(kwargs["latents"]))
         if done < steps and now - last_preview[0] >= PREVIEW_EVERY_S:  # a cheap preview, at most twice a second
-            preview, last_preview[0] = latent_preview(kwargs["latents"]), now
+            preview, last_preview[0] = preview_of(kwargs["latents"]), now
         events.put((done, preview, steps))
         return kwargs
 
@@ -262,7 +282,7 @@ def _denoise(
         try:
             with torch.inference_mode():
                 model_params = replace(params, prompt=request.model_prompt, negative_prompt=request.model_negative)
-                return pipe(**_pipeline_args(request, model_params, on_step, extra))
+                return pipe(**_pipeline_args(request, model_params, on_step, extra, family))
         finally:
             events.put(None)
 
@@ -362,8 +382,10 @@ def render_image(
     """Steps 2 and 3 of generate_image for a checked request: the model from the cache, held while it denoises with
     progress and previews (with the prompt's LoRAs on, every other one off); returns what it made (Rendered). Runs
     in the studio's process, or on a Ray Serve replica (app.engines) with that replica's cache."""
-    params = request.params
     with base_pipeline(cache, model_id, progress) as base, contextlib.ExitStack() as held:
+        family = families.family_of(base)
+        request = for_family(request, family)
+        params = request.params
         embeddings.load_used(base, request.embeddings)  # once per model: the tokenizer knows them from then on
         controlnet, adapter, guided = _guides(cache, settings, base, request, held, progress)
         pipe = pipeline_for(base, request, controlnet)
@@ -373,11 +395,21 @@ def render_image(
             loras.applied(base, pipe, request.loras),
             ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
         ):
-            output, film, steps = yield from _denoise(pipe, request, stop, progress, start, extra)
+            output, film, steps = yield from _denoise(pipe, request, stop, progress, start, extra, family)
         recipe = run_recipe(model_id, base, pipe, params, request.mode, cache)
     recipe, flagged = with_request(recipe, request, guided), flagged_by_checker(output)
     seconds = time.perf_counter() - start
     return Rendered(output.images, [] if 0 in flagged else film, recipe, seconds, steps=steps, withheld=flagged)
+
+
+def for_family(request: Request, family: families.Family) -> Request:
+    """The request as the model's family takes it: a picture given to an edit model is edited with words (mode
+    "edit"); textual-inversion words stay plain words for a family that has no embeddings (the DiT families)."""
+    if family.edit and request.init is not None and request.mask is None:
+        request = replace(request, mode="edit")
+    if request.embeddings and "embeddings" not in family.adapters:
+        request = replace(request, embeddings=[])
+    return request
 
 
 def _guides(

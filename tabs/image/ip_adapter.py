@@ -17,7 +17,7 @@ from core.device import import_lock, imported
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
-from tabs.image.choices import base_family, family_name
+from tabs.image import families
 from tabs.image.loras import IP_ADAPTER_USED
 
 SETTING = "STUDIO_IP_ADAPTER"
@@ -74,6 +74,12 @@ def check(settings: Settings, reference: Reference | None) -> Reference | None:
 
 
 def source_for(settings: Settings, base: Any) -> Source:
+    family = families.family_of(base)
+    if family.denoiser == "transformer":
+        raise UserError(
+            f"An image prompt (IP-Adapter) needs a Stable Diffusion 1.5 or SDXL model here; {family.name} models "
+            "take none in the studio yet. Choose Stable Diffusion 1.5 or SDXL-Turbo, or remove the image prompt."
+        )
     if settings.ip_adapter:
         folder = Path(settings.ip_adapter).expanduser()
         weights = sorted(p.name for p in folder.glob("*.safetensors")) if folder.is_dir() else []
@@ -83,13 +89,12 @@ def source_for(settings: Settings, base: Any) -> Source:
                 f"folder; {settings.ip_adapter!r:.80} does not."
             )
         return Source(str(folder), weights[0], "image_encoder")
-    family = base_family(base)
-    if family not in CURATED:
+    if family.key not in CURATED:
         raise UserError(
-            f"There is no IP-Adapter for {family_name(family)} models (such as SD-Turbo) here: choose Stable "
+            f"There is no IP-Adapter for {family.name} models (such as SD-Turbo) here: choose Stable "
             f"Diffusion 1.5 or SDXL-Turbo for an image prompt, or set {SETTING} to an IP-Adapter for this model."
         )
-    return CURATED[family]
+    return CURATED[family.key]
 
 
 def _loader(source: Source):
@@ -123,8 +128,8 @@ def adapter(cache: ModelCache, settings: Settings, base: Any, progress: Any = No
     ) as loaded:  # fmt: skip
         if loaded.text_width != base.unet.config.cross_attention_dim:
             raise UserError(
-                f"The IP-Adapter {source.name!r} was made for {family_name(base_family(loaded.text_width))} models, "
-                f"not for this {family_name(base_family(base))} model. Set {SETTING} to one made for this model."
+                f"The IP-Adapter {source.name!r} was made for {families.name_of(loaded.text_width)} models, "
+                f"not for this {families.family_of(base).name} model. Set {SETTING} to one made for this model."
             )
         yield loaded
 

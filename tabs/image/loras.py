@@ -99,15 +99,22 @@ def _load(base: Any, lora: Lora) -> None:
     loaded = {name for names in base.get_list_adapters().values() for name in names}
     if lora.adapter in loaded:
         return
+    from tabs.image.families import family_of
+
+    why = ""
     try:
         base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter)
     except Exception as exc:
+        why = f" ({type(exc).__name__})"
+    loaded = {name for names in base.get_list_adapters().values() for name in names}
+    if why or lora.adapter not in loaded:  # a LoRA for another family may load no weights at all, silently
         with contextlib.suppress(Exception):  # leave nothing half-loaded behind
             base.delete_adapters(lora.adapter)
         raise UserError(
             f"The LoRA {lora.name!r} does not fit this model: it was probably made for another base model (an SD "
-            f"1.5 LoRA on SDXL, say) or is not a LoRA ({type(exc).__name__}). Choose a LoRA made for this model."
-        ) from None
+            f"1.5 LoRA on SDXL or FLUX.1, say) or is not a LoRA{why}. This is a {family_of(base).name} model: "
+            "choose a LoRA made for it."
+        )
 
 
 @contextlib.contextmanager

@@ -19,10 +19,13 @@ from tabs.image.choices import (
     PRESETS,
     model_choices,
     model_defaults,
+    model_note,
+    model_samplers,
     preset_values,
 )
+from tabs.image.families import ALL_SAMPLERS as SAMPLERS
 from tabs.image.gallery import item_path
-from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES, SAMPLERS
+from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES
 from tabs.image.runs import LANCZOS, use_result, wire_grid, wire_runs
 
 TAB = "image"
@@ -138,7 +141,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
     page.model = ui.model_dropdown(settings, choices)
-    page.model_note = gr.Markdown(first.note)
+    page.model_note = gr.Markdown(model_note(choices[0]))
     page.preset = gr.Radio(
         list(PRESETS),
         label="Preset",
@@ -161,7 +164,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         )
     page.sampler = ui.choice(
         gr.Dropdown,
-        [DEFAULT_SAMPLER, *SAMPLERS],
+        [DEFAULT_SAMPLER, *SAMPLERS],  # every name the API takes; choosing a model narrows it to its family's
         value=DEFAULT_SAMPLER,
         label="Sampler",
         elem_id="image-sampler",
@@ -339,10 +342,12 @@ def _wire_controls(ctx: ui.Context, page: Page) -> None:
     page.preset.input(apply_preset, [page.preset, page.model], sizes, api_visibility="private", queue=False)
 
     def apply_defaults(model_id: str):
+        """Choosing a model fills the form with its defaults, its note and licence, and the samplers that run it."""
         d = model_defaults(model_id)
-        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), d.note
+        samplers = gr.Dropdown(choices=model_samplers(model_id), value=DEFAULT_SAMPLER)
+        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), model_note(model_id), samplers
 
-    page.model.input(apply_defaults, page.model, sizes, api_visibility="private", queue=False)
+    page.model.input(apply_defaults, page.model, [*sizes, page.sampler], api_visibility="private", queue=False)
     page.reuse.click(
         lambda s: -1 if s is None else s, page.last_seed, page.seed, api_visibility="private", queue=False
     )

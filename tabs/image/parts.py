@@ -10,52 +10,73 @@ from core.settings import Settings
 
 MASK_BLUR = 4  # px: the inpainting mask's edge is softened before the original is laid back (A1111's "Mask blur")
 DEFAULT_SAMPLER = "Model default"  # the scheduler the model ships with (what its authors tuned it for)
-# AUTOMATIC1111's sampler names -> (diffusers scheduler class, options over the model's own scheduler config)
-SAMPLERS = {
-    "Euler": ("EulerDiscreteScheduler", {}),
-    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
-    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
-    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
-    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),  # latent diffusion's settings
-    "UniPC": ("UniPCMultistepScheduler", {}),
-}
-
-# Linear maps from 4-channel SD latents to RGB: a preview with no extra model (factors widely used by SD UIs).
-LATENT_RGB = [
-    [0.3512, 0.2297, 0.3227],
-    [0.3250, 0.4974, 0.2350],
-    [-0.2829, 0.1762, 0.2721],
-    [-0.2120, -0.2616, -0.7177],
-]
 
 
-def latent_preview(latents: Any) -> Any:
-    """A rough RGB picture of the first latent in a batch (B, 4, h, w), at latent resolution (the page scales it)."""
+def latent_preview(latents: Any, family: Any = None, size: tuple[int, int] | None = None) -> Any:
+    """A rough RGB picture of the first latent in a batch, at latent resolution (the page scales it), with the
+    family's linear latent-to-RGB factors. Takes the layouts the pipelines hold: (B, C, h, w); (B, C, frames, h, w)
+    (Qwen-Image's video VAE); and FLUX.1's and Qwen-Image's packed (B, tokens, C*4) 2x2 patches, unpacked with the
+    picture's `size` (width, height) for its aspect ratio."""
     import torch
     from PIL import Image
 
-    lat = latents[0, :4].float().cpu()
-    rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(LATENT_RGB)[: lat.shape[0]])
+    from tabs.image.families import PREVIEWS
+
+    lat = latents[0].float().cpu()
+    if lat.ndim == 2:  # packed: tokens of 2x2 patches
+        tokens, width = lat.shape
+        w, h = size or (1, 1)
+        rows = max(1, round((tokens * h / w) ** 0.5))
+        cols = max(1, tokens // rows)
+        channels = width // 4
+        lat = lat[: rows * cols].reshape(rows, cols, channels, 2, 2).permute(2, 0, 3, 1, 4)
+        lat = lat.reshape(channels, rows * 2, cols * 2)
+    elif lat.ndim == 4:  # (C, frames, h, w)
+        lat = lat[:, 0]
+    factors, bias = PREVIEWS[getattr(family, "preview", "sd")]
+    channels = lat.shape[0]
+    if channels != len(factors):  # a model with another latent width (the tiny test models): its first channels
+        factors, bias = [row for row in PREVIEWS["sd"][0]][:channels], PREVIEWS["sd"][1]
+        lat = lat[: len(factors)]
+    rgb = torch.einsum("chw,cr->hwr", lat, torch.tensor(factors)) + torch.tensor(bias)
     rgb = ((rgb + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
     return Image.fromarray(rgb)
 
 
 def check_sampler(sampler: Any) -> str:
+    """A sampler name the studio knows (for some family), or "Model default"; whether it fits the chosen model's
+    family is checked once the model is known (check_sampler_fits)."""
+    from tabs.image.families import ALL_SAMPLERS
+
     sampler = DEFAULT_SAMPLER if sampler is None or str(sampler).strip() == "" else str(sampler).strip()
-    if sampler != DEFAULT_SAMPLER and sampler not in SAMPLERS:
-        offered = ", ".join([DEFAULT_SAMPLER, *SAMPLERS])
+    if sampler != DEFAULT_SAMPLER and sampler not in ALL_SAMPLERS:
+        offered = ", ".join([DEFAULT_SAMPLER, *ALL_SAMPLERS])
         raise UserError(f"The sampler {sampler[:40]!r} is not offered here: choose one of {offered}.")
     return sampler
 
 
-def make_scheduler(base_scheduler: Any, sampler: str) -> Any:
+def check_sampler_fits(sampler: str, family: Any) -> None:
+    if sampler != DEFAULT_SAMPLER and sampler not in family.samplers:
+        kind = "a flow-matching model" if family.flow else "a noise-prediction model"
+        offered = ", ".join([DEFAULT_SAMPLER, *family.samplers])
+        raise UserError(
+            f"The sampler {sampler!r} does not run {family.name} models ({kind}): choose one of {offered}."
+        )
+
+
+def make_scheduler(base_scheduler: Any, sampler: str, family: Any = None) -> Any:
     """A fresh scheduler for one run (its state is per run): the model's own, or the chosen sampler built from
-    the model's scheduler config (so a model's tuning, e.g. SD-Turbo's trailing timesteps, carries over)."""
+    the model's scheduler config (so a model's tuning, e.g. SD-Turbo's trailing timesteps or FLUX.1's shift,
+    carries over), in the variant made for the family's kind of model (flow matching or not)."""
     if sampler == DEFAULT_SAMPLER:
         return copy.deepcopy(base_scheduler)
     import diffusers
 
-    name, options = SAMPLERS[sampler]
+    from tabs.image.families import FAMILIES
+
+    if family is not None:
+        check_sampler_fits(sampler, family)
+    name, options = (family or FAMILIES["sd15"]).scheduler(sampler)
     return getattr(diffusers, name).from_config(base_scheduler.config, **options)
 
 

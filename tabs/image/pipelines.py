@@ -11,13 +11,22 @@ from typing import Any
 
 from core import hub, outputs
 from core.device import import_lock, imported
+from core.errors import UserError
 from core.models import ModelCache
 from core.png_recipes import sampler_name
+from tabs.image import families
 from tabs.image.parts import make_scheduler
 
 SETTING = "STUDIO_IMAGE_MODEL"
-HALF_WEIGHTS = ["*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors"]
-FULL_WEIGHTS = ["*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
+# One file per part, or its shards (the transformers of FLUX.1 and Qwen-Image, T5-XXL: name-00001-of-00003...).
+HALF_WEIGHTS = [
+    "*/diffusion_pytorch_model.fp16.safetensors", "*/model.fp16.safetensors",
+    "*/diffusion_pytorch_model.fp16-*.safetensors", "*/model.fp16-*.safetensors",
+]  # fmt: skip
+FULL_WEIGHTS = [
+    "*/diffusion_pytorch_model.safetensors", "*/model.safetensors",
+    "*/diffusion_pytorch_model-*.safetensors", "*/model-*.safetensors",
+]  # fmt: skip
 
 
 def download_patterns(files: dict | None) -> list[str]:
@@ -25,7 +34,7 @@ def download_patterns(files: dict | None) -> list[str]:
     on every device (half the download; a CPU loads them as float32 just as well), else its full-precision ones.
     Never its root single-file checkpoints, ONNX exports or pickles. `files`: the repo's files (None: not known,
     then whichever set is on this machine)."""
-    base = ["model_index.json", "*/*.json", "*/*.txt"]
+    base = ["model_index.json", "*/*.json", "*/*.txt", "*/spiece.model"]
     if files is None:
         return base + HALF_WEIGHTS + FULL_WEIGHTS
     half = any(name.count("/") == 1 and name.endswith(".fp16.safetensors") for name in files)
@@ -41,25 +50,39 @@ def base_pipeline(cache: ModelCache, model_id: str, progress: Any = None) -> Ite
 
 
 def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
+    """A model folder's pipeline (the class its model_index.json names: Stable Diffusion, FLUX.1, SD 3.5,
+    Qwen-Image, Z-Image, an edit model...), on the device, offloaded to the CPU part by part where it does not fit
+    the GPU. The transformer families run in bfloat16 on a GPU (FLUX.1 and Qwen-Image overflow in float16)."""
     with import_lock:
         import torch
-        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image  # noqa: F401
+        from diffusers import DiffusionPipeline
 
     half = any(Path(folder).rglob("*.fp16.safetensors"))  # fp16 files load as float32 on a CPU just as well
     pipeline_class = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name", "")
     options = {"add_watermarker": False} if "XL" in pipeline_class else {}  # the studio marks every picture itself
-    pipe = AutoPipelineForText2Image.from_pretrained(
+    transformer = not (Path(folder) / "unet").is_dir()
+    if transformer and dtype == torch.float16 and device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
+    pipe = DiffusionPipeline.from_pretrained(
         folder, dtype=dtype, use_safetensors=True, variant="fp16" if half else None, **options
     )
     pipe.set_progress_bar_config(disable=True)
     keep_vae_in_float32(pipe, dtype)
-    if device.startswith("cuda") and hub.weight_bytes(folder) > 0.8 * torch.cuda.mem_get_info(device)[0]:
-        pipe.enable_model_cpu_offload(device=device)  # does not fit the GPU: keep parts on the CPU until needed
+    place(pipe, device, hub.weight_bytes(folder))
+    return pipe
+
+
+def place(pipe: Any, device: str, weight_bytes: int) -> None:
+    """The pipeline on `device`; on a GPU it does not fit (its weights over 80% of the free memory), offloaded: each
+    part moves to the GPU only while it runs (diffusers' model CPU offload), as ComfyUI and Forge do."""
+    import torch
+
+    if device.startswith("cuda") and weight_bytes > 0.8 * torch.cuda.mem_get_info(device)[0]:
+        pipe.enable_model_cpu_offload(device=device)
     else:
         pipe.to(device)
     if device == "mps":
         pipe.enable_attention_slicing()
-    return pipe
 
 
 def keep_vae_in_float32(pipe: Any, dtype: Any) -> None:
@@ -80,20 +103,39 @@ def keep_vae_in_float32(pipe: Any, dtype: Any) -> None:
 
 def pipeline_for(base: Any, request: Any, controlnet: Any = None) -> Any:
     """A pipeline of our own around the shared weights (the scheduler's state is per run), of the request's kind
-    (engine.Request: text to image, from a picture, inpainting; with a ControlNet where given)."""
+    (engine.Request: text to image, from a picture, inpainting, an edit with words; with a ControlNet where given),
+    in the variant made for the model's family (families.family_of)."""
     AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image = imported(
         "diffusers", "AutoPipelineForImage2Image", "AutoPipelineForInpainting", "AutoPipelineForText2Image"
     )
-
-    kind = (
-        AutoPipelineForInpainting
+    family = families.family_of(base)
+    scheduler = make_scheduler(base.scheduler, request.params.sampler, family)
+    if family.edit:  # an edit model reads the picture itself, whole: no mask, no strength
+        if request.mask is not None:
+            raise UserError(
+                f"{family.name} edits the whole picture from words: it takes no mask. Clear the painted mask and say "
+                "what to change in the prompt, or choose another model to inpaint."
+            )
+        if family.needs_picture and request.init is None:
+            raise UserError(
+                f"{family.name} edits a picture: add one under Image to image (or use a result) and say what to "
+                "change in the prompt."
+            )
+        pipe = type(base).from_pipe(base, scheduler=scheduler)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+    kind, what = (
+        (AutoPipelineForInpainting, "inpainting")
         if request.mask is not None
-        else AutoPipelineForImage2Image
+        else (AutoPipelineForImage2Image, "image to image")
         if request.init is not None
-        else AutoPipelineForText2Image
+        else (AutoPipelineForText2Image, "text to image")
     )
     extra = {"controlnet": controlnet} if controlnet is not None else {}  # a ControlNet pipeline of that kind
-    pipe = kind.from_pipe(base, scheduler=make_scheduler(base.scheduler, request.params.sampler), **extra)
+    try:
+        pipe = kind.from_pipe(base, scheduler=scheduler, **extra)
+    except ValueError:  # diffusers has no pipeline of that kind for this model
+        raise UserError(f"{family.name} models cannot do {what} in this version of diffusers.") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -129,17 +171,25 @@ def with_request(recipe: dict, request: Any, guided: dict) -> dict:
 
 
 def run_recipe(model_id: str, base: Any, pipe: Any, p: Any, mode: str, cache: ModelCache) -> dict:
-    """A run's recipe: the model and its revision, the parameters (the sampler in A1111's words), what ran it."""
+    """A run's recipe: the model, its family and revision, the parameters (the sampler in A1111's words), what ran
+    it (device, dtype, how it was placed: on the device or offloaded)."""
     revision = hub.revision_of(base.config.get("_name_or_path", ""))
+    family = families.family_of(base)
+    dtype = next((m.dtype for m in base.components.values() if hasattr(m, "dtype")), cache.dtype)
+    offloaded = bool(getattr(base, "_all_hooks", None) or getattr(base, "_offload_gpu_id", None) is not None)
     return outputs.base_recipe(
         "image",
         model_id,
         revision=revision,
+        family=family.key,
+        guidance_kind=family.guidance,
+        **({"negative_prompt_ignored": True} if p.negative_prompt and not families.uses_negative(family) else {}),
+        **({"offload": "model"} if offloaded and str(cache.device).startswith("cuda") else {}),
         mode=mode,
         pipeline=type(pipe).__name__,
         scheduler=type(pipe.scheduler).__name__,
         device=cache.device,
-        dtype=str(cache.dtype).replace("torch.", ""),
+        dtype=str(dtype).replace("torch.", ""),
         versions=outputs.library_versions("torch", "diffusers", "transformers"),
         **{
             **asdict(p),

@@ -17,7 +17,8 @@ from core.settings import Settings
 from tabs.image import loras
 from tabs.image.choices import MAX_STEPS
 from tabs.image.engine import WITHHELD_ALL, ImageParams, generate_image
-from tabs.image.parts import DEFAULT_SAMPLER, SAMPLERS
+from tabs.image.families import ALL_SAMPLERS as SAMPLERS
+from tabs.image.parts import DEFAULT_SAMPLER
 
 AXES = ("Nothing", "Seed", "Steps", "Guidance", "Sampler", "LoRA weight", "Prompt S/R")
 MAX_CELLS = 100  # images in one plot: each is a full run

@@ -1,0 +1,276 @@
+"""Tiny random-weight pipelines of the transformer (DiT) image families, built locally in seconds: FLUX.1, SD 3.5,
+Z-Image and Qwen-Image, with the classes of the real checkpoints and diffusers' own test sizes (the
+`get_dummy_components` of its pipeline tests), tokenizers made on this machine instead of the hub's test ones.
+core.tiny registers them ("tiny:flux" ...); `--tiny` and the tests load them through the normal path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Qwen-Image drops the first 34 tokens of its prompt template (the system prompt) from the text encoder's output:
+# the tokenizer must split that prefix into exactly 34 tokens, as Qwen's own does (one per word).
+QWEN_IMAGE_PREFIX = (
+    "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial "
+    "relationships of the objects and background:<|im_end|>\n<|im_start|>user\n"
+)
+IMAGE_WORDS = (
+    "a an the of in on with and at by photo painting watercolor portrait landscape city night day fox cat dog red "
+    "blue green yellow light dark forest sea mountain house tree sky cloud snow sun moon girl man woman robot cozy "
+    "detailed sharp soft style make it remove add cup"
+).split()
+
+
+def _t5_tokenizer() -> Any:
+    """A T5 tokenizer (sentencepiece-style unigram pieces) over a small image vocabulary, without sentencepiece."""
+    from transformers import T5Tokenizer
+
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789,."
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    vocab += [("\u2581" + w, -2.0 - i) for i, w in enumerate(IMAGE_WORDS)]
+    vocab += [(c, -100.0 - i) for i, c in enumerate(letters)]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def _t5_encoder(vocab_size: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=vocab_size, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4, pad_token_id=0,
+        eos_token_id=1, decoder_start_token_id=0,
+    )  # fmt: skip
+    return T5EncoderModel(config)
+
+
+def _clip_tokenizer(folder: Path) -> Any:
+    from transformers import CLIPTokenizer
+
+    from core.tiny import _clip_tokenizer_files
+
+    _clip_tokenizer_files(folder)
+    return CLIPTokenizer.from_pretrained(folder, model_max_length=77)
+
+
+def _clip_encoder(tokenizer: Any, with_projection: bool = False) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer),
+        max_position_embeddings=77, projection_dim=32, hidden_act="gelu",
+    )  # fmt: skip
+    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
+
+
+def _qwen_tokenizer() -> Any:
+    """A byte-level BPE with Qwen's ChatML and vision tokens, trained on the prompt template (so that its system
+    prompt is one token per word, 34 in all, as with Qwen's own tokenizer) and on words of image prompts."""
+    import random
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    rng = random.Random(0)  # a fixed corpus: the same tokenizer on every machine and Python version
+    corpus = [QWEN_IMAGE_PREFIX] * 200 + [" ".join(rng.choices(IMAGE_WORDS, k=12)) for _ in range(400)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    prefix = len(tokenizer(QWEN_IMAGE_PREFIX).input_ids)
+    assert prefix == 34, f"the tiny Qwen tokenizer splits Qwen-Image's template into {prefix} tokens, not 34"
+    return tokenizer
+
+
+def _flux_parts(folder: Path) -> dict[str, Any]:
+    """FLUX.1's parts at diffusers' test sizes: a FluxTransformer2DModel (16 packed channels: a 4-channel latent in
+    2x2 patches), CLIP and T5 text encoders, an AutoencoderKL with Flux's shift and scale."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+
+    tokenizer = _clip_tokenizer(folder / "_clip")
+    tokenizer_2 = _t5_tokenizer()
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    text_encoder = _clip_encoder(tokenizer)
+    text_encoder_2 = _t5_encoder(len(tokenizer_2))
+    vae = AutoencoderKL(
+        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 8), layers_per_block=1,
+        latent_channels=4, norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        shift_factor=0.0609, scaling_factor=1.5035,
+    )  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )  # fmt: skip
+    return dict(
+        transformer=transformer, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2, vae=vae, scheduler=scheduler, image_encoder=None, feature_extractor=None,
+    )  # fmt: skip
+
+
+def build_flux(folder: Path) -> Path:
+    """A FluxPipeline like FLUX.1-schnell's."""
+    import shutil
+
+    from diffusers import FluxPipeline
+
+    parts = _flux_parts(folder)
+    FluxPipeline(**parts).save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "_clip")
+    return folder
+
+
+def build_flux_kontext(folder: Path) -> Path:
+    """A FluxKontextPipeline like FLUX.1 Kontext's (the same parts as FLUX.1: it reads the input picture as tokens
+    beside the picture it makes)."""
+    import shutil
+
+    from diffusers import FluxKontextPipeline
+
+    parts = _flux_parts(folder)
+    FluxKontextPipeline(**parts).save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "_clip")
+    return folder
+
+
+def build_sd3(folder: Path) -> Path:
+    """A StableDiffusion3Pipeline like SD 3.5's: an SD3Transformer2DModel (2x2 patches of a 4-channel latent), two
+    CLIP text encoders with projections and a T5, an AutoencoderKL."""
+    import shutil
+
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+
+    tokenizer = _clip_tokenizer(folder / "_clip")
+    tokenizer_3 = _t5_tokenizer()
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=2, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=4,
+        caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64, out_channels=4,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    text_encoder = _clip_encoder(tokenizer, with_projection=True)
+    torch.manual_seed(1)
+    text_encoder_2 = _clip_encoder(tokenizer, with_projection=True)
+    text_encoder_3 = _t5_encoder(len(tokenizer_3))
+    vae = AutoencoderKL(
+        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 8), layers_per_block=1,
+        latent_channels=4, norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        shift_factor=0.0609, scaling_factor=1.5035,
+    )  # fmt: skip
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer,
+        text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "_clip")
+    return folder
+
+
+def build_z_image(folder: Path) -> Path:
+    """A ZImagePipeline like Z-Image-Turbo's: a ZImageTransformer2DModel, a Qwen3 text encoder, an AutoencoderKL
+    with 16 latent channels."""
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+    from transformers import Qwen3Config, Qwen3Model
+
+    tokenizer = _qwen_tokenizer()
+    torch.manual_seed(0)
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+        n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16, rope_theta=256.0, t_scale=1000.0,
+        axes_dims=[8, 4, 4], axes_lens=[256, 32, 32],
+    )  # fmt: skip
+    with torch.no_grad():  # these start as torch.empty: give them values, or two runs differ
+        transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token))
+        transformer.cap_pad_token.copy_(torch.ones_like(transformer.cap_pad_token))
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2, block_out_channels=[32, 64], layers_per_block=1,
+        latent_channels=16, norm_num_groups=32, sample_size=32, scaling_factor=0.3611, shift_factor=0.1159,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+            vocab_size=len(tokenizer), max_position_embeddings=512,
+        )
+    )  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    pipe = ZImagePipeline(
+        transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_qwen_image(folder: Path) -> Path:
+    """A QwenImagePipeline like Qwen-Image's: a QwenImageTransformer2DModel, a Qwen2.5-VL text encoder, the
+    Qwen-Image VAE (a Wan-style causal 3D VAE)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = _qwen_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    torch.manual_seed(0)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=3,
+        joint_attention_dim=16, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    vae = AutoencoderKLQwenImage(
+        base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1, temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "num_key_value_heads": 2, "rope_theta": 1000000.0, "vocab_size": len(tokenizer),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+        },
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=len(tokenizer), vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"), vision_token_id=ids("<|image_pad|>"),
+        image_token_id=ids("<|image_pad|>"),
+    )  # fmt: skip
+    text_encoder = Qwen2_5_VLForConditionalGeneration(config).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9, base_image_seq_len=256,
+        max_image_seq_len=8192, shift_terminal=0.02,
+    )  # fmt: skip
+    pipe = QwenImagePipeline(
+        transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

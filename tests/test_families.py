@@ -1,0 +1,208 @@
+"""The transformer (DiT) image families through the Image tab's engine, on tiny random-weight pipelines of their real
+classes (core/tiny_dit.py): FLUX.1, SD 3.5, Z-Image, Qwen-Image and FLUX.1 Kontext. Pictures and seeds, image to
+image, samplers per family, previews, LoRAs, edits with words, the recipe and AUTOMATIC1111's text, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import hub
+from core.errors import ModelUnavailable, UserError
+from core.models import ModelCache
+from core.png_recipes import parse_a1111, read_recipe
+from tabs.image import families
+from tabs.image.engine import ImageParams, generate_image
+from tabs.image.pipelines import download_patterns, load_image_pipeline
+
+DIT = ["tiny:flux", "tiny:sd3", "tiny:z-image", "tiny:qwen-image"]
+PIPELINES = {
+    "tiny:flux": "Flux",
+    "tiny:sd3": "StableDiffusion3",
+    "tiny:z-image": "ZImage",
+    "tiny:qwen-image": "QwenImage",
+}
+FAMILY = {"tiny:flux": "flux1", "tiny:sd3": "sd35", "tiny:z-image": "z-image", "tiny:qwen-image": "qwen-image"}
+
+
+@pytest.fixture
+def dit_settings(settings):
+    return settings.replace(tiny=True)
+
+
+def run(cache, settings, model, prompt="a red fox in the snow", **options):
+    kw = {k: options.pop(k) for k in ("init_image", "mask", "control") if k in options}
+    params = ImageParams(prompt, **{"steps": 3, "width": 96, "height": 64, "seed": 5, **options})
+    return list(generate_image(cache, settings, params, model=model, **kw))
+
+
+def gallery_paths(gallery):
+    return [item["image"] if isinstance(item["image"], str) else item["image"]["path"] for item in gallery]
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("model", DIT)
+def test_each_family_makes_its_pictures_from_its_seeds_with_previews(shared_cache, dit_settings, model):
+    updates = run(shared_cache, dit_settings, model, num_images=2)
+    done = updates[-1]
+    assert done.done and len(done.images) == 2
+    first, second = (pixels(p) for p in done.images)
+    assert first.shape == (64, 96, 3)  # the size asked for (not the pipeline's own default)
+    assert np.abs(first - second).mean() > 2  # image i draws from seed + i
+    recipe = done.recipe
+    assert recipe["family"] == FAMILY[model] and recipe["pipeline"] == PIPELINES[model] + "Pipeline"
+    assert recipe["sampler"] == "Euler" and recipe["scheduler"] == "FlowMatchEulerDiscreteScheduler"
+    assert done.filmstrip and all(frame.width > frame.height for frame in done.filmstrip[:-1])  # 3:2 previews
+    again = run(shared_cache, dit_settings, model, num_images=1)[-1]
+    assert np.abs(pixels(again.images[0]) - first).mean() < 1  # the same seed, the same picture (watermark aside)
+    parameters = Image.open(done.images[0]).text["parameters"]
+    assert f"Seed: 5, Size: 96x64, Model: {model}" in parameters
+
+
+@pytest.mark.parametrize("model", DIT)
+def test_image_to_image_keeps_the_pictures_size_in_every_family(shared_cache, dit_settings, model):
+    source = Image.new("RGB", (96, 64), (200, 40, 40))
+    done = run(shared_cache, dit_settings, model, init_image=source, strength=0.7, steps=4, num_images=2)[-1]
+    assert [Image.open(p).size for p in done.images] == [(96, 64)] * 2
+    assert done.recipe["mode"] == "image-to-image" and done.recipe["pipeline"] == PIPELINES[model] + "Img2ImgPipeline"
+
+
+def test_each_family_offers_the_samplers_that_run_it(shared_cache, dit_settings):
+    done = run(shared_cache, dit_settings, "tiny:flux", sampler="DPM++ 2M")[-1]
+    assert done.recipe["sampler"] == "DPM++ 2M" and done.recipe["scheduler"] == "DPMSolverMultistepScheduler"
+    assert run(shared_cache, dit_settings, "tiny:sd3", sampler="Heun")[-1].recipe["sampler"] == "Heun"
+    with pytest.raises(UserError, match=r"'DDIM' does not run FLUX.1 models \(a flow-matching model\)"):
+        run(shared_cache, dit_settings, "tiny:flux", sampler="DDIM")
+    with pytest.raises(UserError, match="'Heun' does not run Z-Image models"):
+        run(shared_cache, dit_settings, "tiny:z-image", sampler="Heun")
+    assert families.FAMILIES["sd15"].samplers == tuple(families.SAMPLERS)  # the UNet families keep theirs
+
+
+def test_flux_reads_distilled_guidance_and_no_negative_prompt_as_forge_writes_it(shared_cache, dit_settings):
+    done = run(shared_cache, dit_settings, "tiny:flux", guidance_scale=3.5, negative_prompt="blurry")[-1]
+    assert done.recipe["guidance_kind"] == "distilled" and done.recipe["negative_prompt_ignored"] is True
+    text = Image.open(done.images[0]).text["parameters"]
+    assert "Negative prompt" not in text and "CFG scale: 1, Distilled CFG Scale: 3.5," in text
+    assert parse_a1111(text)["guidance_scale"] == 3.5  # Restore fills the guidance slider with FLUX.1's value
+    restored = read_recipe(done.images[0])
+    assert restored["family"] == "flux1" and restored["model"] == "tiny:flux"
+    qwen = run(shared_cache, dit_settings, "tiny:qwen-image", guidance_scale=4.0, negative_prompt="blurry")[-1]
+    assert (
+        qwen.recipe["guidance_kind"] == "true_cfg"
+        and "Negative prompt: blurry" in Image.open(qwen.images[0]).text["parameters"]
+    )
+
+
+def test_the_guidance_arguments_follow_the_family():
+    flux, qwen, sd3 = (families.FAMILIES[k] for k in ("flux1", "qwen-image", "sd35"))
+    assert families.call_arguments(flux, 3.5, "blurry") == {"max_sequence_length": 256, "guidance_scale": 3.5}
+    assert families.call_arguments(qwen, 4.0, "") == {"true_cfg_scale": 4.0, "negative_prompt": " "}
+    assert families.call_arguments(qwen, 1.0, "") == {"true_cfg_scale": 1.0, "negative_prompt": None}
+    assert families.call_arguments(sd3, 4.5, "x") == {"max_sequence_length": 256, "guidance_scale": 4.5,
+                                                      "negative_prompt": "x"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flux_lora_dir(tmp_path_factory, tiny_dir):
+    """fluxstyle.safetensors: a peft LoRA on the tiny FLUX.1 transformer (diffusers' format), and sdstyle: one made
+    for the tiny Stable Diffusion UNet."""
+    import torch
+    from diffusers import FluxPipeline, FluxTransformer2DModel, StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from core import tiny
+
+    folder = tmp_path_factory.mktemp("flux-loras")
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel.from_pretrained(tiny.ensure("tiny:flux", tiny_dir) / "transformer")
+    config = dict(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    transformer.add_adapter(LoraConfig(**config))
+    with torch.no_grad():
+        for name, weight in transformer.named_parameters():
+            if "lora_B" in name:
+                weight.mul_(20)  # random weights at the test's scale barely move a tiny model's picture
+    FluxPipeline.save_lora_weights(
+        folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name="fluxstyle.safetensors"
+    )
+    unet = UNet2DConditionModel.from_pretrained(tiny.ensure("tiny:stable-diffusion", tiny_dir) / "unet")
+    unet.add_adapter(LoraConfig(**config))
+    StableDiffusionPipeline.save_lora_weights(
+        folder, unet_lora_layers=get_peft_model_state_dict(unet), weight_name="sdstyle.safetensors"
+    )
+    return folder
+
+
+def test_a_flux_lora_changes_the_picture_and_weight_zero_does_not(shared_cache, dit_settings, flux_lora_dir):
+    settings = dit_settings.replace(lora_dir=flux_lora_dir)
+    plain = pixels(run(shared_cache, settings, "tiny:flux", seed=9)[-1].images[0])
+    styled = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:1>", seed=9)[-1]
+    zero = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:0>", seed=9)[-1]
+    assert np.abs(pixels(styled.images[0]) - plain).mean() > 3  # the LoRA moved the picture
+    assert np.abs(pixels(zero.images[0]) - plain).mean() < 1  # weight 0: the picture without it
+    assert (
+        styled.recipe["loras"][0]["name"] == "fluxstyle"
+        and "Lora hashes" in Image.open(styled.images[0]).text["parameters"]
+    )
+    after = pixels(run(shared_cache, settings, "tiny:flux", seed=9)[-1].images[0])
+    assert np.abs(after - plain).mean() < 1  # the next run without it: off again
+    with pytest.raises(UserError, match="The LoRA 'sdstyle' does not fit this model"):
+        run(shared_cache, settings, "tiny:flux", "a fox <lora:sdstyle:1>")
+
+
+def test_kontext_edits_a_picture_with_words_at_its_size(shared_cache, dit_settings):
+    source = Image.new("RGB", (96, 64), (30, 60, 200))
+    done = run(shared_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, num_images=2)[-1]
+    assert [Image.open(p).size for p in done.images] == [(96, 64)] * 2
+    assert done.recipe["mode"] == "edit" and done.recipe["pipeline"] == "FluxKontextPipeline"
+    assert done.total == 3  # an edit runs every step (no strength)
+    saved = json.loads(Image.open(done.images[0]).text["studio_recipe"])
+    assert saved["statement"] != read_recipe(run(shared_cache, dit_settings, "tiny:flux")[-1].images[0])["statement"]
+    assert "Denoising strength" not in Image.open(done.images[0]).text["parameters"]
+    mask = Image.new("L", (96, 64), 255)
+    with pytest.raises(UserError, match="FLUX.1 Kontext edits the whole picture from words: it takes no mask"):
+        run(shared_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, mask=mask)
+
+
+def test_unet_only_guides_get_a_sentence_on_a_transformer_model(shared_cache, dit_settings):
+    from tabs.image import control
+
+    steer = control.Control(Image.new("RGB", (96, 64), "white"), "Canny")
+    with pytest.raises(UserError, match="ControlNet needs a Stable Diffusion 1.5 or SDXL model here; FLUX.1 models"):
+        run(shared_cache, dit_settings, "tiny:flux", control=steer)
+
+
+def test_a_model_too_large_for_the_memory_budget_is_refused_with_its_numbers(monkeypatch, tmp_path):
+    """FLUX.1-schnell's recorded files: 33.7 GB in bf16, twice that in float32 on a CPU, refused before a byte of
+    it is fetched (HF_HUB_OFFLINE keeps any real call from leaving)."""
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    cache = ModelCache(budget_bytes=12 * 10**9, device="cpu")
+    options = dict(setting="STUDIO_IMAGE_MODEL", allow_patterns=download_patterns)
+    with pytest.raises(ModelUnavailable, match=r"needs about 67\.\d GB of memory as float32 on cpu; .* is 12\.0 GB"):
+        with cache.model("image", "black-forest-labs/FLUX.1-schnell", load_image_pipeline, **options):
+            pass
+
+
+def test_the_curated_models_say_their_licence_and_family():
+    from tabs.image.choices import CURATED, model_note, model_samplers
+
+    assert "Apache-2.0" in model_note("black-forest-labs/FLUX.1-schnell")
+    assert "Non-Commercial" in model_note("black-forest-labs/FLUX.1-dev")
+    assert "Non-Commercial" in model_note("black-forest-labs/FLUX.1-Kontext-dev")
+    assert all(d.family in families.FAMILIES and d.licence for d in CURATED.values())
+    assert model_samplers("Tongyi-MAI/Z-Image-Turbo") == ["Model default", "Euler"]
+    assert "DDIM" in model_samplers("stabilityai/sd-turbo")
+
+
+def test_a_flux_picture_through_the_api(client):
+    _preview, gallery, status, seed, recipe = client.predict(
+        prompt="a lighthouse", model="tiny:flux", sampler="Euler", steps=2, width=96, height=64, seed=3,
+        api_name="/generate_image",
+    )  # fmt: skip
+    assert status.startswith("Done: 1 image(s)") and recipe["family"] == "flux1"
+    assert Image.open(gallery_paths(gallery)[0]).size == (96, 64)
