@@ -161,7 +161,8 @@ def api_info() -> dict:
     from core.settings import Settings
 
     with tempfile.TemporaryDirectory() as empty:
-        folders = {name: Path(empty) / name for name in ("lora_dir", "embeddings_dir", "wildcards_dir")}
+        names = ("lora_dir", "embeddings_dir", "wildcards_dir", "checkpoint_dir")
+        folders = {name: Path(empty) / name for name in names}
         settings = Settings(controlnet_dir=Path(empty) / "controlnet", cache_dir=Path(empty) / "cache", **folders)
         return build_app(settings).get_api_info()
 

@@ -206,3 +206,64 @@ def test_a_flux_picture_through_the_api(client):
     )  # fmt: skip
     assert status.startswith("Done: 1 image(s)") and recipe["family"] == "flux1"
     assert Image.open(gallery_paths(gallery)[0]).size == (96, 64)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_dir(tmp_path_factory, tiny_dir):
+    """The tiny FLUX.1 transformer as creators hold transformers: one .safetensors file, and a GGUF file with its
+    2-D weights quantised to Q8_0 (gguf's own writer, as city96's files are made); and a file of no known family."""
+    import gguf
+    from safetensors.torch import load_file, save_file
+
+    from core import tiny
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    weights = load_file(tiny.ensure("tiny:flux", tiny_dir) / "transformer" / "diffusion_pytorch_model.safetensors")
+    save_file(weights, folder / "tiny-flux.safetensors")
+    writer = gguf.GGUFWriter(str(folder / "tiny-flux-Q8_0.gguf"), arch="flux")
+    for name, tensor in weights.items():
+        values = tensor.float().numpy()
+        if values.ndim == 2 and values.shape[-1] % 32 == 0:
+            quantised = gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, quantised, raw_shape=quantised.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, values.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    save_file({"input_blocks.0.0.weight": weights["x_embedder.weight"]}, folder / "sd15-style.safetensors")
+    (folder / "notes.txt").write_text("not a model")
+    return folder
+
+
+def test_single_file_and_gguf_transformers_run_as_their_family(shared_cache, dit_settings, checkpoint_dir):
+    """The file's tensors tell FLUX.1; the rest of the pipeline comes from the family's reference model (the tiny one
+    with --tiny); the GGUF one stays quantised (diffusers' GGUFLinear) and makes nearly the same picture."""
+    from tabs.image.choices import model_choices
+
+    settings = dit_settings.replace(checkpoint_dir=checkpoint_dir)
+    offered = model_choices(settings)
+    assert {"tiny-flux.safetensors", "tiny-flux-Q8_0.gguf"} <= set(offered) and "notes.txt" not in offered
+    reference = run(shared_cache, settings, "tiny:flux", seed=4)[-1]
+    single = run(shared_cache, settings, "tiny-flux.safetensors", seed=4)[-1]
+    quantised = run(shared_cache, settings, "tiny-flux-Q8_0.gguf", seed=4)[-1]
+    assert np.abs(pixels(single.images[0]) - pixels(reference.images[0])).mean() < 1  # the very same transformer
+    assert np.abs(pixels(quantised.images[0]) - pixels(reference.images[0])).mean() < 3  # Q8_0: nearly the same
+    assert single.recipe["family"] == quantised.recipe["family"] == "flux1"
+    assert single.recipe["checkpoint"]["quantization"] == "none"
+    said = quantised.recipe["checkpoint"]
+    assert said["quantization"] == "gguf" and said["base"] == "tiny:flux" and len(said["sha256"]) == 64
+    key = next(k for k in shared_cache.snapshot() if k["model"] == "checkpoint:tiny-flux-Q8_0.gguf")
+    assert key["kind"] == "image"
+    with pytest.raises(UserError, match="'sd15-style.safetensors' is not a transformer of FLUX.1"):
+        run(shared_cache, settings, "sd15-style.safetensors")
+
+
+def test_the_gguf_transformer_is_quantised_in_memory(shared_cache, dit_settings, checkpoint_dir):
+    from tabs.image.pipelines import base_pipeline
+
+    settings = dit_settings.replace(checkpoint_dir=checkpoint_dir)
+    with base_pipeline(shared_cache, "tiny-flux-Q8_0.gguf", settings=settings) as base:
+        layer = base.transformer.transformer_blocks[0].attn.to_q
+        assert type(layer).__name__ == "GGUFLinear" and type(layer.weight).__name__ == "GGUFParameter"

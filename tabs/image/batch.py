@@ -7,7 +7,7 @@ from typing import Any
 
 from core.device import in_passing_thread
 from core.models import ModelCache
-from tabs.image import families, loras
+from tabs.image import checkpoints, families, loras
 from tabs.image.pipelines import Rendered, base_pipeline, flagged_by_checker, pipeline_for, run_recipe, with_request
 
 
@@ -16,6 +16,8 @@ def batch_key(model_id: str, request: Any) -> tuple | None:
     same model, size, steps, guidance and sampler. None: this one runs alone (a picture, a guide, a LoRA or an
     embedding in it)."""
     if request.init is not None or request.control or request.reference or request.loras or request.embeddings:
+        return None
+    if model_id.endswith(checkpoints.SUFFIXES):  # a single-file checkpoint: the replica's own folder, run alone
         return None
     p = request.params
     return (model_id, p.width, p.height, p.steps, p.guidance_scale, p.sampler)

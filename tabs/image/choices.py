@@ -88,23 +88,35 @@ EXAMPLES = [
 ]
 
 
-def model_defaults(model_id: str) -> ModelDefaults:
+def model_defaults(model_id: str, settings: Settings | None = None) -> ModelDefaults:
+    """A model's defaults; a single-file checkpoint (with `settings`) takes those of its family's reference model."""
     if model_id == TINY_IMAGE_MODEL:
         return TINY_DEFAULTS
+    if settings is not None and model_id.endswith((".safetensors", ".gguf")):
+        from tabs.image import checkpoints
+
+        if model_id in checkpoints.available(settings):
+            try:
+                base = checkpoints.identify(settings, model_id).base
+            except Exception:  # an unreadable file: its sentence comes when it is used
+                return OTHER_DEFAULTS
+            d = model_defaults(base)
+            return ModelDefaults(d.steps, d.guidance, d.size, f"Single-file checkpoint ({d.family}); the rest of the "
+                                 f"pipeline comes from {base}. " + d.note, d.family, d.licence)  # fmt: skip
     return CURATED.get(model_id) or TINY_FAMILIES.get(model_id) or OTHER_DEFAULTS
 
 
-def model_note(model_id: str) -> str:
+def model_note(model_id: str, settings: Settings | None = None) -> str:
     """The note shown under the Model box: what the model is good at, its defaults, and its licence."""
-    d = model_defaults(model_id)
+    d = model_defaults(model_id, settings)
     return d.note + (f" Licence: {d.licence}." if d.licence else "")
 
 
-def model_samplers(model_id: str) -> list[str]:
+def model_samplers(model_id: str, settings: Settings | None = None) -> list[str]:
     """The sampler choices for a model: its family's (flow-matching models have their own), else every one."""
     from tabs.image.families import ALL_SAMPLERS, FAMILIES
 
-    family = FAMILIES.get(model_defaults(model_id).family)
+    family = FAMILIES.get(model_defaults(model_id, settings).family)
     return ["Model default", *(family.samplers if family else ALL_SAMPLERS)]
 
 
@@ -122,6 +134,8 @@ def preset_values(name: str, model_id: str, size_max: int) -> tuple[int, float, 
 
 
 def model_choices(settings: Settings) -> list[str]:
+    from tabs.image import checkpoints
+
     first = settings.model_for("image")
     others = list(TINY_FAMILIES) if settings.tiny else list(CURATED)
-    return [first] + [m for m in others if m != first]
+    return [first] + [m for m in others if m != first] + list(checkpoints.available(settings))

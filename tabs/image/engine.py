@@ -382,7 +382,7 @@ def render_image(
     """Steps 2 and 3 of generate_image for a checked request: the model from the cache, held while it denoises with
     progress and previews (with the prompt's LoRAs on, every other one off); returns what it made (Rendered). Runs
     in the studio's process, or on a Ray Serve replica (app.engines) with that replica's cache."""
-    with base_pipeline(cache, model_id, progress) as base, contextlib.ExitStack() as held:
+    with base_pipeline(cache, model_id, progress, settings) as base, contextlib.ExitStack() as held:
         family = families.family_of(base)
         request = for_family(request, family)
         params = request.params

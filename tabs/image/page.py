@@ -141,7 +141,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
     page.model = ui.model_dropdown(settings, choices)
-    page.model_note = gr.Markdown(model_note(choices[0]))
+    page.model_note = gr.Markdown(model_note(choices[0], settings))
     page.preset = gr.Radio(
         list(PRESETS),
         label="Preset",
@@ -343,9 +343,10 @@ def _wire_controls(ctx: ui.Context, page: Page) -> None:
 
     def apply_defaults(model_id: str):
         """Choosing a model fills the form with its defaults, its note and licence, and the samplers that run it."""
-        d = model_defaults(model_id)
-        samplers = gr.Dropdown(choices=model_samplers(model_id), value=DEFAULT_SAMPLER)
-        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), model_note(model_id), samplers
+        d, settings = model_defaults(model_id, ctx.settings), ctx.settings
+        samplers = gr.Dropdown(choices=model_samplers(model_id, settings), value=DEFAULT_SAMPLER)
+        note = model_note(model_id, settings)
+        return d.steps, d.guidance, min(d.size, size_max), min(d.size, size_max), note, samplers
 
     page.model.input(apply_defaults, page.model, [*sizes, page.sampler], api_visibility="private", queue=False)
     page.reuse.click(

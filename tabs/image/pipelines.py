@@ -14,7 +14,7 @@ from core.device import import_lock, imported
 from core.errors import UserError
 from core.models import ModelCache
 from core.png_recipes import sampler_name
-from tabs.image import families
+from tabs.image import checkpoints, families
 from tabs.image.parts import make_scheduler
 
 SETTING = "STUDIO_IMAGE_MODEL"
@@ -42,8 +42,21 @@ def download_patterns(files: dict | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def base_pipeline(cache: ModelCache, model_id: str, progress: Any = None) -> Iterator[Any]:
-    """The model's pipeline from the cache (downloaded and loaded on first use), held for the block."""
+def base_pipeline(cache: ModelCache, model_id: str, progress: Any = None, settings: Any = None) -> Iterator[Any]:
+    """The model's pipeline from the cache (downloaded and loaded on first use), held for the block. A name of the
+    checkpoints folder (settings.checkpoint_dir) is a single-file transformer: its family's reference repo gives the
+    rest of the pipeline (tabs/image/checkpoints.py)."""
+    if settings is not None and model_id in checkpoints.available(settings):
+        point = checkpoints.identify(settings, model_id)
+        options = dict(setting=checkpoints.SETTING, progress=progress, allow_patterns=download_patterns)
+        options.update(ignore_patterns=["transformer/*.safetensors"], name=f"checkpoint:{point.name}")
+
+        def load(folder: Path, device: str, dtype: Any) -> Any:
+            return checkpoints.load(point, Path(folder), device, dtype)
+
+        with cache.model("image", point.base, load, **options) as base:
+            yield base
+        return
     options = dict(setting=SETTING, progress=progress, allow_patterns=download_patterns)
     with cache.model("image", model_id, load_image_pipeline, **options) as base:
         yield base
@@ -183,6 +196,7 @@ def run_recipe(model_id: str, base: Any, pipe: Any, p: Any, mode: str, cache: Mo
         revision=revision,
         family=family.key,
         guidance_kind=family.guidance,
+        **checkpoints.recipe(base),
         **({"negative_prompt_ignored": True} if p.negative_prompt and not families.uses_negative(family) else {}),
         **({"offload": "model"} if offloaded and str(cache.device).startswith("cuda") else {}),
         mode=mode,

@@ -1,0 +1,130 @@
+"""Single-file models, the way creators hold them: the transformer of a DiT family as one `.safetensors` file or as a
+GGUF-quantised `.gguf` file (city96-style: flux1-schnell-Q4_K_S.gguf) in STUDIO_CHECKPOINT_DIR (models/checkpoints,
+ComfyUI's and A1111's layout), offered in the Model box by file name. The file's tensor names tell its family; the
+transformer loads with diffusers' `from_single_file` (the GGUF one stays quantised in memory, `GGUFQuantizationConfig`,
+computed in the device's dtype) and the rest of the pipeline (text encoders, VAE, scheduler) comes from the family's
+reference repo (downloaded on first use, without its own transformer). Safetensors and GGUF only: neither holds code.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.settings import Settings
+from tabs.image import families
+
+SUFFIXES = (".safetensors", ".gguf")
+SETTING = "STUDIO_CHECKPOINT_DIR"
+# Tensor names that tell a transformer's family, in the original (BFL, ComfyUI) layout and in diffusers' own.
+SIGNS = [
+    ("flux1", ("double_blocks.0.img_attn.qkv.weight", "single_transformer_blocks.0.proj_out.weight")),
+    ("sd35", ("joint_blocks.0.x_block.attn.qkv.weight", "transformer_blocks.0.ff_context.net.0.proj.weight")),
+    ("qwen-image", ("transformer_blocks.0.img_mod.1.weight", "img_in.weight")),
+    ("z-image", ("noise_refiner.0.attention.to_q.weight", "context_refiner.0.attention.to_q.weight")),
+]
+GUIDED = ("guidance_in.in_layer.weight", "time_text_embed.guidance_embedder.linear_1.weight")  # FLUX.1 [dev]
+# The pipeline each family's transformer joins: the reference repo (or, with --tiny, the tiny pipeline of the family).
+TINY_BASES = {"flux1": "tiny:flux", "flux1-dev": "tiny:flux", "sd35": "tiny:sd3", "z-image": "tiny:z-image",
+              "qwen-image": "tiny:qwen-image"}  # fmt: skip
+BASES = {"flux1-dev": "black-forest-labs/FLUX.1-dev"}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str  # the file's name, as offered
+    path: Path
+    family: str  # a key of families.FAMILIES
+    base: str  # the repo (or tiny model) the rest of the pipeline comes from
+    quantization: str  # "gguf" (its tensors' types say which: Q4_K, Q8_0...) or "none"
+
+
+def available(settings: Settings) -> dict[str, Path]:
+    """name -> file for each .safetensors and .gguf file in the checkpoints folder (its subfolders too). Only these
+    names are ever loaded: a name is never turned into a path."""
+    folder = Path(settings.checkpoint_dir)
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES}
+
+
+def tensor_names(path: Path) -> list[str]:
+    """The tensor names of a safetensors or GGUF file, read from its header (nothing is loaded)."""
+    if path.suffix.lower() == ".gguf":
+        from gguf import GGUFReader
+
+        return [t.name for t in GGUFReader(str(path)).tensors]
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
+
+
+def identify(settings: Settings, name: str) -> Checkpoint:
+    """The checkpoint called `name`, its family told by its tensor names; a file of no known family gets a sentence."""
+    path = available(settings)[name]
+    try:
+        keys = {k.removeprefix("model.diffusion_model.") for k in tensor_names(path)}
+    except Exception as exc:
+        why = type(exc).__name__
+        raise UserError(f"The checkpoint {name!r} cannot be read ({why}): is the file complete?") from None
+    family = next((key for key, signs in SIGNS if any(s in keys for s in signs)), None)
+    if family is None:
+        what = "a Stable Diffusion 1.x/XL checkpoint" if any(k.startswith("input_blocks.") for k in keys) else "it"
+        raise UserError(
+            f"The checkpoint {name!r} is not a transformer of FLUX.1, SD 3.5, Qwen-Image or Z-Image, the families the "
+            f"studio loads from one file; {what} cannot be loaded from {SETTING} yet: use a diffusers folder of it."
+        )
+    variant = "flux1-dev" if family == "flux1" and any(g in keys for g in GUIDED) else family
+    base = TINY_BASES[variant] if settings.tiny else BASES.get(variant) or families.FAMILIES[family].config_repo
+    return Checkpoint(name, path, family, base, "gguf" if path.suffix.lower() == ".gguf" else "none")
+
+
+def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> Any:
+    """The family's pipeline from `base_folder` (the reference repo's files) with the checkpoint's transformer."""
+    import torch
+    from diffusers import DiffusionPipeline, GGUFQuantizationConfig
+
+    from tabs.image.pipelines import place
+
+    pipeline_class = json.loads((base_folder / "model_index.json").read_text())["_class_name"]
+    transformer_class = json.loads((base_folder / "transformer" / "config.json").read_text())["_class_name"]
+    import diffusers
+
+    options: dict[str, Any] = {}
+    if checkpoint.quantization == "gguf":
+        compute = dtype if dtype != torch.float16 else torch.bfloat16  # FLUX.1 overflows in float16
+        options["quantization_config"] = GGUFQuantizationConfig(compute_dtype=compute)
+    transformer = getattr(diffusers, transformer_class).from_single_file(
+        str(checkpoint.path), config=str(base_folder), subfolder="transformer", dtype=dtype, **options
+    )
+    pipe = getattr(diffusers, pipeline_class).from_pretrained(base_folder, transformer=transformer, dtype=dtype)
+    assert isinstance(pipe, DiffusionPipeline)
+    pipe.set_progress_bar_config(disable=True)
+    place(pipe, device, checkpoint.path.stat().st_size)
+    pipe._studio_checkpoint = checkpoint  # the recipe says which file and quantisation ran
+    return pipe
+
+
+def base_patterns(files: dict | None) -> list[str]:
+    """What the reference repo gives a single-file transformer: everything but its own transformer's weights."""
+    from tabs.image.pipelines import download_patterns
+
+    return [p for p in download_patterns(files)] + ["transformer/config.json"]
+
+
+def recipe(pipe: Any) -> dict[str, Any]:
+    checkpoint = getattr(pipe, "_studio_checkpoint", None)
+    if checkpoint is None:
+        return {}
+    from core import outputs
+
+    return {
+        "checkpoint": {
+            "file": checkpoint.name,
+            "sha256": outputs.file_sha256(checkpoint.path),
+            "quantization": checkpoint.quantization,
+            "base": checkpoint.base,
+        }
+    }
