@@ -87,7 +87,7 @@ def choice(component: type, *args, param: str, words: str | None = None, **kwarg
     return made
 
 
-def model_dropdown(settings: Settings, choices: list[str]) -> gr.Dropdown:
+def model_dropdown(settings: Settings, choices: list[str], elem_id: str | None = None) -> gr.Dropdown:
     """A tab's Model box: the curated choices (the first chosen), any hub id or folder only where the operator allows
     custom models, hidden in classroom mode; a refusal names the `model` parameter."""
     return choice(
@@ -99,6 +99,7 @@ def model_dropdown(settings: Settings, choices: list[str]) -> gr.Dropdown:
         label="Model",
         allow_custom_value=settings.allow_custom_models,
         info="A hub id or local folder." if settings.allow_custom_models else None,
+        elem_id=elem_id,
     )
 
 

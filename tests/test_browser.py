@@ -171,3 +171,19 @@ def test_the_image_status_says_waiting_then_clears_on_a_refusal(page: Page, serv
     page.locator("#image-generate").click()  # no prompt: refused once the request runs
     expect(page.get_by_text("The prompt is empty").first).to_be_visible(timeout=15_000)
     expect(page.locator("#image-status")).not_to_contain_text("Waiting for the model", timeout=5_000)
+
+
+def test_choosing_a_flux_model_fills_its_defaults_and_its_samplers(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-model input").click()
+    page.get_by_role("option", name="tiny:flux", exact=True).click()
+    expect(page.locator("#image-model-note")).to_contain_text("Tiny random-weight FLUX.1")
+    page.locator("#image-sampler input").click()
+    offered = ["Model default", "Euler", "DPM++ 2M", "UniPC"]  # FLUX.1's samplers only (each shown after a ✓ mark)
+    expect(page.get_by_role("option")).to_have_text([re.compile(re.escape(name) + "$") for name in offered])
+    page.get_by_role("option", name="DPM++ 2M").click()
+    page.locator("#image-prompt textarea").fill("a tiny red boat")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=60_000)
+    expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 64)

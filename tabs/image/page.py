@@ -140,8 +140,8 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
-    page.model = ui.model_dropdown(settings, choices)
-    page.model_note = gr.Markdown(model_note(choices[0], settings))
+    page.model = ui.model_dropdown(settings, choices, elem_id="image-model")
+    page.model_note = gr.Markdown(model_note(choices[0], settings), elem_id="image-model-note")
     page.preset = gr.Radio(
         list(PRESETS),
         label="Preset",
