@@ -169,7 +169,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         label="Sampler",
         elem_id="image-sampler",
         visible=not settings.classroom,
-        info="How each step removes noise. Turbo models are tuned for their own (Euler).",
+        info="How each step removes noise. Each model offers the samplers that run it (flow-matching ones differ).",
         param="sampler",
     )
     with gr.Row():
