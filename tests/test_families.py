@@ -114,6 +114,7 @@ def flux_lora_dir(tmp_path_factory, tiny_dir):
     from diffusers import FluxPipeline, FluxTransformer2DModel, StableDiffusionPipeline, UNet2DConditionModel
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
 
     from core import tiny
 
@@ -129,6 +130,13 @@ def flux_lora_dir(tmp_path_factory, tiny_dir):
     FluxPipeline.save_lora_weights(
         folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name="fluxstyle.safetensors"
     )
+    kohya, width, rank = {}, transformer.config.num_attention_heads * transformer.config.attention_head_dim, 4
+    for name, rows in (("img_attn_qkv", 3 * width), ("img_attn_proj", width), ("txt_attn_qkv", 3 * width)):
+        key = f"lora_unet_double_blocks_0_{name}"  # Kohya's (sd-scripts') names for FLUX.1, as civitai serves them
+        kohya[f"{key}.lora_down.weight"] = torch.randn(rank, width) * 0.5
+        kohya[f"{key}.lora_up.weight"] = torch.randn(rows, rank) * 0.5
+        kohya[f"{key}.alpha"] = torch.tensor(float(rank))
+    save_file(kohya, folder / "kohya-flux.safetensors")
     unet = UNet2DConditionModel.from_pretrained(tiny.ensure("tiny:stable-diffusion", tiny_dir) / "unet")
     unet.add_adapter(LoraConfig(**config))
     StableDiffusionPipeline.save_lora_weights(
@@ -150,8 +158,10 @@ def test_a_flux_lora_changes_the_picture_and_weight_zero_does_not(shared_cache, 
     )
     after = pixels(run(shared_cache, settings, "tiny:flux", seed=9)[-1].images[0])
     assert np.abs(after - plain).mean() < 1  # the next run without it: off again
-    with pytest.raises(UserError, match="The LoRA 'sdstyle' does not fit this model"):
+    with pytest.raises(UserError, match="The LoRA 'sdstyle' does not fit this model.* This is a FLUX.1 model"):
         run(shared_cache, settings, "tiny:flux", "a fox <lora:sdstyle:1>")
+    kohya = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:kohya-flux:1>", seed=9)[-1]
+    assert np.abs(pixels(kohya.images[0]) - plain).mean() > 3  # Kohya's format, converted by diffusers
 
 
 def test_kontext_edits_a_picture_with_words_at_its_size(shared_cache, dit_settings):

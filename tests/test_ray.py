@@ -67,11 +67,11 @@ def picture(settings, seed, prompt="a red boat", **params):
     return elsewhere(lambda: _picture(settings, seed, prompt, **params))
 
 
-def _picture(settings, seed, prompt, **params):
+def _picture(settings, seed, prompt, model=None, **params):
     from tabs.image.engine import ImageParams, generate_image
 
     params = ImageParams(prompt, steps=2, seed=seed, width=64, height=64, **params)
-    done = list(generate_image(make_cache(settings), settings, params))[-1]
+    done = list(generate_image(make_cache(settings), settings, params, model=model))[-1]
     return [np.asarray(Image.open(path), dtype=np.int16) for path in done.images], done.recipe
 
 
@@ -109,6 +109,16 @@ def test_requests_batched_together_each_get_their_own_seed(cluster, here):
         assert recipe["seed"] == seed and recipe["prompt"] == f"boat {seed}"
         mine, _ = picture(here, seed, prompt=f"boat {seed}")
         assert same(pictures[0], mine[0]), f"seed {seed} got another request's picture"
+
+
+def test_flux_pictures_made_on_the_cluster_batched_or_not_equal_the_ones_made_here(cluster, here):
+    """A transformer family through the engine on the cluster: its guidance arguments in a batched call too."""
+    seeds = [31, 32, 33]
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        made = list(pool.map(lambda seed: picture(cluster, seed, model="tiny:flux", guidance_scale=3.5), seeds))
+    for seed, (pictures, recipe) in zip(seeds, made, strict=True):
+        mine, _ = picture(here, seed, model="tiny:flux", guidance_scale=3.5)
+        assert same(pictures[0], mine[0]) and recipe["family"] == "flux1" and recipe["pipeline"] == "FluxPipeline"
 
 
 def test_music_made_on_the_cluster_equals_the_music_made_here(cluster, here):
