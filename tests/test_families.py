@@ -31,6 +31,12 @@ def dit_settings(settings):
     return settings.replace(tiny=True)
 
 
+@pytest.fixture(scope="module")
+def dit_cache(tiny_dir):
+    """A cache of this module's own: the families' pipelines leave with it, not in the session's shared cache."""
+    return ModelCache(device="cpu", offline=True, tiny_dir=tiny_dir)
+
+
 def run(cache, settings, model, prompt="a red fox in the snow", **options):
     kw = {k: options.pop(k) for k in ("init_image", "mask", "control") if k in options}
     params = ImageParams(prompt, **{"steps": 3, "width": 96, "height": 64, "seed": 5, **options})
@@ -46,8 +52,8 @@ def pixels(path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("model", DIT)
-def test_each_family_makes_its_pictures_from_its_seeds_with_previews(shared_cache, dit_settings, model):
-    updates = run(shared_cache, dit_settings, model, num_images=2)
+def test_each_family_makes_its_pictures_from_its_seeds_with_previews(dit_cache, dit_settings, model):
+    updates = run(dit_cache, dit_settings, model, num_images=2)
     done = updates[-1]
     assert done.done and len(done.images) == 2
     first, second = (pixels(p) for p in done.images)
@@ -57,40 +63,40 @@ def test_each_family_makes_its_pictures_from_its_seeds_with_previews(shared_cach
     assert recipe["family"] == FAMILY[model] and recipe["pipeline"] == PIPELINES[model] + "Pipeline"
     assert recipe["sampler"] == "Euler" and recipe["scheduler"] == "FlowMatchEulerDiscreteScheduler"
     assert done.filmstrip and all(frame.width > frame.height for frame in done.filmstrip[:-1])  # 3:2 previews
-    again = run(shared_cache, dit_settings, model, num_images=1)[-1]
+    again = run(dit_cache, dit_settings, model, num_images=1)[-1]
     assert np.abs(pixels(again.images[0]) - first).mean() < 1  # the same seed, the same picture (watermark aside)
     parameters = Image.open(done.images[0]).text["parameters"]
     assert f"Seed: 5, Size: 96x64, Model: {model}" in parameters
 
 
 @pytest.mark.parametrize("model", DIT)
-def test_image_to_image_keeps_the_pictures_size_in_every_family(shared_cache, dit_settings, model):
+def test_image_to_image_keeps_the_pictures_size_in_every_family(dit_cache, dit_settings, model):
     source = Image.new("RGB", (96, 64), (200, 40, 40))
-    done = run(shared_cache, dit_settings, model, init_image=source, strength=0.7, steps=4, num_images=2)[-1]
+    done = run(dit_cache, dit_settings, model, init_image=source, strength=0.7, steps=4, num_images=2)[-1]
     assert [Image.open(p).size for p in done.images] == [(96, 64)] * 2
     assert done.recipe["mode"] == "image-to-image" and done.recipe["pipeline"] == PIPELINES[model] + "Img2ImgPipeline"
 
 
-def test_each_family_offers_the_samplers_that_run_it(shared_cache, dit_settings):
-    done = run(shared_cache, dit_settings, "tiny:flux", sampler="DPM++ 2M")[-1]
+def test_each_family_offers_the_samplers_that_run_it(dit_cache, dit_settings):
+    done = run(dit_cache, dit_settings, "tiny:flux", sampler="DPM++ 2M")[-1]
     assert done.recipe["sampler"] == "DPM++ 2M" and done.recipe["scheduler"] == "DPMSolverMultistepScheduler"
-    assert run(shared_cache, dit_settings, "tiny:sd3", sampler="Heun")[-1].recipe["sampler"] == "Heun"
+    assert run(dit_cache, dit_settings, "tiny:sd3", sampler="Heun")[-1].recipe["sampler"] == "Heun"
     with pytest.raises(UserError, match=r"'DDIM' does not run FLUX.1 models \(a flow-matching model\)"):
-        run(shared_cache, dit_settings, "tiny:flux", sampler="DDIM")
+        run(dit_cache, dit_settings, "tiny:flux", sampler="DDIM")
     with pytest.raises(UserError, match="'Heun' does not run Z-Image models"):
-        run(shared_cache, dit_settings, "tiny:z-image", sampler="Heun")
+        run(dit_cache, dit_settings, "tiny:z-image", sampler="Heun")
     assert families.FAMILIES["sd15"].samplers == tuple(families.SAMPLERS)  # the UNet families keep theirs
 
 
-def test_flux_reads_distilled_guidance_and_no_negative_prompt_as_forge_writes_it(shared_cache, dit_settings):
-    done = run(shared_cache, dit_settings, "tiny:flux", guidance_scale=3.5, negative_prompt="blurry")[-1]
+def test_flux_reads_distilled_guidance_and_no_negative_prompt_as_forge_writes_it(dit_cache, dit_settings):
+    done = run(dit_cache, dit_settings, "tiny:flux", guidance_scale=3.5, negative_prompt="blurry")[-1]
     assert done.recipe["guidance_kind"] == "distilled" and done.recipe["negative_prompt_ignored"] is True
     text = Image.open(done.images[0]).text["parameters"]
     assert "Negative prompt" not in text and "CFG scale: 1, Distilled CFG Scale: 3.5," in text
     assert parse_a1111(text)["guidance_scale"] == 3.5  # Restore fills the guidance slider with FLUX.1's value
     restored = read_recipe(done.images[0])
     assert restored["family"] == "flux1" and restored["model"] == "tiny:flux"
-    qwen = run(shared_cache, dit_settings, "tiny:qwen-image", guidance_scale=4.0, negative_prompt="blurry")[-1]
+    qwen = run(dit_cache, dit_settings, "tiny:qwen-image", guidance_scale=4.0, negative_prompt="blurry")[-1]
     assert (
         qwen.recipe["guidance_kind"] == "true_cfg"
         and "Negative prompt: blurry" in Image.open(qwen.images[0]).text["parameters"]
@@ -145,45 +151,45 @@ def flux_lora_dir(tmp_path_factory, tiny_dir):
     return folder
 
 
-def test_a_flux_lora_changes_the_picture_and_weight_zero_does_not(shared_cache, dit_settings, flux_lora_dir):
+def test_a_flux_lora_changes_the_picture_and_weight_zero_does_not(dit_cache, dit_settings, flux_lora_dir):
     settings = dit_settings.replace(lora_dir=flux_lora_dir)
-    plain = pixels(run(shared_cache, settings, "tiny:flux", seed=9)[-1].images[0])
-    styled = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:1>", seed=9)[-1]
-    zero = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:0>", seed=9)[-1]
+    plain = pixels(run(dit_cache, settings, "tiny:flux", seed=9)[-1].images[0])
+    styled = run(dit_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:1>", seed=9)[-1]
+    zero = run(dit_cache, settings, "tiny:flux", "a red fox in the snow <lora:fluxstyle:0>", seed=9)[-1]
     assert np.abs(pixels(styled.images[0]) - plain).mean() > 3  # the LoRA moved the picture
     assert np.abs(pixels(zero.images[0]) - plain).mean() < 1  # weight 0: the picture without it
     assert (
         styled.recipe["loras"][0]["name"] == "fluxstyle"
         and "Lora hashes" in Image.open(styled.images[0]).text["parameters"]
     )
-    after = pixels(run(shared_cache, settings, "tiny:flux", seed=9)[-1].images[0])
+    after = pixels(run(dit_cache, settings, "tiny:flux", seed=9)[-1].images[0])
     assert np.abs(after - plain).mean() < 1  # the next run without it: off again
     with pytest.raises(UserError, match="The LoRA 'sdstyle' does not fit this model.* This is a FLUX.1 model"):
-        run(shared_cache, settings, "tiny:flux", "a fox <lora:sdstyle:1>")
-    kohya = run(shared_cache, settings, "tiny:flux", "a red fox in the snow <lora:kohya-flux:1>", seed=9)[-1]
+        run(dit_cache, settings, "tiny:flux", "a fox <lora:sdstyle:1>")
+    kohya = run(dit_cache, settings, "tiny:flux", "a red fox in the snow <lora:kohya-flux:1>", seed=9)[-1]
     assert np.abs(pixels(kohya.images[0]) - plain).mean() > 3  # Kohya's format, converted by diffusers
 
 
-def test_kontext_edits_a_picture_with_words_at_its_size(shared_cache, dit_settings):
+def test_kontext_edits_a_picture_with_words_at_its_size(dit_cache, dit_settings):
     source = Image.new("RGB", (96, 64), (30, 60, 200))
-    done = run(shared_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, num_images=2)[-1]
+    done = run(dit_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, num_images=2)[-1]
     assert [Image.open(p).size for p in done.images] == [(96, 64)] * 2
     assert done.recipe["mode"] == "edit" and done.recipe["pipeline"] == "FluxKontextPipeline"
     assert done.total == 3  # an edit runs every step (no strength)
     saved = json.loads(Image.open(done.images[0]).text["studio_recipe"])
-    assert saved["statement"] != read_recipe(run(shared_cache, dit_settings, "tiny:flux")[-1].images[0])["statement"]
+    assert saved["statement"] != read_recipe(run(dit_cache, dit_settings, "tiny:flux")[-1].images[0])["statement"]
     assert "Denoising strength" not in Image.open(done.images[0]).text["parameters"]
     mask = Image.new("L", (96, 64), 255)
     with pytest.raises(UserError, match="FLUX.1 Kontext edits the whole picture from words: it takes no mask"):
-        run(shared_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, mask=mask)
+        run(dit_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, mask=mask)
 
 
-def test_unet_only_guides_get_a_sentence_on_a_transformer_model(shared_cache, dit_settings):
+def test_unet_only_guides_get_a_sentence_on_a_transformer_model(dit_cache, dit_settings):
     from tabs.image import control
 
     steer = control.Control(Image.new("RGB", (96, 64), "white"), "Canny")
     with pytest.raises(UserError, match="ControlNet needs a Stable Diffusion 1.5 or SDXL model here; FLUX.1 models"):
-        run(shared_cache, dit_settings, "tiny:flux", control=steer)
+        run(dit_cache, dit_settings, "tiny:flux", control=steer)
 
 
 def test_a_model_too_large_for_the_memory_budget_is_refused_with_its_numbers(monkeypatch, tmp_path):
@@ -247,7 +253,7 @@ def checkpoint_dir(tmp_path_factory, tiny_dir):
     return folder
 
 
-def test_single_file_and_gguf_transformers_run_as_their_family(shared_cache, dit_settings, checkpoint_dir):
+def test_single_file_and_gguf_transformers_run_as_their_family(dit_cache, dit_settings, checkpoint_dir):
     """The file's tensors tell FLUX.1; the rest of the pipeline comes from the family's reference model (the tiny one
     with --tiny); the GGUF one stays quantised (diffusers' GGUFLinear) and makes nearly the same picture."""
     from tabs.image.choices import model_choices
@@ -255,25 +261,25 @@ def test_single_file_and_gguf_transformers_run_as_their_family(shared_cache, dit
     settings = dit_settings.replace(checkpoint_dir=checkpoint_dir)
     offered = model_choices(settings)
     assert {"tiny-flux.safetensors", "tiny-flux-Q8_0.gguf"} <= set(offered) and "notes.txt" not in offered
-    reference = run(shared_cache, settings, "tiny:flux", seed=4)[-1]
-    single = run(shared_cache, settings, "tiny-flux.safetensors", seed=4)[-1]
-    quantised = run(shared_cache, settings, "tiny-flux-Q8_0.gguf", seed=4)[-1]
+    reference = run(dit_cache, settings, "tiny:flux", seed=4)[-1]
+    single = run(dit_cache, settings, "tiny-flux.safetensors", seed=4)[-1]
+    quantised = run(dit_cache, settings, "tiny-flux-Q8_0.gguf", seed=4)[-1]
     assert np.abs(pixels(single.images[0]) - pixels(reference.images[0])).mean() < 1  # the very same transformer
     assert np.abs(pixels(quantised.images[0]) - pixels(reference.images[0])).mean() < 3  # Q8_0: nearly the same
     assert single.recipe["family"] == quantised.recipe["family"] == "flux1"
     assert single.recipe["checkpoint"]["quantization"] == "none"
     said = quantised.recipe["checkpoint"]
     assert said["quantization"] == "gguf" and said["base"] == "tiny:flux" and len(said["sha256"]) == 64
-    key = next(k for k in shared_cache.snapshot() if k["model"] == "checkpoint:tiny-flux-Q8_0.gguf")
+    key = next(k for k in dit_cache.snapshot() if k["model"] == "checkpoint:tiny-flux-Q8_0.gguf")
     assert key["kind"] == "image"
     with pytest.raises(UserError, match="'sd15-style.safetensors' is not a transformer of FLUX.1"):
-        run(shared_cache, settings, "sd15-style.safetensors")
+        run(dit_cache, settings, "sd15-style.safetensors")
 
 
-def test_the_gguf_transformer_is_quantised_in_memory(shared_cache, dit_settings, checkpoint_dir):
+def test_the_gguf_transformer_is_quantised_in_memory(dit_cache, dit_settings, checkpoint_dir):
     from tabs.image.pipelines import base_pipeline
 
     settings = dit_settings.replace(checkpoint_dir=checkpoint_dir)
-    with base_pipeline(shared_cache, "tiny-flux-Q8_0.gguf", settings=settings) as base:
+    with base_pipeline(dit_cache, "tiny-flux-Q8_0.gguf", settings=settings) as base:
         layer = base.transformer.transformer_blocks[0].attn.to_q
         assert type(layer).__name__ == "GGUFLinear" and type(layer.weight).__name__ == "GGUFParameter"
