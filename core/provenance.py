@@ -52,12 +52,37 @@ def embed_watermark(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     or cropping). Images under 256x256 pixels are returned unmarked."""
     if rgb.shape[0] * rgb.shape[1] < WATERMARK_MIN_AREA:
         return rgb, False
-    (WatermarkEncoder,) = imported("imwatermark", "WatermarkEncoder")  # imports torch on first use
-
-    encoder = WatermarkEncoder()
-    encoder.set_watermark("bytes", WATERMARK_PAYLOAD)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
-    return np.ascontiguousarray(encoder.encode(bgr, "dwtDctSvd")[..., ::-1]), True
+    return np.ascontiguousarray(_dwt_dct_svd(bgr, WATERMARK_PAYLOAD)[..., ::-1]), True
+
+
+PNG_LEVEL = 1  # zlib level of the studio's PNGs: 4x faster to write than Pillow's 6 at 512 px, files ~15% larger
+WATERMARK_SCALE = 36  # invisible-watermark's dwtDctSvd strength, on the U channel only (its default scales 0, 36, 0)
+_DCT4 = np.array(
+    [[np.sqrt((1 if k == 0 else 2) / 4) * np.cos((2 * n + 1) * k * np.pi / 8) for n in range(4)] for k in range(4)]
+)  # the orthonormal 4-point DCT-II matrix: cv2.dct(block) == _DCT4 @ block @ _DCT4.T
+
+
+def _dwt_dct_svd(bgr: np.ndarray, payload: bytes) -> np.ndarray:
+    """invisible-watermark's dwtDctSvd embedding (imwatermark.dwtDctSvd.EmbedDwtDctSvd.encode), the same arithmetic
+    on all 4x4 blocks at once instead of one Python call per block: 5x faster at 512 px (bench/overhead.py), and
+    read back by its own decoder (tests/test_provenance.py compares the two encoders)."""
+    import cv2
+    import pywt
+
+    bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8)).astype(np.float64)
+    rows, cols = bgr.shape[:2]
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
+    ca1, (h1, v1, d1) = pywt.dwt2(yuv[: rows // 4 * 4, : cols // 4 * 4, 1], "haar")
+    br, bc = ca1.shape[0] // 4, ca1.shape[1] // 4
+    blocks = ca1[: br * 4, : bc * 4].reshape(br, 4, bc, 4).transpose(0, 2, 1, 3).reshape(-1, 4, 4)
+    u, s, v = np.linalg.svd(_DCT4 @ blocks @ _DCT4.T)
+    wm = bits[np.arange(len(blocks)) % len(bits)]  # block n (in raster order) carries bit n mod 48
+    s[:, 0] = (s[:, 0] // WATERMARK_SCALE + 0.25 + 0.5 * wm) * WATERMARK_SCALE
+    marked = _DCT4.T @ (u @ (s[:, :, None] * v)) @ _DCT4
+    ca1[: br * 4, : bc * 4] = marked.reshape(br, bc, 4, 4).transpose(0, 2, 1, 3).reshape(br * 4, bc * 4)
+    yuv[: rows // 4 * 4, : cols // 4 * 4, 1] = pywt.idwt2((ca1, (v1, h1, d1)), "haar")  # (sic: v1, h1 as it does)
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
 
 
 def read_watermark(rgb: np.ndarray) -> dict:
@@ -297,7 +322,7 @@ def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Pa
         }.items():
             info.add_itxt(key, value)
         info.add_itxt("XML:com.adobe.xmp", xmp_packet(source_type), zip=False)
-        Image.fromarray(marked).save(path, format="PNG", pnginfo=info)
+        Image.fromarray(marked).save(path, format="PNG", pnginfo=info, compress_level=PNG_LEVEL)
         return mark
 
     return write

@@ -147,3 +147,21 @@ def test_operator_certificates_are_used(made, tmp_path):
     saved = saving.finish(s, "image", "x", "png", {"tab": "image"}, provenance.png_writer(Image.open(made["image"])))
     assert provenance.read_c2pa(saved.path.read_bytes(), "image/png", own.root_pem)["state"] == "Trusted"
     assert not (tmp_path / "elsewhere" / "c2pa").exists()  # no local CA was made
+
+
+@pytest.mark.parametrize("size", [(512, 512), (300, 258)])
+def test_the_studios_watermark_encoder_equals_invisible_watermarks_own(size):
+    """core.provenance embeds dwtDctSvd on all blocks at once; invisible-watermark's encoder, block by block, gives the
+    very same pixels (sides that are not multiples of 4 too), and its decoder reads the payload."""
+    from imwatermark import WatermarkDecoder, WatermarkEncoder
+
+    rng = np.random.default_rng(1)
+    small = Image.fromarray(rng.integers(0, 255, (size[1] // 16 + 1, size[0] // 16 + 1, 3), dtype=np.uint8))
+    rgb = np.asarray(small.resize(size, Image.Resampling.BICUBIC))  # smooth, like a photo
+    encoder = WatermarkEncoder()
+    encoder.set_watermark("bytes", provenance.WATERMARK_PAYLOAD)
+    theirs = encoder.encode(np.ascontiguousarray(rgb[..., ::-1]), "dwtDctSvd")[..., ::-1]
+    ours, marked = provenance.embed_watermark(rgb)
+    assert marked and np.array_equal(ours, theirs)
+    bgr = np.ascontiguousarray(ours[..., ::-1])
+    assert WatermarkDecoder("bytes", 48).decode(bgr, "dwtDctSvd") == provenance.WATERMARK_PAYLOAD
