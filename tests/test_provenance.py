@@ -165,3 +165,25 @@ def test_the_studios_watermark_encoder_equals_invisible_watermarks_own(size):
     assert marked and np.array_equal(ours, theirs)
     bgr = np.ascontiguousarray(ours[..., ::-1])
     assert WatermarkDecoder("bytes", 48).decode(bgr, "dwtDctSvd") == provenance.WATERMARK_PAYLOAD
+
+
+def test_the_studios_watermark_reader_agrees_with_invisible_watermarks_decoder():
+    """read_watermark votes on all blocks at once; invisible-watermark's decoder, block by block, reads the same
+    bits from a marked picture, the same picture through JPEG, and an unmarked one."""
+    import io
+
+    from imwatermark import WatermarkDecoder
+
+    rng = np.random.default_rng(2)
+    small = Image.fromarray(rng.integers(0, 255, (33, 33, 3), dtype=np.uint8))
+    plain = np.asarray(small.resize((512, 512), Image.Resampling.BICUBIC))
+    marked, _ = provenance.embed_watermark(plain)
+    out = io.BytesIO()
+    Image.fromarray(marked).save(out, format="JPEG", quality=80)
+    jpeg = np.asarray(Image.open(io.BytesIO(out.getvalue())).convert("RGB"))
+    expected = np.unpackbits(np.frombuffer(provenance.WATERMARK_PAYLOAD, np.uint8))
+    for rgb in (marked, jpeg, plain):
+        theirs = WatermarkDecoder("bytes", 48).decode(np.ascontiguousarray(rgb[..., ::-1]), "dwtDctSvd")
+        matching = int((np.unpackbits(np.frombuffer(bytes(theirs), np.uint8)) == expected).sum())
+        assert provenance.read_watermark(rgb)["matching_bits"] == matching
+    assert provenance.read_watermark(marked)["present"] and not provenance.read_watermark(plain)["present"]
