@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.device import import_lock
 from core.errors import UserError
 from core.settings import Settings
 from tabs.image import families
@@ -83,14 +84,15 @@ def identify(settings: Settings, name: str) -> Checkpoint:
 
 def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> Any:
     """The family's pipeline from `base_folder` (the reference repo's files) with the checkpoint's transformer."""
-    import torch
-    from diffusers import DiffusionPipeline, GGUFQuantizationConfig
+    with import_lock:  # see core.device: imports of these libraries are not thread-safe
+        import diffusers
+        import torch
+        from diffusers import GGUFQuantizationConfig
 
     from tabs.image.pipelines import place
 
     pipeline_class = json.loads((base_folder / "model_index.json").read_text())["_class_name"]
     transformer_class = json.loads((base_folder / "transformer" / "config.json").read_text())["_class_name"]
-    import diffusers
 
     options: dict[str, Any] = {}
     if checkpoint.quantization == "gguf":
@@ -100,18 +102,10 @@ def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> 
         str(checkpoint.path), config=str(base_folder), subfolder="transformer", dtype=dtype, **options
     )
     pipe = getattr(diffusers, pipeline_class).from_pretrained(base_folder, transformer=transformer, dtype=dtype)
-    assert isinstance(pipe, DiffusionPipeline)
     pipe.set_progress_bar_config(disable=True)
     place(pipe, device, checkpoint.path.stat().st_size)
     pipe._studio_checkpoint = checkpoint  # the recipe says which file and quantisation ran
     return pipe
-
-
-def base_patterns(files: dict | None) -> list[str]:
-    """What the reference repo gives a single-file transformer: everything but its own transformer's weights."""
-    from tabs.image.pipelines import download_patterns
-
-    return [p for p in download_patterns(files)] + ["transformer/config.json"]
 
 
 def recipe(pipe: Any) -> dict[str, Any]:
