@@ -92,11 +92,24 @@ def _qwen_tokenizer() -> Any:
     return tokenizer
 
 
+def _small_vae() -> Any:
+    """The AutoencoderKL of the tiny FLUX.1 and SD 3.5 pipelines: 4 latent channels, a factor of 2, SD3's shift and
+    scale (diffusers' test sizes, one more block so that pictures are not latent-sized)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 8), layers_per_block=1,
+        latent_channels=4, norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
+        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        shift_factor=0.0609, scaling_factor=1.5035,
+    )  # fmt: skip
+
+
 def _flux_parts(folder: Path) -> dict[str, Any]:
     """FLUX.1's parts at diffusers' test sizes: a FluxTransformer2DModel (16 packed channels: a 4-channel latent in
     2x2 patches), CLIP and T5 text encoders, an AutoencoderKL with Flux's shift and scale."""
     import torch
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
     tokenizer = _clip_tokenizer(folder / "_clip")
     tokenizer_2 = _t5_tokenizer()
@@ -108,12 +121,7 @@ def _flux_parts(folder: Path) -> dict[str, Any]:
     torch.manual_seed(0)
     text_encoder = _clip_encoder(tokenizer)
     text_encoder_2 = _t5_encoder(len(tokenizer_2))
-    vae = AutoencoderKL(
-        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 8), layers_per_block=1,
-        latent_channels=4, norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-        shift_factor=0.0609, scaling_factor=1.5035,
-    )  # fmt: skip
+    vae = _small_vae()
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
         max_image_seq_len=4096,
@@ -156,7 +164,6 @@ def build_sd3(folder: Path) -> Path:
 
     import torch
     from diffusers import (
-        AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
         SD3Transformer2DModel,
         StableDiffusion3Pipeline,
@@ -174,12 +181,7 @@ def build_sd3(folder: Path) -> Path:
     torch.manual_seed(1)
     text_encoder_2 = _clip_encoder(tokenizer, with_projection=True)
     text_encoder_3 = _t5_encoder(len(tokenizer_3))
-    vae = AutoencoderKL(
-        sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4, 8), layers_per_block=1,
-        latent_channels=4, norm_num_groups=2, use_quant_conv=False, use_post_quant_conv=False,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-        shift_factor=0.0609, scaling_factor=1.5035,
-    )  # fmt: skip
+    vae = _small_vae()
     pipe = StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
         text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer,

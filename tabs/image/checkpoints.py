@@ -6,6 +6,7 @@ computed in the device's dtype) and the rest of the pipeline (text encoders, VAE
 reference repo (downloaded on first use, without its own transformer). Safetensors and GGUF only: neither holds code.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,16 +51,24 @@ def available(settings: Settings) -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES}
 
 
-def tensor_names(path: Path) -> list[str]:
-    """The tensor names of a safetensors or GGUF file, read from its header (nothing is loaded)."""
+def tensor_names(path: Path) -> tuple[str, ...]:
+    """The tensor names of a safetensors or GGUF file, read from its header (nothing is loaded), once while the
+    file's size and modification time stay the same (each run and each choice in the Model box asks)."""
+    stat = path.stat()
+    return _tensor_names(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _tensor_names(name: str, size: int, modified_ns: int) -> tuple[str, ...]:
+    path = Path(name)
     if path.suffix.lower() == ".gguf":
         from gguf import GGUFReader
 
-        return [t.name for t in GGUFReader(str(path)).tensors]
+        return tuple(t.name for t in GGUFReader(str(path)).tensors)
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        return list(f.keys())
+        return tuple(f.keys())
 
 
 def identify(settings: Settings, name: str) -> Checkpoint:

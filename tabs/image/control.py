@@ -283,8 +283,8 @@ def check_fits(controlnet: Any, base: Any, name: str) -> None:
     ours, theirs = base.unet.config.cross_attention_dim, controlnet.config.cross_attention_dim
     if ours != theirs:
         raise UserError(
-            f"The ControlNet {Path(name).name!r} was made for {families.name_of(theirs)} models, not for this "
-            f"{families.name_of(ours)} model. Choose {AUTOMATIC} or a ControlNet made for this model."
+            f"The ControlNet {Path(name).name!r} was made for {families.family_of(theirs).name} models, not for this "
+            f"{families.family_of(ours).name} model. Choose {AUTOMATIC} or a ControlNet made for this model."
         )
 
 

@@ -141,7 +141,7 @@ class Family:
 
     @property
     def denoiser(self) -> str:
-        return "unet" if self.text_width is not None or self.key == "other-unet" else "transformer"
+        return "unet" if self.text_width is not None else "transformer"
 
     def scheduler(self, sampler: str) -> tuple[str, dict]:
         return (FLOW_SAMPLERS if self.flow else SAMPLERS)[sampler]
@@ -194,17 +194,6 @@ def family_of(base: Any) -> Family:
             return family
     flow = "FlowMatch" in type(getattr(base, "scheduler", None)).__name__
     return Family("other", name.removesuffix("Pipeline"), flow=flow, samplers=("Euler",) if flow else tuple(SAMPLERS))
-
-
-def of_key(key: str) -> Family:
-    return FAMILIES.get(key) or Family(key, "other")
-
-
-def name_of(key_or_width: str | int) -> str:
-    """A family's name in words, from its key or (UNet families) its cross-attention width."""
-    if isinstance(key_or_width, int):
-        return family_of(key_or_width).name
-    return of_key(key_or_width).name
 
 
 def call_arguments(family: Family, guidance: float, negative: str | list | None) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def adapter(cache: ModelCache, settings: Settings, base: Any, progress: Any = No
     ) as loaded:  # fmt: skip
         if loaded.text_width != base.unet.config.cross_attention_dim:
             raise UserError(
-                f"The IP-Adapter {source.name!r} was made for {families.name_of(loaded.text_width)} models, "
+                f"The IP-Adapter {source.name!r} was made for {families.family_of(loaded.text_width).name} models, "
                 f"not for this {families.family_of(base).name} model. Set {SETTING} to one made for this model."
             )
         yield loaded
