@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import handoffs, limits, tools
+from app import handoffs, limits, speed, tools
 from core import checks, history, jobs, ui
 from core.device import import_lock
 from core.models import ModelCache, make_cache
@@ -53,6 +53,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
     tabs = TABS if tabs is None else tabs
     cache = cache or make_cache(settings)
     checks.limit_pillow()  # no Image.open anywhere in this process decodes a picture past the studio's limit
+    speed.install()  # component schemas derived once, not on every progress update
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(
             f"# {TITLE}\nImages, text, music and face swaps in one place. Every output is saved with "

@@ -79,3 +79,44 @@ def picture_made_in_page(page, url: str, prompt: str) -> None:
     page.locator("#image-prompt textarea").fill(prompt)
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
+
+
+class PageSession:
+    """One browser session's requests, sent as the page sends them: each joins the queue in turn (join returns once
+    the request is queued, so the order is theirs), and the session's event stream then brings every result."""
+
+    def __init__(self, url: str) -> None:
+        import uuid
+
+        import httpx
+
+        self.http = httpx.Client(base_url=url, timeout=300)
+        self.config = self.http.get("/config").json()
+        self.kinds = {c["id"]: c["type"] for c in self.config["components"]}
+        self.named = self.http.get("/gradio_api/info").json()["named_endpoints"]
+        self.session = uuid.uuid4().hex[:11]
+
+    def join(self, api_name: str, **params) -> str:
+        """Queue one request to `api_name` with `params` (the rest at their defaults); returns its event id."""
+        dependency = next(d for d in self.config["dependencies"] if d.get("api_name") == api_name.lstrip("/"))
+        defaults = [(p["parameter_name"], p.get("parameter_default")) for p in self.named[api_name]["parameters"]]
+        values = iter(params.get(name, default) for name, default in defaults)
+        data = [None if self.kinds[i] == "state" else next(values) for i in dependency["inputs"]]
+        body = {"data": data, "fn_index": dependency["id"], "session_hash": self.session, "trigger_id": None}
+        answer = self.http.post("/gradio_api/queue/join", json=body)
+        answer.raise_for_status()
+        return answer.json()["event_id"]
+
+    def results(self, count: int) -> dict[str, dict]:
+        """{event id: its "process_completed" message} for the next `count` requests of this session to finish."""
+        import json
+
+        done: dict[str, dict] = {}
+        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed":
+                    done[message["event_id"]] = message
+                    if len(done) == count:
+                        break
+        return done

@@ -187,3 +187,28 @@ def test_choosing_a_flux_model_fills_its_defaults_and_its_samplers(page: Page, s
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=60_000)
     expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 64)
+
+
+def test_live_mode_draws_as_one_types_and_keep_saves_the_picture(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Image").click()
+    joins = []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    expect(page.locator("#image-live-keep")).to_be_hidden()
+    page.locator("#image-live input").check()
+    expect(page.locator("#image-live-keep")).to_be_visible()
+    expect(page.locator("#image-live-status")).to_contain_text("type a prompt", timeout=30_000)
+    joins.clear()
+    page.locator("#image-prompt textarea").press_sequentially("a red kite", delay=120)  # ten keys, one by one
+    expect(page.locator("#image-live-status")).to_contain_text("not saved", timeout=60_000)
+    expect(page.locator("#image-live-view img")).to_have_js_property("naturalWidth", 64)
+    time.sleep(1)
+    assert 1 <= len(joins) <= 2, joins  # the keys typed close together made one request (two at most), not ten
+    page.locator("#image-live-keep").click()
+    expect(page.locator("#image-live-status")).to_contain_text("Kept: saved as")
+    expect(page.locator("#image-gallery img").first).to_have_js_property("naturalWidth", 64)
+    kept = re.search(r"saved as (\S+\.png)", page.locator("#image-live-status").inner_text()).group(1)
+    assert list(server["settings"].output_dir.rglob(kept))  # in the outputs, with its recipe beside it
+    assert list(server["settings"].output_dir.rglob(kept.replace(".png", ".json")))
+    page.locator("#image-live input").uncheck()
+    expect(page.locator("#image-live-keep")).to_be_hidden()

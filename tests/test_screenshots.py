@@ -26,6 +26,11 @@ def test_screenshot_every_tab(page: Page, server, tmp_path):
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done", timeout=30_000)
     shot("image")
+    page.locator("#image-live input").check()  # Live mode: the picture follows the prompt
+    page.locator("#image-prompt textarea").fill("a lighthouse at dawn, watercolor")
+    expect(page.locator("#image-live-status")).to_contain_text("not saved", timeout=30_000)
+    shot("image-live")
+    page.locator("#image-live input").uncheck()
     page.get_by_role("tab", name="Text").click()
     page.locator("#text-message textarea").fill("Explain a diffusion model in one sentence.")
     page.locator("#text-message textarea").press("Enter")

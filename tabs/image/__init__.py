@@ -28,6 +28,11 @@ TOOLS = {
     "xyz_plot": "Compare settings on a grid: every combination of the x, y and z axes' values (Seed, Steps, "
     "Guidance, Sampler, LoRA weight, Prompt S/R; values like '1, 2, 5' or '10-30 (+10)') is made with the "
     "prompt. Returns the labelled grid, every cell, and the plot's recipe.",
+    "live_image": "Live mode: one quick picture from the prompt (and a sketch, if given, kept as much as "
+    "1 - sketch_strength), at most 8 steps, not saved. Only a session's newest request runs: an older one still "
+    "waiting returns nothing. A random seed (-1) draws with seed 0. Returns the picture and a status line.",
+    "keep_image": "Save the session's last live picture (from live_image), unchanged, into the outputs with its "
+    "recipe. Returns the saved PNG and its recipe.",
     "control_map": "The control map a ControlNet would read from control_image for control_type (Canny edges, "
     "a Pose skeleton, a Scribble, Depth).",
     "restore_image_settings": "Read the settings stored in a PNG made here or by AUTOMATIC1111 (file).",

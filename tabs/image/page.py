@@ -25,8 +25,9 @@ from tabs.image.choices import (
 )
 from tabs.image.families import ALL_SAMPLERS as SAMPLERS
 from tabs.image.gallery import item_path
+from tabs.image.live import LIVE_MAX_STEPS
 from tabs.image.parts import DEFAULT_SAMPLER, OUTPAINT_SIDES
-from tabs.image.runs import LANCZOS, use_result, wire_grid, wire_runs
+from tabs.image.runs import LANCZOS, use_result, wire_grid, wire_live, wire_runs
 
 TAB = "image"
 NO_PICTURE = "Add an image to inpaint (upload one, or use a result), then paint over what to repaint."
@@ -86,6 +87,13 @@ class Page:
     selected: Any = None  # the result chosen in the gallery (a State)
     how: Any = None  # the filmstrip for "How it works" (a State)
     last_seed: Any = None  # what "Reuse last seed" gives: None (random) until something ran (a State)
+    live: Any = None  # Live mode (live.py): its toggle, panel, picture, status, Keep, sketch and sketch strength
+    live_panel: Any = None
+    live_view: Any = None
+    live_status: Any = None
+    live_keep: Any = None
+    live_sketch: Any = None
+    live_strength: Any = None
 
 
 def build(ctx: ui.Context) -> None:
@@ -104,6 +112,7 @@ def build(ctx: ui.Context) -> None:
     ctx.shared.image_selected = page.selected
     wire_runs(ctx, page)
     wire_grid(ctx, page)
+    wire_live(ctx, page)
     guides.wire(ctx, page)
     _wire_controls(ctx, page)
     _wire_restore(ctx, page)
@@ -285,7 +294,35 @@ def _edit_panels(ctx: ui.Context, page: Page) -> None:
         )
 
 
+def _live_panel(page: Page) -> None:
+    """Live mode: a toggle; when on, the live picture (not saved), its status, Keep, and a sketch it can follow."""
+    page.live = gr.Checkbox(
+        False,
+        label="Live: draw as I type",
+        elem_id="image-live",
+        info=f"Redraws as the prompt, seed or sketch changes (at most {LIVE_MAX_STEPS} steps; best with the turbo "
+        "models). Nothing is saved until you press Keep.",
+    )
+    with gr.Group(visible=False, elem_id="image-live-panel") as page.live_panel:
+        page.live_view = gr.Image(
+            label="Live picture (not saved)", type="filepath", format="png", interactive=False, height=320,
+            elem_id="image-live-view",
+        )  # fmt: skip
+        page.live_status = gr.Markdown(elem_id="image-live-status")
+        page.live_keep = gr.Button("Keep this picture", variant="primary", size="sm", elem_id="image-live-keep")
+        with gr.Accordion("Sketch: the picture follows your drawing", open=False, elem_id="image-live-sketch-panel"):
+            page.live_sketch = ui.checked(gr.Sketchpad, "The sketch could not be read: draw it again.", "sketch")(
+                type="pil", image_mode="RGBA", canvas_size=(512, 512), label="Sketch", elem_id="image-live-sketch",
+                brush=gr.Brush(default_size=8),
+            )  # fmt: skip
+            page.live_strength = ui.slider(
+                0.3, 1, param="sketch_strength", words="sketch strength", value=0.7, step=0.05,
+                label="Sketch strength (1 = only the prompt)", elem_id="image-live-strength",
+            )  # fmt: skip
+
+
 def _results(ctx: ui.Context, page: Page) -> None:
+    _live_panel(page)
     page.preview = gr.Image(label="Preview", interactive=False, visible=True, height=256, elem_id="image-preview")
     page.status = gr.Markdown(elem_id="image-status")
     page.gallery = gr.Gallery(

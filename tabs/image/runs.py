@@ -1,6 +1,7 @@
 """The Image tab's runs, one function per API endpoint, each with its parameters by name (the API's names) and a
-docstring: /generate_image, /image_to_image, /inpaint, /outpaint, /upscale and /xyz_plot. Each goes through
-core.jobs (its Stop ticket and History are gr.State values the API never sees). `page` is page.Page."""
+docstring: /generate_image, /image_to_image, /inpaint, /outpaint, /upscale, /xyz_plot, and Live mode's /live_image
+and /keep_image. Each goes through core.jobs (its Stop ticket and History are gr.State values the API never sees),
+but Live mode, which has tickets of its own (live.py). `page` is page.Page."""
 
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +14,7 @@ from core import checks, enhance, jobs, ui
 from core.errors import UserError
 from core.history import prepend, record
 from core.png_recipes import read_recipe
-from tabs.image import engine, guides, xyz
+from tabs.image import engine, guides, live, xyz
 from tabs.image.engine import MAX_STEPS, OUTPAINT_STRENGTH, UPSCALE_STRENGTH, ImageParams, ImageUpdate
 from tabs.image.gallery import chosen_or_first
 from tabs.image.parts import upscaled
@@ -382,3 +383,102 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
     jobs.queued(
         ctx, TAB, page.plot.click, xyz_plot, {**inputs, "history": ctx.history}, outs, api_name="xyz_plot", **common
     )
+
+
+def wire_live(ctx: ui.Context, page: Any) -> None:
+    """Live mode (live.py): the toggle, the changes that redraw (/live_image) and Keep (/keep_image)."""
+    runs = live.LiveRuns()
+    frame = gr.State(None, time_to_live=live.SCRATCH_TTL_S, delete_callback=live.forget)  # the page's live picture
+
+    @ui.user_errors
+    def live_image(
+        request: gr.Request,
+        *,
+        prompt: str,
+        negative_prompt: str,
+        steps: int,
+        guidance_scale: float,
+        width: int,
+        height: int,
+        seed: int,
+        model: str,
+        sampler: str,
+        styles: list[str],
+        sketch: Any = None,
+        sketch_strength: float = 0.7,
+        ticket: int | None = None,
+    ) -> Any:
+        """One live picture, not saved: the newest request of a session wins (older ones end without a picture)."""
+        session, api = jobs.session_of(request), ticket is None
+        # dropped: the page keeps showing what it shows; an API client is told why it got no picture
+        dropped = (None, live.SUPERSEDED, gr.skip()) if api else gr.skip()
+        if api:  # the page takes its ticket as the change happens; an API call takes one now
+            if live.newer_waiting(session, "live_image"):
+                return dropped
+            ticket = runs.take(session)
+        stop = runs.begin(session, ticket)
+        if stop is None:  # a newer request of this page came meanwhile
+            return dropped
+        try:
+            params = ImageParams(
+                prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width,
+                height=height, seed=seed, sampler=sampler, styles=styles,
+            )  # fmt: skip
+            picture = live.sketch_picture(sketch)
+            if picture is not None:
+                params = replace(params, strength=sketch_strength)
+            elif not api and not prompt.strip():
+                return gr.skip(), live.WAITING_FOR_WORDS, gr.skip()
+            made = live.draw(ctx.cache, ctx.settings, params, model, picture, stop, session)
+        except UserError as refused:  # in the page, said under the live picture: no pop-up at every key typed
+            if api:
+                raise
+            return gr.skip(), f"Live: {refused}", gr.skip()
+        finally:
+            runs.end(session, stop)
+        if made is None:
+            return dropped
+        return made["png"], live.status(made), made
+
+    @ui.user_errors
+    def keep_image(request: gr.Request, *, shown: dict | None = None, history: list | None = None) -> tuple:
+        """Save the session's last live picture, unchanged, into the outputs with its recipe."""
+        path = live.keep(ctx.settings, shown)
+        entry = record("Image", f"Live: {shown['recipe'].get('prompt', '')}", [path, path.with_suffix(".json")])
+        said = f"Kept: saved as `{path.name}` with its recipe."
+        return [str(path)], shown["recipe"], said, prepend(history, entry), shown
+
+    names = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "model", "sampler")
+    inputs = {name: getattr(page, name) for name in names}
+    inputs.update(styles=page.styles, sketch=page.live_sketch, sketch_strength=page.live_strength)
+    outs = [page.live_view, page.live_status, frame]
+    common = dict(concurrency_limit=ctx.settings.jobs_at_once(TAB), concurrency_id=TAB, show_progress="hidden")
+    ticket = gr.State(None)
+
+    def take_ticket(on: bool, request: gr.Request) -> int:
+        if not on:  # nothing to draw: end the chain quietly
+            raise gr.Error("Live mode is off.", visible=False, print_exception=False)
+        return runs.take(jobs.session_of(request))
+
+    changes = [page.prompt.change, page.negative_prompt.change, page.seed.change, page.model.change]
+    changes += [page.styles.change, page.live_sketch.change, page.live.change]
+    changes += [c.release for c in (page.steps, page.guidance_scale, page.width, page.height, page.live_strength)]
+    taken = gr.on(
+        changes, take_ticket, page.live, ticket, api_visibility="private", queue=False, trigger_mode="multiple",
+        js=live.DEBOUNCE_JS,
+    )  # fmt: skip
+    # API clients call /live_image directly, without a ticket (the ticket is a State: the API never sees it)
+    drawn = dict(inputs_kwargs={**inputs, "ticket": ticket}, outputs=outs, api_name="live_image", **common)
+    taken.success(live_image, **drawn)
+
+    def switched(on: bool, request: gr.Request) -> Any:
+        if not on:
+            runs.take(jobs.session_of(request))  # a live picture being made stops
+        return gr.Group(visible=on)
+
+    page.live.change(switched, page.live, page.live_panel, api_visibility="private", queue=False)
+    page.live_keep.click(
+        keep_image, inputs_kwargs={"shown": frame, "history": ctx.history},
+        outputs=[page.gallery, page.recipe_view, page.live_status, ctx.history, frame], api_name="keep_image",
+        queue=False,
+    )  # fmt: skip
