@@ -129,6 +129,19 @@ def total_memory_bytes(device: str) -> int:
     return psutil.virtual_memory().total
 
 
+def memory_now() -> str:
+    """What is free now, for an out-of-memory sentence: the GPU's VRAM (where CUDA is in use) and the RAM."""
+    import psutil
+
+    ram = psutil.virtual_memory()
+    said = [f"{ram.available / 1e9:.1f} of {ram.total / 1e9:.1f} GB of RAM"]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        free, total = torch.cuda.mem_get_info()
+        said.insert(0, f"{free / 1e9:.1f} of {total / 1e9:.1f} GB of GPU memory")
+    return " and ".join(said) + " free now"
+
+
 def default_budget_bytes(device: str) -> int:
     """A sensible share of memory for loaded models: half the RAM on CPU/MPS, 85% of the VRAM on CUDA."""
     share = 0.85 if device.startswith("cuda") else 0.5

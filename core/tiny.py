@@ -395,6 +395,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:sd3": lambda folder: _dit("build_sd3", folder),
     "tiny:z-image": lambda folder: _dit("build_z_image", folder),
     "tiny:qwen-image": lambda folder: _dit("build_qwen_image", folder),
+    "tiny:qwen-image-edit": lambda folder: _dit("build_qwen_image_edit", folder),
 }
 
 

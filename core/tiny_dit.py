@@ -14,6 +14,12 @@ QWEN_IMAGE_PREFIX = (
     "<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, text, spatial "
     "relationships of the objects and background:<|im_end|>\n<|im_start|>user\n"
 )
+QWEN_EDIT_PREFIX = (  # Qwen-Image-Edit's system prompt: 64 tokens with Qwen's tokenizer, dropped after encoding
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, objects, "
+    "background), then explain how the user's text instruction should alter or modify the image. Generate a new "
+    "image that meets the user's requirements while maintaining consistency with the original input where "
+    "appropriate.<|im_end|>\n<|im_start|>user\n"
+)
 IMAGE_WORDS = (
     "a an the of in on with and at by photo painting watercolor portrait landscape city night day fox cat dog red "
     "blue green yellow light dark forest sea mountain house tree sky cloud snow sun moon girl man woman robot cozy "
@@ -62,9 +68,10 @@ def _clip_encoder(tokenizer: Any, with_projection: bool = False) -> Any:
     return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
 
 
-def _qwen_tokenizer() -> Any:
+def _qwen_tokenizer(edit: bool = False) -> Any:
     """A byte-level BPE with Qwen's ChatML and vision tokens, trained on the prompt template (so that its system
-    prompt is one token per word, 34 in all, as with Qwen's own tokenizer) and on words of image prompts."""
+    prompt is one token per word, 34 in all, as with Qwen's own tokenizer) and on words of image prompts; with
+    `edit`, on Qwen-Image-Edit's template too (64 tokens, as with Qwen's own)."""
     import random
 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -75,9 +82,10 @@ def _qwen_tokenizer() -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     rng = random.Random(0)  # a fixed corpus: the same tokenizer on every machine and Python version
-    corpus = [QWEN_IMAGE_PREFIX] * 200 + [" ".join(rng.choices(IMAGE_WORDS, k=12)) for _ in range(400)]
+    corpus = [QWEN_IMAGE_PREFIX] * 200 + [QWEN_EDIT_PREFIX] * 200 * edit
+    corpus += [" ".join(rng.choices(IMAGE_WORDS, k=12)) for _ in range(400)]
     trainer = trainers.BpeTrainer(
-        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=800 if edit else 600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(corpus, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
@@ -87,8 +95,9 @@ def _qwen_tokenizer() -> Any:
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
-    prefix = len(tokenizer(QWEN_IMAGE_PREFIX).input_ids)
-    assert prefix == 34, f"the tiny Qwen tokenizer splits Qwen-Image's template into {prefix} tokens, not 34"
+    for template, length in ((QWEN_IMAGE_PREFIX, 34), (QWEN_EDIT_PREFIX, 64))[: 1 + edit]:
+        prefix = len(tokenizer(template).input_ids)
+        assert prefix == length, f"the tiny Qwen tokenizer splits a template into {prefix} tokens, not {length}"
     return tokenizer
 
 
@@ -230,19 +239,14 @@ def build_z_image(folder: Path) -> Path:
     return folder
 
 
-def build_qwen_image(folder: Path) -> Path:
-    """A QwenImagePipeline like Qwen-Image's: a QwenImageTransformer2DModel, a Qwen2.5-VL text encoder, the
-    Qwen-Image VAE (a Wan-style causal 3D VAE)."""
+def _qwen_parts(edit: bool = False) -> dict[str, Any]:
+    """Qwen-Image's parts at test sizes: a QwenImageTransformer2DModel, a Qwen2.5-VL text encoder (with its vision
+    tower: the edit model shows it the input picture), the Qwen-Image VAE (a Wan-style causal 3D VAE)."""
     import torch
-    from diffusers import (
-        AutoencoderKLQwenImage,
-        FlowMatchEulerDiscreteScheduler,
-        QwenImagePipeline,
-        QwenImageTransformer2DModel,
-    )
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    tokenizer = _qwen_tokenizer()
+    tokenizer = _qwen_tokenizer(edit)
     ids = tokenizer.convert_tokens_to_ids
     torch.manual_seed(0)
     transformer = QwenImageTransformer2DModel(
@@ -271,8 +275,27 @@ def build_qwen_image(folder: Path) -> Path:
         shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9, base_image_seq_len=256,
         max_image_seq_len=8192, shift_terminal=0.02,
     )  # fmt: skip
-    pipe = QwenImagePipeline(
-        transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer
+    return dict(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder, tokenizer=tokenizer)
+
+
+def build_qwen_image(folder: Path) -> Path:
+    """A QwenImagePipeline like Qwen-Image's."""
+    from diffusers import QwenImagePipeline
+
+    QwenImagePipeline(**_qwen_parts()).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_qwen_image_edit(folder: Path) -> Path:
+    """A QwenImageEditPipeline like Qwen-Image-Edit's: Qwen-Image's parts, and a Qwen2-VL processor that turns the
+    input picture into vision tokens for the text encoder (small pictures: a few dozen tokens)."""
+    from diffusers import QwenImageEditPipeline
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    parts = _qwen_parts(edit=True)
+    pixels = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    processor = Qwen2VLProcessor(
+        image_processor=pixels, tokenizer=parts["tokenizer"], video_processor=Qwen2VLVideoProcessor()
     )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    QwenImageEditPipeline(**parts, processor=processor).save_pretrained(folder, safe_serialization=True)
     return folder

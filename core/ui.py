@@ -7,6 +7,7 @@ import errno
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from core.checked import bounded, checked, chosen  # noqa: F401  (checked: used by the tabs as ui.checked)
-from core.device import is_out_of_memory
+from core.device import is_out_of_memory, memory_now
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -28,9 +29,11 @@ def _to_gradio_error(exc: BaseException) -> gr.Error:
     if isinstance(exc, UserError):
         return gr.Error(str(exc), print_exception=False)
     if is_out_of_memory(exc):
+        asked = re.search(r"[Tt]ried to allocate ([\d.]+ ?[KMGT]i?B)", str(exc))  # torch says how much it wanted
+        wanted = f"it asked for {asked.group(1)} more; " if asked else ""
         return gr.Error(
-            "The studio ran out of memory for this request. Try a smaller size, fewer images or a "
-            "shorter output, or unload other models in the Models panel.",
+            f"The studio ran out of memory for this request ({wanted}{memory_now()}). Try a smaller size, fewer "
+            "images or a shorter output, a GGUF-quantised model, or unload other models in the Models panel.",
             print_exception=False,
         )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

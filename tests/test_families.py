@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from ldm_helpers import write_ldm_checkpoint
 from PIL import Image
 
 from core import hub
@@ -184,6 +185,20 @@ def test_kontext_edits_a_picture_with_words_at_its_size(dit_cache, dit_settings)
         run(dit_cache, dit_settings, "tiny:flux-kontext", "make it night", init_image=source, mask=mask)
 
 
+def test_qwen_image_edit_shows_the_picture_to_its_text_encoder_and_edits_it(dit_cache, dit_settings):
+    """Qwen-Image-Edit reads the picture twice: as vision tokens beside the words (Qwen2.5-VL's processor and vision
+    tower) and as latents beside the picture it makes (at about 1 megapixel whatever its size: the slow part here).
+    The result keeps the picture's size and is labelled an edit."""
+    source = Image.new("RGB", (96, 64), (30, 60, 200))
+    done = run(dit_cache, dit_settings, "tiny:qwen-image-edit", "make it night", init_image=source, steps=2)[-1]
+    assert Image.open(done.images[0]).size == (96, 64)
+    assert done.recipe["mode"] == "edit" and done.recipe["pipeline"] == "QwenImageEditPipeline"
+    assert done.recipe["family"] == "qwen-image-edit" and done.recipe["guidance_kind"] == "true_cfg"
+    mask = Image.new("L", (96, 64), 255)
+    with pytest.raises(UserError, match="Qwen-Image-Edit edits the whole picture from words: it takes no mask"):
+        run(dit_cache, dit_settings, "tiny:qwen-image-edit", "x", init_image=source, mask=mask)
+
+
 def test_unet_only_guides_get_a_sentence_on_a_transformer_model(dit_cache, dit_settings):
     from tabs.image import control
 
@@ -249,6 +264,11 @@ def checkpoint_dir(tmp_path_factory, tiny_dir):
     writer.write_tensors_to_file()
     writer.close()
     save_file({"input_blocks.0.0.weight": weights["x_embedder.weight"]}, folder / "sd15-style.safetensors")
+    # a whole SD checkpoint in A1111's layout (the tiny SD pipeline's weights), and a UNet without text encoders
+    write_ldm_checkpoint(tiny.ensure("tiny:stable-diffusion", tiny_dir), folder / "tiny-sd-whole.safetensors")
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": weights["x_embedder.weight"]}, folder / "unet.safetensors"
+    )
     (folder / "notes.txt").write_text("not a model")
     return folder
 
@@ -272,8 +292,25 @@ def test_single_file_and_gguf_transformers_run_as_their_family(dit_cache, dit_se
     assert said["quantization"] == "gguf" and said["base"] == "tiny:flux" and len(said["sha256"]) == 64
     key = next(k for k in dit_cache.snapshot() if k["model"] == "checkpoint:tiny-flux-Q8_0.gguf")
     assert key["kind"] == "image"
-    with pytest.raises(UserError, match="'sd15-style.safetensors' is not a transformer of FLUX.1"):
+    with pytest.raises(UserError, match="'sd15-style.safetensors' is neither a whole Stable Diffusion"):
         run(dit_cache, settings, "sd15-style.safetensors")
+
+
+def test_a_whole_sd_checkpoint_in_one_file_makes_the_pictures_of_its_weights(dit_cache, dit_settings, checkpoint_dir):
+    """A civitai-style checkpoint (UNet, VAE and text encoder in A1111's layout, one file): its family told by its
+    text encoder, its configs from the family's reference model; the very weights, so the very same picture."""
+    from tabs.image.choices import model_defaults
+
+    settings = dit_settings.replace(checkpoint_dir=checkpoint_dir)
+    reference = run(dit_cache, settings, "tiny:stable-diffusion", seed=6)[-1]
+    single = run(dit_cache, settings, "tiny-sd-whole.safetensors", seed=6)[-1]
+    assert (pixels(single.images[0]) == pixels(reference.images[0])).all()
+    said = single.recipe["checkpoint"]
+    assert said["file"] == "tiny-sd-whole.safetensors" and said["base"] == "tiny:stable-diffusion"
+    defaults = model_defaults("tiny-sd-whole.safetensors", settings)
+    assert defaults.family == "sd15" and defaults.note.startswith("Stable Diffusion 1.x checkpoint in one file")
+    with pytest.raises(UserError, match="whose text encoders the studio does not know"):
+        run(dit_cache, settings, "unet.safetensors")
 
 
 def test_the_gguf_transformer_is_quantised_in_memory(dit_cache, dit_settings, checkpoint_dir):

@@ -6,12 +6,12 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import PageSession, connect
 from PIL import Image
 
 from core import provenance
 from tabs.image import live
 from tabs.image.engine import ImageParams
-from tests.helpers import PageSession, connect
 
 
 def scratch_pictures() -> set:

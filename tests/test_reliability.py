@@ -1,5 +1,6 @@
 """Faults and load: the studio keeps serving, users do not disturb each other, and nothing made is lost."""
 
+import re
 import shutil
 import threading
 import time
@@ -79,6 +80,9 @@ def test_out_of_memory_reaches_the_user_as_a_sentence():
 
     message = _to_gradio_error(torch.OutOfMemoryError("CUDA out of memory")).message
     assert message.startswith("The studio ran out of memory") and "unload" in message
+    assert re.search(r"\(\d+\.\d of \d+\.\d GB of RAM free now\)", message)  # the numbers, where it happened
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 has a total capacity of 8 GB")
+    assert "(it asked for 2.50 GiB more; " in _to_gradio_error(cuda).message
     assert "ran out of memory" in _to_gradio_error(RuntimeError("DefaultCPUAllocator: can't allocate memory")).message
 
 

@@ -1,9 +1,15 @@
-"""Single-file models, the way creators hold them: the transformer of a DiT family as one `.safetensors` file or as a
-GGUF-quantised `.gguf` file (city96-style: flux1-schnell-Q4_K_S.gguf) in STUDIO_CHECKPOINT_DIR (models/checkpoints,
-ComfyUI's and A1111's layout), offered in the Model box by file name. The file's tensor names tell its family; the
-transformer loads with diffusers' `from_single_file` (the GGUF one stays quantised in memory, `GGUFQuantizationConfig`,
-computed in the device's dtype) and the rest of the pipeline (text encoders, VAE, scheduler) comes from the family's
-reference repo (downloaded on first use, without its own transformer). Safetensors and GGUF only: neither holds code.
+"""Single-file models, the way creators hold them, in STUDIO_CHECKPOINT_DIR (models/checkpoints, ComfyUI's and
+A1111's layout), offered in the Model box by file name; the file's tensor names tell its family:
+
+- a whole Stable Diffusion 1.x, 2.x or SDXL checkpoint (civitai-style: UNet, VAE and text encoders in one
+  `.safetensors` file, in the original LDM layout) loads with diffusers' `from_single_file`, with the family's
+  reference repo giving only the configs and tokenizers (downloaded on first use, a few MB);
+- the transformer of a DiT family as one `.safetensors` file or as a GGUF-quantised `.gguf` file (city96-style:
+  flux1-schnell-Q4_K_S.gguf) loads with `from_single_file` too (the GGUF one stays quantised in memory,
+  `GGUFQuantizationConfig`, computed in the device's dtype), and the rest of the pipeline (text encoders, VAE,
+  scheduler) comes from the family's reference repo (without its own transformer).
+
+Safetensors and GGUF only: neither holds code (a `.ckpt` is a pickle and is never offered).
 """
 
 import functools
@@ -27,9 +33,19 @@ SIGNS = [
     ("z-image", ("noise_refiner.0.attention.to_q.weight", "context_refiner.0.attention.to_q.weight")),
 ]
 GUIDED = ("guidance_in.in_layer.weight", "time_text_embed.guidance_embedder.linear_1.weight")  # FLUX.1 [dev]
+# A whole LDM checkpoint: its UNet under model.diffusion_model., its text encoders tell the family.
+WHOLE = "model.diffusion_model.input_blocks.0.0.weight"
+WHOLE_SIGNS = [
+    ("sdxl", "conditioner.embedders.1.model.ln_final.weight"),  # CLIP-L and OpenCLIP bigG
+    ("sd21", "cond_stage_model.model.ln_final.weight"),  # OpenCLIP ViT-H
+    ("sd15", "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"),  # CLIP-L
+]
+# What a whole checkpoint needs of its family's reference repo: configs, tokenizers, the safety checker (SD 1.x).
+CONFIG_FILES = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model", "safety_checker/*.safetensors"]
 # The pipeline each family's transformer joins: the reference repo (or, with --tiny, the tiny pipeline of the family).
 TINY_BASES = {"flux1": "tiny:flux", "flux1-dev": "tiny:flux", "sd35": "tiny:sd3", "z-image": "tiny:z-image",
-              "qwen-image": "tiny:qwen-image"}  # fmt: skip
+              "qwen-image": "tiny:qwen-image", "sd15": "tiny:stable-diffusion", "sd21": "tiny:stable-diffusion",
+              "sdxl": "tiny:stable-diffusion"}  # fmt: skip
 BASES = {"flux1-dev": "black-forest-labs/FLUX.1-dev"}
 
 
@@ -40,6 +56,7 @@ class Checkpoint:
     family: str  # a key of families.FAMILIES
     base: str  # the repo (or tiny model) the rest of the pipeline comes from
     quantization: str  # "gguf" (its tensors' types say which: Q4_K, Q8_0...) or "none"
+    whole: bool = False  # a whole pipeline (an SD 1.x/2.x/XL checkpoint), not a transformer alone
 
 
 def available(settings: Settings) -> dict[str, Path]:
@@ -75,16 +92,26 @@ def identify(settings: Settings, name: str) -> Checkpoint:
     """The checkpoint called `name`, its family told by its tensor names; a file of no known family gets a sentence."""
     path = available(settings)[name]
     try:
-        keys = {k.removeprefix("model.diffusion_model.") for k in tensor_names(path)}
+        names = set(tensor_names(path))
     except Exception as exc:
         why = type(exc).__name__
         raise UserError(f"The checkpoint {name!r} cannot be read ({why}): is the file complete?") from None
+    if WHOLE in names and path.suffix.lower() == ".safetensors":
+        family = next((key for key, sign in WHOLE_SIGNS if sign in names), None)
+        if family is None:
+            raise UserError(
+                f"The checkpoint {name!r} is a Stable Diffusion UNet whose text encoders the studio does not know (an "
+                "SDXL refiner, or a file without its text encoders): use an SD 1.x, 2.x or SDXL base checkpoint."
+            )
+        base = TINY_BASES[family] if settings.tiny else families.FAMILIES[family].config_repo
+        return Checkpoint(name, path, family, base, "none", whole=True)
+    keys = {k.removeprefix("model.diffusion_model.") for k in names}
     family = next((key for key, signs in SIGNS if any(s in keys for s in signs)), None)
     if family is None:
-        what = "a Stable Diffusion 1.x/XL checkpoint" if any(k.startswith("input_blocks.") for k in keys) else "it"
         raise UserError(
-            f"The checkpoint {name!r} is not a transformer of FLUX.1, SD 3.5, Qwen-Image or Z-Image, the families the "
-            f"studio loads from one file; {what} cannot be loaded from {SETTING} yet: use a diffusers folder of it."
+            f"The checkpoint {name!r} is neither a whole Stable Diffusion 1.x, 2.x or SDXL checkpoint nor a "
+            "transformer of FLUX.1, SD 3.5, Qwen-Image or Z-Image, the models the studio loads from one file: use a "
+            "diffusers folder of it."
         )
     variant = "flux1-dev" if family == "flux1" and any(g in keys for g in GUIDED) else family
     base = TINY_BASES[variant] if settings.tiny else BASES.get(variant) or families.FAMILIES[family].config_repo
@@ -101,6 +128,15 @@ def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> 
     from tabs.image.pipelines import place
 
     pipeline_class = json.loads((base_folder / "model_index.json").read_text())["_class_name"]
+    if checkpoint.whole:  # the whole pipeline's weights from the file; configs and tokenizers from the folder
+        options = {"add_watermarker": False} if "XL" in pipeline_class else {}  # the studio marks every picture
+        pipe = getattr(diffusers, pipeline_class).from_single_file(
+            str(checkpoint.path), config=str(base_folder), dtype=dtype, **options
+        )
+        pipe.set_progress_bar_config(disable=True)
+        place(pipe, device, checkpoint.path.stat().st_size)
+        pipe._studio_checkpoint = checkpoint
+        return pipe
     transformer_class = json.loads((base_folder / "transformer" / "config.json").read_text())["_class_name"]
 
     options: dict[str, Any] = {}

@@ -68,6 +68,10 @@ CURATED = {
 }  # fmt: skip
 TINY_DEFAULTS = ModelDefaults(2, 0.0, 64, "Tiny random-weight model: the images are noise.", "tiny")
 OTHER_DEFAULTS = ModelDefaults(25, 7.0, 512, "Custom model: Stable Diffusion defaults.")
+# A whole community checkpoint of a UNet family (civitai-style, one file): the usual settings of its family, not
+# those of the turbo model whose configs it borrows.
+WHOLE_DEFAULTS = {"sd15": (25, 7.0, 512), "sd21": (25, 7.0, 768), "sdxl": (30, 6.0, 1024)}
+CHECKPOINT_LICENCE = "the checkpoint's own: see the page you got it from"
 # The tiny random-weight pipelines of each family (core.tiny, core.tiny_dit): --tiny offers them all.
 TINY_FAMILIES = {
     "tiny:flux": ModelDefaults(2, 0.0, 64, "Tiny random-weight FLUX.1: the images are noise.", "flux1"),
@@ -76,6 +80,9 @@ TINY_FAMILIES = {
     "tiny:qwen-image": ModelDefaults(2, 1.0, 64, "Tiny random-weight Qwen-Image: the images are noise.", "qwen-image"),
     "tiny:flux-kontext": ModelDefaults(
         2, 1.0, 64, "Tiny random-weight FLUX.1 Kontext (edits with words): the images are noise.", "flux1-kontext"
+    ),
+    "tiny:qwen-image-edit": ModelDefaults(
+        2, 1.0, 64, "Tiny random-weight Qwen-Image-Edit (edits with words): the images are noise.", "qwen-image-edit"
     ),
 }
 MAX_STEPS = 100
@@ -97,10 +104,18 @@ def model_defaults(model_id: str, settings: Settings | None = None) -> ModelDefa
 
         if model_id in checkpoints.available(settings):
             try:
-                base = checkpoints.identify(settings, model_id).base
+                point = checkpoints.identify(settings, model_id)
             except Exception:  # an unreadable file: its sentence comes when it is used
                 return OTHER_DEFAULTS
-            d = model_defaults(base)
+            base, d = point.base, model_defaults(point.base)
+            if point.whole:
+                from tabs.image.families import FAMILIES
+
+                usual = (d.steps, d.guidance, d.size) if settings.tiny else WHOLE_DEFAULTS[point.family]
+                steps, guidance, size = usual
+                note = (f"{FAMILIES[point.family].name} checkpoint in one file: its own weights; configs and "
+                        f"tokenizers come from {base}.")  # fmt: skip
+                return ModelDefaults(steps, guidance, size, note, point.family, CHECKPOINT_LICENCE)
             return ModelDefaults(d.steps, d.guidance, d.size, f"Single-file checkpoint ({d.family}); the rest of the "
                                  f"pipeline comes from {base}. " + d.note, d.family, d.licence)  # fmt: skip
     return CURATED.get(model_id) or TINY_FAMILIES.get(model_id) or OTHER_DEFAULTS

@@ -48,8 +48,11 @@ def base_pipeline(cache: ModelCache, model_id: str, progress: Any = None, settin
     rest of the pipeline (tabs/image/checkpoints.py)."""
     if settings is not None and model_id in checkpoints.available(settings):
         point = checkpoints.identify(settings, model_id)
-        options = dict(setting=checkpoints.SETTING, progress=progress, allow_patterns=download_patterns)
-        options.update(ignore_patterns=["transformer/*.safetensors"], name=f"checkpoint:{point.name}")
+        options = dict(setting=checkpoints.SETTING, progress=progress, name=f"checkpoint:{point.name}")
+        if point.whole:  # its configs and tokenizers only: the weights are all in the file
+            options.update(allow_patterns=checkpoints.CONFIG_FILES)
+        else:  # the rest of the pipeline, without its own transformer
+            options.update(allow_patterns=download_patterns, ignore_patterns=["transformer/*.safetensors"])
 
         def load(folder: Path, device: str, dtype: Any) -> Any:
             return checkpoints.load(point, Path(folder), device, dtype)

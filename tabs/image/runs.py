@@ -477,6 +477,12 @@ def wire_live(ctx: ui.Context, page: Any) -> None:
         return gr.Group(visible=on)
 
     page.live.change(switched, page.live, page.live_panel, api_visibility="private", queue=False)
+
+    # Stop also stops a live picture being made (Live mode stays on: the next change draws again)
+    def stop_live(request: gr.Request) -> None:
+        runs.take(jobs.session_of(request))
+
+    page.stop.click(stop_live, None, None, queue=False, api_visibility="private")
     page.live_keep.click(
         keep_image, inputs_kwargs={"shown": frame, "history": ctx.history},
         outputs=[page.gallery, page.recipe_view, page.live_status, ctx.history, frame], api_name="keep_image",
