@@ -376,7 +376,7 @@ def test_request_bodies_past_the_limit_are_refused_unread(studio):
 PUBLIC = [  # every public endpoint but GAN training (whose valid values may ask for minutes of work)
     "generate_image", "image_to_image", "inpaint", "outpaint", "upscale", "xyz_plot", "control_map",
     "restore_image_settings", "generate_text", "generate_music", "continue_music", "swap_face", "swap_face_video",
-    "gan_walk", "verify", "expand_image_prompt",
+    "gan_walk", "verify", "expand_image_prompt", "live_image", "keep_image",
 ]  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from core.png_recipes import a1111_parameters
 from core.settings import Settings
 from tabs.image import control, embeddings, families, ip_adapter, loras, prompts
 from tabs.image.batch import batch_key
-from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices  # noqa: F401  (model_choices: tabs.image re-exports it)
+from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices, model_defaults  # noqa: F401  (model_choices: tabs.image re-exports it)
 from tabs.image.parts import (
     DEFAULT_SAMPLER,
     MASK_BLUR,
@@ -209,9 +209,11 @@ def check_request(
     outpaint: tuple[Any, Any] | None,
     guide: tuple[Any, Any] = (None, None),
     cache: ModelCache | None = None,
+    edit: bool = False,
 ) -> Request:
     """Check everything before any model loads: the parameters, the input picture, the mask or the outpainting,
-    and `guide` = (ControlNet's control.Control, IP-Adapter's ip_adapter.Reference); makes the control map."""
+    and `guide` = (ControlNet's control.Control, IP-Adapter's ip_adapter.Reference); makes the control map.
+    `edit`: the model edits with words (every step runs: the strength does not count)."""
     outpainted = None
     if outpaint is not None:
         if init_image in (None, ""):
@@ -223,7 +225,7 @@ def check_request(
     init = open_input_image(init_image, settings) if init_image is not None else None
     if init is not None:
         params = replace(params, width=init.size[0], height=init.size[1])
-    params = check_params(settings, params, init is not None)
+    params = check_params(settings, params, init is not None and not (edit and not inpaint))
     styled, negative = prompts.apply_styles(settings, params.prompt, params.negative_prompt, params.styles)
     styled, drawn = prompts.expand_wildcards(settings, styled, params.seed)
     negative, drawn_negative = prompts.expand_wildcards(settings, negative, params.seed + 1)
@@ -331,7 +333,9 @@ def generate_image(
     `before`: what the caller did to the input first, for the recipe (the upscaler of a hires fix).
     With STUDIO_RAY_ADDRESS the model runs on the cluster's image engine (app.engines); the rest runs here."""
     # 1. check the inputs
-    request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache)
+    chosen = families.FAMILIES.get(model_defaults(model or settings.model_for("image"), settings).family)
+    edit = bool(chosen and chosen.edit)  # known before it loads: a curated or tiny model, or a checkpoint
+    request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache, edit)
     params = request.params
     model_id = checks.check_model_choice(
         model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING
