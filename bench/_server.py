@@ -47,43 +47,26 @@ def start_studio(env: dict[str, str], timeout: float = 120):
 
 
 class PageClient:
-    """Calls an API endpoint the way the studio's own page does: one session for all calls, the queue's join and its
-    event stream read as events arrive (no polling), then the first picture fetched as the browser fetches it.
+    """Calls an API endpoint the way the studio's own page does (tests/helpers.PageSession: one session for all
+    calls, the queue's join and its event stream read as events arrive, no polling), then fetches the first picture
+    as the browser does.
 
     gradio_client polls its message queue every 50 ms and so adds 0.1-0.3 s of its own to each call; this client
     measures what a user in the browser waits for."""
 
     def __init__(self, port: int, api_name: str) -> None:
-        import uuid
+        sys.path.insert(0, str(ROOT / "tests"))
+        from helpers import PageSession
 
-        import httpx
-
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-        config = self.http.get("/config").json()
-        dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name.lstrip("/"))
-        self.fn_index, self.inputs = dependency["id"], dependency["inputs"]
-        self.kinds = {c["id"]: c["type"] for c in config["components"]}
-        info = self.http.get("/gradio_api/info").json()["named_endpoints"][api_name]["parameters"]
-        self.parameters = [(p["parameter_name"], p.get("parameter_default")) for p in info]
-        self.session = uuid.uuid4().hex[:11]
+        self.page, self.api_name = PageSession(f"http://127.0.0.1:{port}"), api_name
 
     def call(self, **params) -> tuple[list, bytes]:
         """(the outputs, the first picture's bytes); raises with the page's message on an error."""
-        import json
-
-        values = iter(params.get(name, default) for name, default in self.parameters)
-        data = [None if self.kinds[i] == "state" else next(values) for i in self.inputs]
-        body = {"data": data, "fn_index": self.fn_index, "session_hash": self.session, "trigger_id": None}
-        self.http.post("/gradio_api/queue/join", json=body).raise_for_status()
-        output = None
-        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
-            for line in stream.iter_lines():
-                message = json.loads(line[5:]) if line.startswith("data:") else {}
-                if message.get("msg") == "process_completed":
-                    output = message.get("output") or {}
-                    break
-        if not output or "data" not in output:
+        self.page.join(self.api_name, **params)
+        (done,) = self.page.results(1).values()
+        output = done.get("output") or {}
+        if "data" not in output:
             raise RuntimeError(f"the call failed: {output}")
         pictures = [o for o in output["data"] if isinstance(o, list) and o and isinstance(o[0], dict)]
         first = pictures[0][0]["image"]["url"] if pictures else None
-        return output["data"], self.http.get(first).content if first else b""
+        return output["data"], self.page.http.get(first).content if first else b""

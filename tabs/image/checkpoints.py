@@ -119,7 +119,7 @@ def identify(settings: Settings, name: str) -> Checkpoint:
 
 
 def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> Any:
-    """The family's pipeline from `base_folder` (the reference repo's files) with the checkpoint's transformer."""
+    """The family's pipeline from `base_folder` (the reference repo's files) with the checkpoint's weights."""
     with import_lock:  # see core.device: imports of these libraries are not thread-safe
         import diffusers
         import torch
@@ -127,26 +127,20 @@ def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> 
 
     from tabs.image.pipelines import place
 
-    pipeline_class = json.loads((base_folder / "model_index.json").read_text())["_class_name"]
+    pipeline_class = getattr(diffusers, json.loads((base_folder / "model_index.json").read_text())["_class_name"])
     if checkpoint.whole:  # the whole pipeline's weights from the file; configs and tokenizers from the folder
-        options = {"add_watermarker": False} if "XL" in pipeline_class else {}  # the studio marks every picture
-        pipe = getattr(diffusers, pipeline_class).from_single_file(
-            str(checkpoint.path), config=str(base_folder), dtype=dtype, **options
+        options = {"add_watermarker": False} if "XL" in pipeline_class.__name__ else {}  # the studio marks pictures
+        pipe = pipeline_class.from_single_file(str(checkpoint.path), config=str(base_folder), dtype=dtype, **options)
+    else:  # the transformer from the file, the rest of the pipeline from the folder
+        transformer_class = json.loads((base_folder / "transformer" / "config.json").read_text())["_class_name"]
+        options: dict[str, Any] = {}
+        if checkpoint.quantization == "gguf":
+            compute = dtype if dtype != torch.float16 else torch.bfloat16  # FLUX.1 overflows in float16
+            options["quantization_config"] = GGUFQuantizationConfig(compute_dtype=compute)
+        transformer = getattr(diffusers, transformer_class).from_single_file(
+            str(checkpoint.path), config=str(base_folder), subfolder="transformer", dtype=dtype, **options
         )
-        pipe.set_progress_bar_config(disable=True)
-        place(pipe, device, checkpoint.path.stat().st_size)
-        pipe._studio_checkpoint = checkpoint
-        return pipe
-    transformer_class = json.loads((base_folder / "transformer" / "config.json").read_text())["_class_name"]
-
-    options: dict[str, Any] = {}
-    if checkpoint.quantization == "gguf":
-        compute = dtype if dtype != torch.float16 else torch.bfloat16  # FLUX.1 overflows in float16
-        options["quantization_config"] = GGUFQuantizationConfig(compute_dtype=compute)
-    transformer = getattr(diffusers, transformer_class).from_single_file(
-        str(checkpoint.path), config=str(base_folder), subfolder="transformer", dtype=dtype, **options
-    )
-    pipe = getattr(diffusers, pipeline_class).from_pretrained(base_folder, transformer=transformer, dtype=dtype)
+        pipe = pipeline_class.from_pretrained(base_folder, transformer=transformer, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     place(pipe, device, checkpoint.path.stat().st_size)
     pipe._studio_checkpoint = checkpoint  # the recipe says which file and quantisation ran
