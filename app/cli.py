@@ -1,4 +1,4 @@
-"""`python studio.py generate {image,text,music,faceswap} ...`: the same engines as the UI, with no server.
+"""`python studio.py generate {image,text,music,speech,faceswap,extras} ...`: the engines of the UI, with no server.
 
 Prints the path of each saved output on stdout, one a line (its recipe is beside it, and inside it), so that
 `path=$(python studio.py generate image ...)` works; the seed used goes to stderr. A refused request prints one
@@ -81,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     music.add_argument("--melody", help="an audio clip to follow (melody models)")
     music.add_argument("--continue", dest="continue_from", help="an audio clip to go on from: --duration s more")
     common(music)
+
+    speech = sub.add_parser("speech", help="text to speech (the Voice tab)")
+    speech.add_argument("--text", help="what to say (sentences are spoken in order); - reads stdin")
+    speech.add_argument("--voice", default="", help="a voice id, e.g. hibari:heart (default: env STUDIO_VOICE)")
+    speech.add_argument("--language", default="", help="a language code, e.g. en or fr (default: the voice's own)")
+    speech.add_argument("--speed", type=float, default=1.0, help="0.5 (slow) to 2 (fast)")
+    speech.add_argument("--seed", type=int, default=-1, help="-1 = random (default); the seed used is printed")
+    speech.add_argument("--output-dir", type=Path, help="where to save (env STUDIO_OUTPUT_DIR, default outputs/)")
+    speech.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="env STUDIO_DEVICE")
+    speech.add_argument("--offline", action="store_true", default=None, help="never contact the Hugging Face Hub")
+    speech.add_argument("--tiny", action="store_true", default=None, help="tiny random-weight models (noise)")
+    speech.add_argument("--list-voices", action="store_true", help="print the voices offered (id, language) and stop")
 
     swap = sub.add_parser("faceswap", help="put the face of --source on the face(s) of --target")
     swap.add_argument("--source", required=True, help="image with the face to use")
@@ -219,6 +231,20 @@ def _generate(args: argparse.Namespace, settings, cache):
                 cache, settings, params, model=args.model, melody=args.melody, continue_from=args.continue_from
             )
         )[-1]
+        yield str(final.path)
+        yield Note(f"seed {final.seed}")
+    elif args.tab == "speech":
+        from core.errors import UserError
+        from tabs.voice import SpeechParams, speak, voice_choices
+
+        if args.list_voices:
+            yield from (f"{v.id}\t{v.language}\t{v.label}\t{v.where}" for v in voice_choices(settings))
+            return
+        if args.text is None:
+            raise UserError("Give the text to speak with --text (or --text - to read it from stdin).")
+        text = sys.stdin.read() if args.text == "-" else args.text
+        params = SpeechParams(text, voice=args.voice, language=args.language, speed=args.speed, seed=args.seed)
+        final = list(speak(cache, settings, params))[-1]
         yield str(final.path)
         yield Note(f"seed {final.seed}")
     elif args.tab == "extras":

@@ -1,5 +1,5 @@
-"""The Image, Music, Face swap and Extras engines as Ray Serve deployments, and `python studio.py serve-models`, which
-deploys them.
+"""The Image, Music, Voice, Face swap and Extras engines as Ray Serve deployments, and `python studio.py
+serve-models`, which deploys them.
 
 A replica holds its own model cache (on its GPU, or CPU) and runs the tab's render step (render_image,
 render_music, render_swap in each tab's engine) for the studio's front, which checks, saves and labels what comes
@@ -76,6 +76,18 @@ class MusicEngine(_Replica):
             yield item
 
 
+class VoiceEngine(_Replica):
+    """One replica of the voice engine (each request speaks its sentences in turn, with its own seeded noise)."""
+
+    async def render(self, params: Any):
+        from tabs.voice.engine import render_speech
+
+        async for item in serving.drive(
+            lambda stop, progress: render_speech(self.cache, self.settings, params, stop, progress)
+        ):
+            yield item
+
+
 class FaceSwapEngine(_Replica):
     """One replica of the face swap engine (pictures; a video's frames are swapped by the front). It swaps on one
     thread of its own, one picture at a time: mediapipe's face graphs are made once per thread (core.faces), and a
@@ -122,10 +134,11 @@ def applications(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGI
     # Requests a replica takes at once; the others wait in Ray's queue for the first free replica. The image engine
     # takes enough to fill two batches; music and face swaps one: two MusicGen runs on one replica only share its
     # device, and one that waits behind them on a replica waits longer than in the queue (measured: p95 41 s).
-    at_once = {"image": 2 * scale.max_batch, "music": 1, "faceswap": 1, "extras": 1}
+    at_once = {"image": 2 * scale.max_batch, "music": 1, "voice": 1, "faceswap": 1, "extras": 1}
     engine = {
         "image": _with_batching(ImageEngine),
         "music": MusicEngine,
+        "voice": VoiceEngine,
         "faceswap": FaceSwapEngine,
         "extras": ExtrasEngine,
     }
@@ -184,8 +197,8 @@ def deploy(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGINES) -
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="studio.py serve-models",
-        description="Deploy the studio's image, music, face swap and extras engines on a Ray cluster as Ray Serve "
-        "applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings "
+        description="Deploy the studio's image, music, voice, face swap and extras engines on a Ray cluster as Ray "
+        "Serve applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings "
         "(STUDIO_IMAGE_MODEL, STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
     )
     p.add_argument(

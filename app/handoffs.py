@@ -6,6 +6,7 @@ Tabs fill their slots of ctx.shared (core.ui.Handoffs) while they build; wire() 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -21,13 +22,21 @@ EXPAND_SYSTEM = {
 }
 
 
-def last_answer(chat: list[dict] | None) -> str:
+def last_answer(chat: list[dict] | None, then: str = "use the answer as an image prompt") -> str:
     from tabs.text.engine import message_text
 
     for message in reversed(chat or []):
         if message.get("role") == "assistant" and message_text(message.get("content")).strip():
             return message_text(message.get("content")).strip()
-    raise gr.Error("There is no answer yet: chat first, then use the answer as an image prompt.")
+    raise gr.Error(f"There is no answer yet: chat first, then {then}.")
+
+
+def spoken_form(markdown: str) -> str:
+    """A chat answer as text to read aloud: no code blocks, link targets or Markdown marks (** _ # > ` |)."""
+    text = re.sub(r"```.*?```", " ", markdown, flags=re.S)
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [words](address) -> words
+    text = re.sub(r"^\s*(#+|>|[-*+]|\d+[.)])\s+", "", text, flags=re.M)  # headings, quotes, list marks
+    return re.sub(r"[*_`|]+", "", text).strip()
 
 
 def wire(ctx: ui.Context) -> None:
@@ -47,6 +56,23 @@ def wire(ctx: ui.Context) -> None:
             api_visibility="private",
             queue=False,
         )
+    if ready(s.text_chat, s.text_to_voice, s.voice_text, s.voice_speak):  # Read aloud: the answer, spoken at once
+        handed = s.text_to_voice.click(
+            lambda chat: (spoken_form(last_answer(chat, "read it aloud")), go("voice")),
+            s.text_chat,
+            [s.voice_text, tabs],
+            api_visibility="private",
+            queue=False,
+        )
+        s.voice_speak(handed.success)
+    if ready(s.voice_use_music, s.music_result, s.voice_music):
+
+        def music_made(path: str | None):
+            if not path:
+                raise gr.Error("Make some music in the Music tab first; then it can go under the voice.")
+            return path
+
+        s.voice_use_music.click(music_made, s.music_result, s.voice_music, api_visibility="private", queue=False)
     if ready(s.image_to_music, s.image_prompt, s.music_prompt):
 
         def soundtrack(prompt: str):

@@ -190,7 +190,7 @@ def _start_ray(env: dict, replicas: int) -> None:
     ray = str(Path(sys.executable).parent / "ray")
     subprocess.run([ray, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"], check=True)
     deploy = [sys.executable, str(ROOT / "studio.py"), "serve-models", "--ray", "auto", "--replicas", str(replicas)]
-    deploy += ["--cpus", "0.25"] + ([] if env.get("STUDIO_TINY") is None else ["--tiny"])
+    deploy += ["--cpus", "0.19"] + ([] if env.get("STUDIO_TINY") is None else ["--tiny"])  # 5 engines x 2: 2 cores
     subprocess.run(deploy, check=True, env={**os.environ, **env})
 
 

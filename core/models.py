@@ -71,6 +71,8 @@ def measure_bytes(obj: Any) -> int:
         elif isinstance(x, (list, tuple)):
             for v in x:
                 visit(v)
+        elif isinstance(getattr(x, "resident_bytes", None), int):  # a model of another runtime (ONNX) says its size
+            total += x.resident_bytes
         elif hasattr(x, "components") and isinstance(x.components, dict):  # diffusers pipelines
             visit(x.components)
         elif hasattr(x, "__dataclass_fields__"):

@@ -21,7 +21,7 @@ TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
-REMOTE_TABS = ("image", "music", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
+REMOTE_TABS = ("image", "music", "voice", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -45,6 +45,9 @@ class Settings:
     text_endpoint: str | None = None  # an OpenAI-compatible server (http://host:port/v1) that runs the Text tab
     text_api_key: str | None = None  # its API key, if it wants one (sent as a bearer token)
     music_model: str = DEFAULT_MUSIC_MODEL  # hub id or local folder of the Music tab's default model
+    voice: str = "hibari:heart"  # the Voice tab's default voice (hibari:heart is inside the package: no download)
+    voices_dir: Path = Path("models/voices")  # Piper voices (NAME.onnx + NAME.onnx.json) the Voice tab offers
+    max_speech_chars: int = 5000  # longest text the Voice tab speaks at once, in characters
     memory_budget_gb: float | None = None  # memory for loaded models; unset: half the RAM (CPU), 85% of GPU memory
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes
     cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
@@ -78,7 +81,7 @@ class Settings:
     max_upload_mb: float = 50.0  # largest file a user may upload, in megabytes
     concurrency: int = 1  # jobs of one tab that run at the same time
     max_queue: int = 64  # requests waiting in the queue before new ones are told the studio is busy
-    ray_address: str | None = None  # a Ray cluster (auto, ray://head:10001) running image, music, face swap engines
+    ray_address: str | None = None  # a Ray cluster (auto, ray://head:10001) that runs the engines (docs/scaling.md)
     remote_concurrency: int = 16  # requests of one tab sent at once to a text server or the cluster (they batch them)
     mcp: bool = False  # also serve every endpoint as an MCP tool (Gradio's MCP server at /gradio_api/mcp/)
 
@@ -171,6 +174,7 @@ def classroom_limits(s: Settings) -> Settings:
         max_music_seconds=min(s.max_music_seconds, 10),
         max_video_seconds=min(s.max_video_seconds, 10),
         max_prompt_chars=min(s.max_prompt_chars, 1000),
+        max_speech_chars=min(s.max_speech_chars, 1000),
         allow_custom_models=False,
     )
 
@@ -193,7 +197,9 @@ def validate(s: Settings) -> None:
         raise ValueError("STUDIO_ADMINS must name logins of STUDIO_AUTH (user names separated by commas).")
     if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
         raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
-    for name in ("max_prompt_chars", "max_new_tokens", "concurrency", "max_queue", "remote_concurrency"):
+    numbers = ("max_prompt_chars", "max_speech_chars", "max_new_tokens", "concurrency", "max_queue")
+    numbers += ("remote_concurrency",)
+    for name in numbers:
         if getattr(s, name) < 1:
             raise ValueError(f"{env_name(name)} must be at least 1.")
 

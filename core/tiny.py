@@ -264,6 +264,32 @@ def build_music(folder: Path, melody: bool = False) -> Path:
     return folder
 
 
+def build_vits(folder: Path) -> Path:
+    """A tiny VITS text-to-speech model (transformers' VitsModel, MMS-TTS's class) reading letters as MMS-TTS's
+    English voice does (no phonemizer): 16 kHz, ~160k random weights, so it speaks noise of a plausible length."""
+    import json
+
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    letters = ["<pad>", "<unk>", " "] + list("abcdefghijklmnopqrstuvwxyz'.,?!-")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(letters)}))
+    tokenizer = VitsTokenizer(str(folder / "vocab.json"), phonemize=False, add_blank=True, normalize=True)
+    torch.manual_seed(0)
+    config = VitsConfig(
+        vocab_size=len(letters), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64,
+        flow_size=32, spectrogram_bins=65, upsample_initial_channel=32, upsample_rates=[8, 8, 4],
+        upsample_kernel_sizes=[16, 16, 8], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
+        duration_predictor_filter_channels=32, prior_encoder_num_flows=2, prior_encoder_num_wavenet_layers=2,
+        posterior_encoder_num_wavenet_layers=2, depth_separable_num_layers=2, duration_predictor_num_flows=2,
+        sampling_rate=16000, pad_token_id=0,
+    )  # fmt: skip
+    VitsModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def build_controlnet(folder: Path) -> Path:
     """A ControlNetModel made from the tiny pipeline's UNet (ControlNetModel.from_unet, as ControlNets are trained),
     its zero convolutions given random weights as training would: a fresh copy's zeros would change nothing."""
@@ -388,6 +414,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:qwen2": build_text,
     "tiny:stable-diffusion": build_image,
     "tiny:upscalers": build_upscalers,
+    "tiny:vits": build_vits,
     "tiny:face-restorers": build_face_restorers,
     # the transformer (DiT) image families (core/tiny_dit.py)
     "tiny:flux": lambda folder: _dit("build_flux", folder),

@@ -121,6 +121,7 @@ class Handoffs:
 
     text_chat: Any = None  # the Text tab's chat
     text_to_image: Any = None  # its "Use as image prompt" button
+    text_to_voice: Any = None  # its "Read aloud" button
     image_prompt: Any = None
     image_gallery: Any = None
     image_selected: Any = None  # the path of the result chosen in the gallery
@@ -129,6 +130,11 @@ class Handoffs:
     image_to_faceswap: Any = None
     music_prompt: Any = None
     music_expand: Any = None
+    music_result: Any = None  # the Music tab's result (a WAV path)
+    voice_text: Any = None  # the Voice tab's text box (Read aloud puts text there)
+    voice_speak: Any = None  # voice_speak(trigger): the Voice tab speaks its text box when `trigger` fires
+    voice_music: Any = None  # the music its narrated track goes over
+    voice_use_music: Any = None  # its "Use the Music tab's result" button
     faceswap_target: Any = None
     image_to_extras: Any = None  # the Image tab's "Enhance in Extras" button
     extras_image: Any = None  # the Extras tab's picture

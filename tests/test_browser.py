@@ -61,6 +61,50 @@ def test_outpaint_extends_a_result(page: Page, server):
     expect(wider).to_have_js_property("naturalWidth", 64 + 2 * 64, timeout=30_000)
 
 
+def test_voice_speaks_text_and_the_language_narrows_the_voices(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#voice-language input").click()
+    page.get_by_role("option", name="English (UK)").click()
+    expect(page.locator("#voice-voice input")).to_have_value(re.compile("Emma"))  # a British voice now
+    expect(page.locator("#voice-about")).to_contain_text("downloaded once")
+    page.locator("#voice-language input").click()
+    page.get_by_role("option", name="Any language").click()
+    page.locator("#voice-voice input").click()
+    page.get_by_role("option", name=re.compile("^Heart")).click()
+    expect(page.locator("#voice-about")).to_contain_text("built in (no download)")
+    page.locator("#voice-text textarea").fill("Hello there. This is the studio speaking.")
+    page.locator("#voice-speak").click()
+    expect(page.locator("#voice-status")).to_contain_text("Done:", timeout=30_000)
+    expect(page.locator("#voice-status")).to_contain_text("2 sentences")
+    expect(page.locator("#voice-audio audio[src], #voice-audio [data-testid^='waveform']").first).to_be_attached()
+    expect(page.locator("#voice-waveform img")).to_be_visible()
+
+
+def test_read_aloud_and_a_narrated_track_over_the_music_tabs_result(page: Page, server):
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-message textarea").fill("Say something about the sea.")
+    page.locator("#text-message textarea").press("Enter")
+    expect(page.locator("#text-stats")).to_contain_text(re.compile(r"Done: \d+ tokens"), timeout=30_000)
+    page.locator("#text-to-voice").click()  # Read aloud: the answer goes to the Voice tab and is spoken at once
+    expect(page.get_by_role("tab", name="Voice")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#voice-text textarea")).not_to_have_value("")
+    expect(page.locator("#voice-status")).to_contain_text("Done:", timeout=60_000)
+    page.get_by_role("tab", name="Music").click()
+    page.locator("#music-prompt textarea").fill("calm piano")
+    page.locator("#music-generate").click()
+    expect(page.locator("#music-status")).to_contain_text("Done:", timeout=60_000)
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#voice-narration").get_by_text("Narrate over music").click()
+    page.locator("#voice-use-music").click()
+    expect(page.locator("#voice-music audio[src], #voice-music [data-testid^='waveform']").first).to_be_attached()
+    page.locator("#voice-mix").click()
+    expect(page.locator("#voice-mix-status")).to_contain_text("Done: a ", timeout=30_000)
+    narrated = page.locator("#voice-narrated audio[src], #voice-narrated [data-testid^='waveform']")
+    expect(narrated.first).to_be_attached()
+
+
 def test_music_generate_shows_a_player(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()

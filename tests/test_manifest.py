@@ -16,6 +16,7 @@ from tabs.image.pipelines import load_image_pipeline
 from tabs.music.engine import CURATED as MUSIC_MODELS
 from tabs.music.engine import download_patterns as music_patterns
 from tabs.text.engine import CURATED as TEXT_MODELS
+from tabs.voice.voices import HIBARI_REPO, MMS
 
 CONTROLNETS = sorted({repo for family in control.CURATED.values() for repo in family.values()} - {"tiny:controlnet"})
 NEVER = (".bin", ".ckpt", ".onnx", ".onnx_data", ".msgpack", ".pt", ".pth")  # pickles and other runtimes' exports
@@ -31,6 +32,7 @@ def test_every_curated_repo_has_a_listing():
     curated = [*IMAGE_MODELS, *TEXT_MODELS, *MUSIC_MODELS, *CONTROLNETS, Settings().depth_model]
     curated += [source.repo for source in ip_adapter.CURATED.values()] + [f.repo for f in neural.SOURCES]
     curated += [c.repo for c in (*enhance.UPSCALERS.values(), *enhance.RESTORERS.values())]
+    curated += [*MMS, HIBARI_REPO]
     for repo in [r for r in curated if not r.startswith("tiny:")]:
         files = files_of(repo)
         assert files, repo
@@ -162,3 +164,21 @@ def test_the_space_card_lists_every_curated_model():
     card = (Path(__file__).resolve().parent.parent / "README.md").read_text().split("---")[1]
     listed = [line.strip()[2:] for line in card.split("models:")[1].splitlines()[1:] if line.startswith("  - ")]
     assert listed == list(hub.manifest())
+
+
+@pytest.mark.parametrize("repo", sorted(MMS))
+def test_a_vits_voice_downloads_its_safetensors_and_tokenizer_only(repo):
+    from tabs.voice.voices import vits_patterns
+
+    files = files_of(repo)
+    taken = hub.selected(files, vits_patterns(files))
+    assert {"config.json", "model.safetensors", "vocab.json", "tokenizer_config.json"} <= set(taken)
+    assert not [f for f in taken if f.endswith(NEVER)]
+
+
+def test_the_hibari_voices_listed_are_the_files_its_registry_checks():
+    from tabs.voice.voices import hibari_registry
+
+    listed = files_of(HIBARI_REPO)
+    wanted = {f"voices/{v['file']}": v["bytes"] for v in hibari_registry().values() if not v.get("bundled")}
+    assert listed == wanted

@@ -134,8 +134,8 @@ def test_melody_model_is_conditioned_on_the_clip(shared_cache, settings, tmp_pat
     from transformers import AutoTokenizer, MusicgenMelodyForConditionalGeneration
 
     from core import tiny
+    from core.audio import peak_normalise
     from tabs.music.clips import CHROMA_DEFAULTS, melody_chroma, read_clip
-    from tabs.music.engine import peak_normalise
 
     folder = tiny.ensure("tiny:musicgen-melody", tiny_dir)
     s = settings.replace(music_model=str(folder))
@@ -196,8 +196,8 @@ def test_continuing_a_clip_keeps_it_and_goes_on_as_transformers_does(shared_cach
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
     from core import provenance
+    from core.audio import peak_normalise
     from tabs.music.clips import CROSSFADE_S, joined
-    from tabs.music.engine import peak_normalise
 
     rate, seconds = 44100, 2.5
     t = np.arange(int(seconds * rate)) / rate

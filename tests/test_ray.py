@@ -32,7 +32,7 @@ def cluster(tiny_text, tiny_image, tiny_music, tiny_dir, tmp_path_factory):
         num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}}
     )
     replica = Settings(tiny=True, offline=True, device="cpu", cache_dir=tiny_dir.parent)
-    engines.deploy(replica, engines.Scale(replicas=2, cpus=0.25, max_batch=8))
+    engines.deploy(replica, engines.Scale(replicas=2, cpus=0.19, max_batch=8))  # 5 engines x 2 on 2 CPUs
     front = replica.replace(ray_address="auto", output_dir=tmp_path_factory.mktemp("ray-front"))
     try:
         yield front
@@ -127,6 +127,22 @@ def test_music_made_on_the_cluster_equals_the_music_made_here(cluster, here):
     assert there.shape == mine.shape
     assert np.abs(there - mine).max() < 1e-3
     assert recipe["served_by"]["application"] == "studio-music"
+
+
+def test_speech_made_on_the_cluster_equals_the_speech_made_here(cluster, here):
+    """The voice engine on the cluster: the default voice (no download) and the tiny VITS voice, seeded alike."""
+    import soundfile
+
+    from tabs.voice.engine import SpeechParams, speak
+
+    def said(settings, voice):
+        done = list(speak(make_cache(settings), settings, SpeechParams("Hello there. Goodbye.", voice=voice, seed=4)))
+        return soundfile.read(done[-1].path)[0], done[-1].recipe
+
+    for voice in ("hibari:heart", "tiny:vits"):
+        (there, recipe), (mine, _) = elsewhere(said, cluster, voice), elsewhere(said, here, voice)
+        assert there.shape == mine.shape and np.abs(there - mine).max() < 1e-3, voice
+        assert recipe["served_by"]["application"] == "studio-voice" and recipe["voice"] == voice
 
 
 def test_a_face_swapped_on_the_cluster_equals_the_swap_made_here(cluster, here):
@@ -229,6 +245,7 @@ def test_serve_models_says_what_is_wrong_in_a_sentence(capsys):
     from app.engines import main
 
     assert main(["--ray", "auto", "--engines", "image,video"]) == 2
-    assert "--engines takes some of image, music, faceswap, extras, not 'image,video'." in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "--engines takes some of image, music, voice, faceswap, extras, not 'image,video'." in said
     assert main(["--ray", "auto", "--replicas", "0"]) == 2
     assert "--replicas and --max-batch must be at least 1" in capsys.readouterr().err

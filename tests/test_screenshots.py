@@ -41,6 +41,13 @@ def test_screenshot_every_tab(page: Page, server, tmp_path):
     page.locator("#music-generate").click()
     expect(page.locator("#music-status")).to_contain_text("Done", timeout=60_000)
     shot("music")
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#voice-text textarea").fill(
+        "Welcome to the studio. Everything you hear was made by a model, on this machine, a moment ago."
+    )
+    page.locator("#voice-speak").click()
+    expect(page.locator("#voice-status")).to_contain_text("Done", timeout=60_000)
+    shot("voice")
     page.get_by_role("tab", name="Face swap").click()
     page.locator("#faceswap-source input[type=file]").set_input_files(str(HOPPER))
     page.locator("#faceswap-target input[type=file]").set_input_files(str(ASTRONAUT))

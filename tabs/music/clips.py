@@ -5,7 +5,9 @@ after). Plain Python; `loaded` is the engine's LoadedMusic."""
 from dataclasses import dataclass
 from typing import Any
 
-from core import outputs, provenance
+from core import provenance
+from core.audio import UNREADABLE, read_audio_clip
+from core.audio import studio_title as studio_description  # noqa: F401 (the page reads it here)
 from core.device import imported, in_passing_thread
 from core.errors import UserError
 
@@ -14,7 +16,6 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 MAX_CLIP_SECONDS = 600  # the longest clip the tab continues (only its end is heard by the model: CONTEXT_SECONDS)
 CONTEXT_SECONDS = 10.0  # how much of a clip's end MusicGen hears when it continues it (audiocraft's demo: 2-10 s)
 CROSSFADE_S = 0.05  # the clip's end fades into the model's version of it, so the join does not click
-UNREADABLE = "The {what} is not an audio file the studio can read (WAV, FLAC, OGG or MP3)."
 MELODY_UNREADABLE = UNREADABLE.format(what="melody")
 CLIP_UNREADABLE = UNREADABLE.format(what="clip to continue (continue_from)")
 # How MusicGen-Melody turns audio into chroma (its preprocessor_config.json, when the model folder has one).
@@ -22,40 +23,8 @@ CHROMA_DEFAULTS = {"sampling_rate": 32000, "n_fft": 16384, "hop_length": 4096, "
 
 
 def read_clip(path: Any, what: str = "melody", limit: float = MAX_MELODY_SECONDS) -> tuple[Any, int]:
-    """An audio clip (a melody, or a clip to continue) as mono float32 samples and its rate; refuses unreadable,
-    empty and over-long clips."""
-    import numpy as np
-    import soundfile as sf
-
-    try:
-        info = sf.info(path)  # its length, from the header: a long clip is refused before it is decoded
-        seconds = info.frames / info.samplerate
-        if seconds > limit:
-            raise UserError(f"The {what} is {seconds:.0f} s long; the limit is {limit:g} s. Trim it first.")
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    except UserError:
-        raise
-    except Exception:
-        raise UserError(UNREADABLE.format(what=what)) from None
-    if audio.shape[0] == 0:
-        raise UserError(f"The {what} holds no sound: record or upload a clip of a few seconds.")
-    seconds = audio.shape[0] / rate
-    if seconds > limit:
-        raise UserError(f"The {what} is {seconds:.0f} s long; the limit is {limit:g} s. Trim it first.")
-    return np.ascontiguousarray(audio.mean(axis=1)), int(rate)
-
-
-def studio_description(path: Any) -> str | None:
-    """The description inside a WAV this studio made (its RIFF INFO title), or None."""
-    import soundfile as sf
-
-    try:
-        with sf.SoundFile(path) as f:
-            tags = f.copy_metadata()
-    except Exception:
-        return None
-    made_here = tags.get("software", "").startswith(outputs.STUDIO_NAME)  # libsndfile appends its own name
-    return tags.get("title") if made_here else None
+    """A melody (or, with `what` and `limit`, a clip to continue) as mono float32 samples and its rate."""
+    return read_audio_clip(path, what, limit)
 
 
 def melody_chroma(audio: Any, rate: int, spec: dict) -> Any:

@@ -13,8 +13,10 @@ from dataclasses import KW_ONLY, asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, outputs, provenance, saving, serving
+from core import audio as audio_files
+from core import checks, hub, outputs, saving, serving
 from core import sampling as sampler
+from core.audio import peak_normalise, spectrogram_picture, waveform_picture
 from core.device import Worker, gpu, import_lock, imported
 from core.errors import Stopped, UserError
 from core.models import ModelCache
@@ -40,7 +42,6 @@ EXAMPLES = [
     "calm ambient pads with distant bells, slow tempo",
 ]
 UPDATE_EVERY_S = 0.25  # seconds between progress updates sent to the page
-PEAK = 0.98  # peak level after normalisation (about -0.2 dBFS): loud, never clipped
 
 
 def model_choices(settings: Settings) -> list[str]:
@@ -181,70 +182,9 @@ def check_params(settings: Settings, p: MusicParams) -> MusicParams:
     )
 
 
-def waveform_picture(audio: Any, width: int = 800, height: int = 160) -> Any:
-    """A PIL picture of a mono waveform (samples,): the min-max envelope per pixel column."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-    columns = np.array_split(samples, width) if samples.size >= width else [samples]
-    image = Image.new("RGB", (width, height), (250, 250, 252))
-    draw = ImageDraw.Draw(image)
-    mid = height / 2
-    step = width / len(columns)
-    for x, col in enumerate(columns):
-        if col.size:
-            top, bottom = mid - float(col.max()) * mid * 0.95, mid - float(col.min()) * mid * 0.95
-            draw.line([(x * step, top), (x * step, bottom)], fill=(79, 70, 229))
-    draw.line([(0, mid), (width, mid)], fill=(200, 200, 210))
-    return image
-
-
-def spectrogram_picture(audio: Any, rate: int, width: int = 800, height: int = 240) -> Any:
-    """A PIL picture of the log-magnitude spectrogram (time left to right, low pitches at the bottom)."""
-    import numpy as np
-    from PIL import Image
-    from scipy.signal import stft
-
-    _, _, z = stft(np.asarray(audio, np.float32), fs=rate, nperseg=1024, noverlap=768)
-    db = 20 * np.log10(np.abs(z) + 1e-6)
-    db = np.clip((db - db.max() + 80) / 80, 0, 1)[::-1]  # the top 80 dB, high frequencies on top
-    rgb = np.stack([db**0.5, db**1.5, 0.35 + 0.65 * db], -1)  # dark blue to light yellow
-    return Image.fromarray((rgb * 255).astype(np.uint8)).resize((width, height))
-
-
-def peak_normalise(audio: Any) -> Any:
-    import numpy as np
-
-    audio = np.asarray(audio, dtype=np.float32)
-    peak = float(np.abs(audio).max()) if audio.size else 0.0
-    return audio * (PEAK / peak) if peak > 0 else audio
-
-
 def _wav_writer(cache: ModelCache, settings: Settings, audio: Any, sampling_rate: int) -> Callable[[Path, dict], str]:
-    """For saving.finish: a 16-bit PCM WAV with the recipe in its RIFF INFO tags (in full in the JSON beside it),
-    and AudioSeal's watermark when the operator has provided its weights; returns the watermark."""
-
-    def write(path: Path, recipe: dict) -> str:
-        import soundfile as sf
-
-        samples, mark = audio, "none (STUDIO_AUDIOSEAL_DIR is not set)"
-        if provenance.audioseal_present(settings.audioseal_dir):
-            with provenance.audioseal_model(cache, settings.audioseal_dir) as generator:
-                samples = peak_normalise(provenance.audioseal_mark(audio, sampling_rate, generator))
-            mark = "AudioSeal, payload GA"
-        compact = {k: recipe[k] for k in WAV_TAGGED if recipe.get(k) is not None}
-        with sf.SoundFile(path, "w", samplerate=sampling_rate, channels=1, subtype="PCM_16", format="WAV") as f:
-            f.title = recipe["prompt"][:500]
-            f.comment = json.dumps(compact)[:2000]  # INFO ICMT over ~2 kB is dropped silently by libsndfile
-            f.software = outputs.STUDIO_NAME
-            f.artist = f"{outputs.STUDIO_NAME} ({recipe['model']})"
-            f.copyright = outputs.AI_STATEMENT
-            f.date = recipe["created"][:10]
-            f.write(samples)
-        return mark
-
-    return write
+    """For saving.finish: the music as a labelled WAV (see core.audio.wav_writer), titled by its description."""
+    return audio_files.wav_writer(cache, settings, audio, sampling_rate, title="prompt", tagged=WAV_TAGGED)
 
 
 WAV_TAGGED = (  # the recipe's fields that fit in the WAV's own comment tag

@@ -51,6 +51,7 @@ def build(ctx: ui.Context) -> None:
         with gr.Column(scale=3):
             page.status = gr.Markdown(elem_id="music-status")
             page.audio = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
+            ctx.shared.music_result = page.audio
             page.picture = gr.Image(label="Waveform", interactive=False, height=180, elem_id="music-waveform")
             page.continue_result = gr.Button("➕ Continue this result", size="sm", elem_id="music-continue")
             page.seed_used = ui.seed_used_box("music-seed-used")

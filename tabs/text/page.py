@@ -75,6 +75,7 @@ def _layout(ctx: ui.Context) -> Page:
                 go_on = gr.Button("Continue", elem_id="text-continue")
                 clear = gr.Button("Clear", elem_id="text-clear")
                 ctx.shared.text_to_image = gr.Button("🖼️ Use as image prompt", elem_id="text-to-image")
+                ctx.shared.text_to_voice = gr.Button("🔊 Read aloud", elem_id="text-to-voice")
             stats = gr.Markdown(elem_id="text-stats")
             gr.Examples(EXAMPLES, message, label="Try")
         with gr.Column(scale=2):
