@@ -20,6 +20,8 @@ import re
 import secrets
 import sys
 import tempfile
+import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,8 +93,22 @@ def _writable(folder: Path) -> str | None:
 
 
 def audit_log_path(output_dir: Path) -> Path:
-    """The face swap audit log: in the output folder, but never served over HTTP (see app.server.launch)."""
+    """The audit log of what needs consent (face swaps, cloned voices): in the output folder, but never served over
+    HTTP (see app.server.launch). Its place predates voice cloning."""
     return Path(output_dir) / "faceswap" / "audit.jsonl"
+
+
+_audit_lock = threading.Lock()
+
+
+def append_audit(output_dir: Path, entry: dict[str, Any]) -> None:
+    """One JSON line in the audit log: who-what-when, with hashes, never the pictures or sounds themselves."""
+    path = audit_log_path(output_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}, sort_keys=True) + "\n"
+    with _audit_lock, open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
 
 
 def new_output_path(output_dir: Path, tab: str, title: str, ext: str, now: dt.datetime | None = None) -> Path:

@@ -14,11 +14,13 @@ from pathlib import Path
 DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
 DEFAULT_MUSIC_MODEL = "facebook/musicgen-small"
+DEFAULT_VOICE_CLONE_MODEL = "nari-labs/Dia-1.6B-0626"
 
 # Names that stand for the tiny random-weight models built by core/tiny.py (used by --tiny).
 TINY_TEXT_MODEL = "tiny:qwen2"
 TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
+TINY_VOICE_CLONE_MODEL = "tiny:dia"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
 REMOTE_TABS = ("image", "music", "voice", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
@@ -48,6 +50,8 @@ class Settings:
     voice: str = "hibari:heart"  # the Voice tab's default voice (hibari:heart is inside the package: no download)
     voices_dir: Path = Path("models/voices")  # Piper voices (NAME.onnx + NAME.onnx.json) the Voice tab offers
     max_speech_chars: int = 5000  # longest text the Voice tab speaks at once, in characters
+    voice_cloning: bool = True  # offer voice cloning (with the speaker's consent, audited); 0 turns it off
+    voice_clone_model: str = DEFAULT_VOICE_CLONE_MODEL  # hub id or local folder of the cloning model (Dia)
     memory_budget_gb: float | None = None  # memory for loaded models; unset: half the RAM (CPU), 85% of GPU memory
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes
     cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
@@ -109,9 +113,10 @@ class Settings:
         return self.remote_concurrency if remote else self.concurrency
 
     def model_for(self, kind: str) -> str:
-        """The default model of a tab ("text", "image", "music"), honouring --tiny."""
+        """The default model of a tab ("text", "image", "music", "voice_clone"), honouring --tiny."""
         if self.tiny:
-            return {"text": TINY_TEXT_MODEL, "image": TINY_IMAGE_MODEL, "music": TINY_MUSIC_MODEL}[kind]
+            tiny = {"text": TINY_TEXT_MODEL, "image": TINY_IMAGE_MODEL, "music": TINY_MUSIC_MODEL}
+            return {**tiny, "voice_clone": TINY_VOICE_CLONE_MODEL}[kind]
         return getattr(self, f"{kind}_model")
 
     def replace(self, **changes) -> Settings:

@@ -290,6 +290,50 @@ def build_vits(folder: Path) -> Path:
     return folder
 
 
+def build_dia(folder: Path) -> Path:
+    """A tiny Dia voice-cloning model (transformers' DiaForConditionalGeneration, nari-labs/Dia-1.6B's classes) with
+    its processor, and its DAC codec in codec/ (the real one is descript/dac_44khz). Dia's processor fixes the token
+    layout (9 codebooks of 1024, their delays, 44.1 kHz, hop 512), so only the widths shrink: ~0.8M weights."""
+    import torch
+    from transformers import (
+        DacConfig,
+        DacModel,
+        DiaConfig,
+        DiaFeatureExtractor,
+        DiaForConditionalGeneration,
+        DiaTokenizer,
+        GenerationConfig,
+    )  # fmt: skip
+
+    torch.manual_seed(0)
+    codec = DacConfig(
+        encoder_hidden_size=4, decoder_hidden_size=32, downsampling_ratios=[2, 4, 8, 8], n_codebooks=9,
+        codebook_size=1024, codebook_dim=8, sampling_rate=44100,
+    )  # fmt: skip
+    DacModel(codec).eval().save_pretrained(folder / "codec")
+    layers = dict(intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, head_dim=16)
+    config = DiaConfig(
+        encoder_config=dict(
+            hidden_size=32, num_key_value_heads=2, vocab_size=256, max_position_embeddings=256, **layers
+        ),
+        decoder_config=dict(
+            hidden_size=32, num_key_value_heads=1, cross_num_attention_heads=2, cross_head_dim=16,
+            cross_num_key_value_heads=2, cross_hidden_size=32, vocab_size=1028, num_channels=9,
+            max_position_embeddings=1024, **layers,
+        ),
+        delay_pattern=[0, 8, 9, 10, 11, 12, 13, 14, 15],
+    )  # fmt: skip
+    model = DiaForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=1.8, top_p=0.95, top_k=45, guidance_scale=3.0, max_new_tokens=64,
+        bos_token_id=1026, eos_token_id=1024, pad_token_id=1025, decoder_start_token_id=1026,
+    )  # fmt: skip
+    model.save_pretrained(folder)
+    DiaFeatureExtractor(sampling_rate=44100, hop_length=512).save_pretrained(folder)
+    DiaTokenizer().save_pretrained(folder)
+    return folder
+
+
 def build_controlnet(folder: Path) -> Path:
     """A ControlNetModel made from the tiny pipeline's UNet (ControlNetModel.from_unet, as ControlNets are trained),
     its zero convolutions given random weights as training would: a fresh copy's zeros would change nothing."""
@@ -415,6 +459,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:stable-diffusion": build_image,
     "tiny:upscalers": build_upscalers,
     "tiny:vits": build_vits,
+    "tiny:dia": build_dia,
     "tiny:face-restorers": build_face_restorers,
     # the transformer (DiT) image families (core/tiny_dit.py)
     "tiny:flux": lambda folder: _dit("build_flux", folder),

@@ -377,7 +377,7 @@ PUBLIC = [  # every public endpoint but GAN training (whose valid values may ask
     "generate_image", "image_to_image", "inpaint", "outpaint", "upscale", "xyz_plot", "control_map",
     "restore_image_settings", "generate_text", "generate_music", "continue_music", "swap_face", "swap_face_video",
     "gan_walk", "verify", "expand_image_prompt", "live_image", "keep_image", "speak",
-    "narrate",
+    "narrate", "clone_voice",
 ]  # fmt: skip
 
 

@@ -190,6 +190,27 @@ ROWS = [
         {"continue_from": F + "short.wav", "prompt": ""},
         "description (prompt) is empty",
     ),  # no recipe inside
+    # voice
+    ("/speak", {"text": ""}, "The text is empty"),
+    ("/speak", {"text": "Hi.", "voice": "nobody"}, "There is no voice called 'nobody'"),
+    ("/speak", {"text": "Hi.", "speed": 5}, "The speed must be between 0.5 and 2"),
+    ("/narrate", {"speech": F + "short.wav", "music": F + "text.wav"}, "not an audio file the studio can read"),
+    ("/narrate", {"speech": F + "short.wav", "music": F + "short.wav", "duck_db": 50}, "between 0 and 30 dB"),
+    (
+        "/clone_voice",
+        {"text": "Hi.", "reference": F + "short.wav", "reference_text": "Hello.", "consent": False},
+        "Tick the consent box",
+    ),
+    (
+        "/clone_voice",
+        {"text": "Hi.", "reference_text": "Hello.", "consent": True, "reference": F + "short.wav"},
+        "give at least 3 s",
+    ),
+    (
+        "/clone_voice",
+        {"text": "Hi.", "reference": F + "short.wav", "consent": True, "reference_text": ""},
+        "is empty",
+    ),
     # face swap
     (
         "/swap_face",

@@ -105,6 +105,23 @@ def test_read_aloud_and_a_narrated_track_over_the_music_tabs_result(page: Page, 
     expect(narrated.first).to_be_attached()
 
 
+def test_cloning_a_voice_asks_for_consent_first(page: Page, server, tmp_path):
+    from test_voice import voice_clip
+
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Voice").click()
+    page.locator("#voice-cloning").get_by_text("Clone a voice").click()
+    page.locator("#voice-reference input[type=file]").set_input_files(voice_clip(tmp_path / "me.wav"))
+    page.locator("#voice-reference-text textarea").fill("This is my voice.")
+    page.locator("#voice-clone-text textarea").fill("Hi there.")
+    page.locator("#voice-clone").click()
+    expect(page.get_by_text("Tick the consent box first").first).to_be_visible(timeout=10_000)  # the error toast
+    page.locator("#voice-consent input[type=checkbox]").check()
+    page.locator("#voice-clone").click()
+    expect(page.locator("#voice-status")).to_contain_text("in the cloned voice", timeout=60_000)
+    expect(page.locator("#voice-audio audio[src], #voice-audio [data-testid^='waveform']").first).to_be_attached()
+
+
 def test_music_generate_shows_a_player(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()

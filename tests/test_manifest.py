@@ -16,6 +16,7 @@ from tabs.image.pipelines import load_image_pipeline
 from tabs.music.engine import CURATED as MUSIC_MODELS
 from tabs.music.engine import download_patterns as music_patterns
 from tabs.text.engine import CURATED as TEXT_MODELS
+from tabs.voice.clone import CODEC
 from tabs.voice.voices import HIBARI_REPO, MMS
 
 CONTROLNETS = sorted({repo for family in control.CURATED.values() for repo in family.values()} - {"tiny:controlnet"})
@@ -32,7 +33,7 @@ def test_every_curated_repo_has_a_listing():
     curated = [*IMAGE_MODELS, *TEXT_MODELS, *MUSIC_MODELS, *CONTROLNETS, Settings().depth_model]
     curated += [source.repo for source in ip_adapter.CURATED.values()] + [f.repo for f in neural.SOURCES]
     curated += [c.repo for c in (*enhance.UPSCALERS.values(), *enhance.RESTORERS.values())]
-    curated += [*MMS, HIBARI_REPO]
+    curated += [*MMS, HIBARI_REPO, Settings().voice_clone_model, CODEC]
     for repo in [r for r in curated if not r.startswith("tiny:")]:
         files = files_of(repo)
         assert files, repo
@@ -182,3 +183,13 @@ def test_the_hibari_voices_listed_are_the_files_its_registry_checks():
     listed = files_of(HIBARI_REPO)
     wanted = {f"voices/{v['file']}": v["bytes"] for v in hibari_registry().values() if not v.get("bundled")}
     assert listed == wanted
+
+
+def test_the_cloning_model_downloads_its_safetensors_shards_and_the_budget_knows_its_size():
+    repo = Settings().voice_clone_model
+    files = files_of(repo)
+    taken = hub.selected(files, hub.ALLOW_PATTERNS)
+    assert {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "config.json"} <= set(taken)
+    assert not [f for f in taken if f.endswith(NEVER)]
+    download = hub.Download(repo, {f: files[f] for f in taken}, taken)
+    assert 6.4e9 < memory_needed(download, "float32") < 6.5e9  # Dia runs in float32 (bf16 is slow on CPUs)

@@ -309,3 +309,76 @@ def test_narrate_through_the_api(client, tmp_path):
     assert status.startswith("Done: a ") and sf.info(track).samplerate == 32000
     with pytest.raises(Exception, match="Add the music to narrate over"):
         client.predict(speech=handle_file(speech), music=None, api_name="/narrate")
+
+
+# -- voice cloning: consent first, then a composite of a real person's voice, audited ----------------------------
+def voice_clip(path, seconds=6.0, rate=24000, level=0.3):
+    """A stand-in for a recording of someone speaking: a 180 Hz tone that swells three times a second."""
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(
+        path, (level * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32), rate
+    )
+    return str(path)
+
+
+def clone(cache, settings, reference, text="Hi there.", consent=True, said="This is my voice.", seed=1):
+    from tabs.voice.clone import CloneParams, clone_voice
+
+    params = CloneParams(text, reference_text=said, seed=seed)
+    return list(clone_voice(cache, settings, reference, params, consent=consent))[-1]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"consent": False}, "Tick the consent box first"),
+        ({"consent": "true"}, "Tick the consent box first"),  # only a real true
+        ({"consent": None}, "Tick the consent box first"),
+        ({"reference": "short"}, "The reference clip (reference) is 1.0 s long: give at least 3 s"),
+        ({"reference": "long"}, "The reference clip (reference) is 25 s long; the limit is 20 s."),
+        ({"reference": "silent"}, "The reference clip (reference) is silent"),
+        ({"reference": "junk"}, "The reference clip (reference) is not an audio file the studio can read"),
+        ({"reference": None}, "Add a reference clip (reference)"),
+        ({"said": ""}, "The reference clip's transcript (reference_text) is empty"),
+        ({"text": "x" * 301}, "The text is 301 characters long; the limit is 300."),
+    ],
+)
+def test_a_clone_needs_consent_and_a_usable_reference(shared_cache, settings, tmp_path, change, fragment):
+    clips = {
+        "good": voice_clip(tmp_path / "good.wav"),
+        "short": voice_clip(tmp_path / "short.wav", seconds=1),
+        "long": voice_clip(tmp_path / "long.wav", seconds=25),
+        "silent": voice_clip(tmp_path / "silent.wav", level=0),
+        "junk": str(tmp_path / "junk.wav"),
+        None: None,
+    }
+    (tmp_path / "junk.wav").write_text("not audio")
+    kwargs = {"reference": "good", **change}
+    kwargs["reference"] = clips[kwargs["reference"]]
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        clone(shared_cache, settings.replace(tiny=True), **kwargs)
+    assert not (settings.output_dir / "faceswap" / "audit.jsonl").exists()  # nothing refused is audited
+
+
+def test_a_cloned_voice_is_labelled_a_composite_and_audited(shared_cache, settings, tmp_path):
+    tiny = settings.replace(tiny=True)
+    reference = voice_clip(tmp_path / "me.wav")
+    made = clone(shared_cache, tiny, reference, seed=3)
+    again = clone(shared_cache, tiny, reference, seed=3)
+    audio, rate = samples(made.path)
+    assert rate == 44100 and len(audio) > 0.5 * rate and np.array_equal(audio, samples(again.path)[0])
+    recipe = made.recipe
+    assert recipe["mode"] == "clone" and recipe["model"] == "tiny:dia" and recipe["consent_version"] == "1"
+    assert recipe["cloned_from"]["seconds"] == 6.0 and "real person" in recipe["statement"]
+    assert recipe["provenance"]["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    (line, _) = (settings.output_dir / "faceswap" / "audit.jsonl").read_text().splitlines()
+    logged = json.loads(line)
+    assert logged["kind"] == "voice clone" and logged["reference_sha256"] == recipe["cloned_from"]["sha256"]
+    assert logged["output"] == made.path.name and len(line) < 1000  # hashes and names, never the voice
+    report = verify_file(made.path, settings)
+    assert report["cloned_voice"] and not report["from_face_swap"] and "A cloned voice" in report["summary"]
+
+
+def test_cloning_can_be_turned_off(shared_cache, settings, tmp_path):
+    with pytest.raises(UserError, match=re.escape("Voice cloning is turned off on this studio")):
+        clone(shared_cache, settings.replace(voice_cloning=False), voice_clip(tmp_path / "me.wav"))

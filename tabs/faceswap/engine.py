@@ -5,9 +5,6 @@ geometry lives in core/faces.py."""
 
 import contextlib
 import hashlib
-import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +28,6 @@ MAX_VIDEO_FPS = 60  # with the length cap, bounds the frames of a video whose he
 ENGINES = ("auto", "classic", "neural")
 UNREADABLE_IMAGE = "The {} is not an image the studio can read (PNG, JPEG or WebP)."
 UNREADABLE_VIDEO = "The target video is not a video the studio can read (MP4, MOV, WebM or MKV)."
-_audit_lock = threading.Lock()
 
 
 @dataclass
@@ -234,13 +230,8 @@ def label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
 
 
 def audit(settings: Settings, entry: dict) -> None:
-    """One JSON line per swap in <output_dir>/faceswap/audit.jsonl: who-what-when without any image."""
-    path = outputs.audit_log_path(settings.output_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **entry}, sort_keys=True) + "\n"
-    with _audit_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
+    """One JSON line per swap in the studio's audit log: who-what-when without any image."""
+    outputs.append_audit(settings.output_dir, entry)
 
 
 def _recipe(kind: str, engine: str, hashes: dict, face_index: int, summary: dict, settings: Settings) -> dict:

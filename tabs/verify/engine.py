@@ -121,8 +121,11 @@ def verify_file(path: Any, settings: Settings, cache: Any = None) -> dict:
     # a composite too, but of a picture and a repainted (inpaint) or added (outpaint) part
     facts["inpainted"] = recipe.get("mode") in ("inpaint", "outpaint")
     facts["continued"] = recipe.get("mode") == "continue"  # a composite too: a clip, then what the model added
+    facts["cloned_voice"] = recipe.get("mode") == "clone"  # a composite: a real person's voice saying new words
+    facts["narrated"] = recipe.get("mode") == "narrate"  # a composite: speech mixed over music
+    others = facts["inpainted"] or facts["continued"] or facts["cloned_voice"] or facts["narrated"]
     facts["from_face_swap"] = recipe.get("tab") == "faceswap" or (
-        facts.get("source_type") == provenance.COMPOSITE and not (facts["inpainted"] or facts["continued"])
+        facts.get("source_type") == provenance.COMPOSITE and not others
     )
     facts["summary"] = summarise(facts)
     return facts
@@ -186,6 +189,10 @@ def summarise(f: dict) -> str:
         given = ((recipe or {}).get("continued_from") or {}).get("seconds")
         part = f"the first {given:g} s are" if isinstance(given, (int, float)) else "it opens with"
         lines.append(f"🎵 The model continued a clip: {part} the clip it was given, the rest is generated.")
+    if f.get("cloned_voice"):
+        lines.append("🧬 A cloned voice: a real person's voice (from a recording given with consent) saying new text.")
+    if f.get("narrated"):
+        lines.append("🎙️ A narrated track: speech mixed over music.")
     marked = (wm or {}).get("present") or cred.get("present") or recipe
     verdict = (
         "**This file carries the studio's marks.**"

@@ -15,6 +15,10 @@ TOOLS = {
     "tab's list, e.g. 'hibari:heart', which needs no download; blank: the default), language (a code such as 'en' "
     "or 'fr'; blank: the voice's own), speed (0.5-2, 1 = normal), seed (-1 = random). Returns the WAV file "
     "(recipe and content credentials inside), its waveform and the seed.",
+    "clone_voice": "Say a text (up to 300 characters) in the voice of a reference clip (reference: 3-20 s of one "
+    "person speaking; reference_text: what it says, word for word) with Dia. consent must be true: the speaker's "
+    "own voice, or their consent to clone it; every clone is audited and labelled a composite of a real person's "
+    "voice. seed (-1 = random). Slow on a CPU (about a minute per second of speech).",
     "narrate": "Mix a speech clip (speech, e.g. /speak's WAV) over a music clip (music, e.g. /generate_music's WAV): "
     "the music at music_db (-30-0 dB against the voice), ducked by duck_db (0-30 dB) while the voice speaks, "
     "lead_in seconds of music before the voice and tail seconds after it. Returns the narrated WAV (labelled, with "

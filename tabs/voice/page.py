@@ -9,7 +9,7 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.audio import UNREADABLE
 from core.history import prepend, record
-from tabs.voice import engine
+from tabs.voice import clone, engine
 from tabs.voice import narrate as narration
 from tabs.voice.engine import EXAMPLES, SPEED, SpeechParams, SpeechUpdate, voice_choices
 from tabs.voice.narrate import MixParams
@@ -42,6 +42,11 @@ class Page:
     mix: Any = None
     narrated: Any = None  # the narrated track
     mix_status: Any = None
+    clone_text: Any = None  # what the cloned voice says
+    reference: Any = None  # the clip of the voice to clone
+    reference_text: Any = None  # what the clip says
+    consent: Any = None
+    clone: Any = None
 
 
 def _voices(settings, language: str) -> list[tuple[str, str]]:
@@ -99,8 +104,37 @@ def build(ctx: ui.Context) -> None:
             page.seed_used = ui.seed_used_box("voice-seed-used")
             page.recipe_view = gr.JSON(label="Recipe", open=False)
     _narration(ctx, page)
+    if settings.voice_cloning:
+        _cloning(ctx, page)
     gr.Examples(EXAMPLES, page.text, label="Try")
     _wire(ctx, page)
+
+
+def _cloning(ctx: ui.Context, page: Page) -> None:
+    with gr.Accordion("🧬 Clone a voice (consent first)", open=False, elem_id="voice-cloning"):
+        gr.Markdown(
+            f"Clone only a voice you have the right to use. Every clone needs the box ticked: “{clone.CONSENT_TEXT}” "
+            "The studio refuses without it, writes each clone to its audit log (hashes, never the voice) and labels "
+            "the result as a composite of a real person's voice. With Dia (1.6B) a CPU makes about one second of "
+            "speech a minute; a GPU is many times faster.",
+            elem_id="voice-consent-note",
+        )
+        with gr.Row():
+            with gr.Column():
+                page.reference = ui.checked(gr.Audio, UNREADABLE.format(what="reference clip (reference)"))(
+                    label="The voice: 5-10 s of one person speaking", sources=["upload", "microphone"],
+                    type="filepath", elem_id="voice-reference",
+                )  # fmt: skip
+                page.reference_text = gr.Textbox(
+                    label="What the clip says, word for word", lines=2, elem_id="voice-reference-text"
+                )
+            with gr.Column():
+                page.clone_text = gr.Textbox(
+                    label="What the cloned voice says", lines=3, max_length=clone.MAX_TEXT_CHARS,
+                    elem_id="voice-clone-text",
+                )  # fmt: skip
+                page.consent = gr.Checkbox(False, label=clone.CONSENT_TEXT, elem_id="voice-consent")
+                page.clone = gr.Button("Speak in this voice", variant="primary", elem_id="voice-clone")
 
 
 def _narration(ctx: ui.Context, page: Page) -> None:
@@ -202,6 +236,8 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         ctx, TAB, trigger, speak, inputs, outs, api_name=False, **common
     )
     jobs.wire_stop(ctx, page.stop, TAB, page.status)
+    if settings.voice_cloning:
+        _wire_cloning(ctx, page, outs, common)
 
     @ui.user_errors
     def narrate(
@@ -228,3 +264,49 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         concurrency_id=TAB,
         concurrency_limit=settings.jobs_at_once(TAB),
     )
+
+
+def _wire_cloning(ctx: ui.Context, page: Page, outs: list, common: dict) -> None:
+    settings = ctx.settings
+
+    @ui.user_errors
+    def clone_voice(
+        request: gr.Request,
+        progress=gr.Progress(),
+        *,
+        text: str,
+        reference: str | None,
+        reference_text: str,
+        consent: bool,
+        seed: int = -1,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """The text said in the voice of the reference clip (consent must be true)."""
+        params = clone.CloneParams(text, reference_text=reference_text, seed=seed)
+
+        def work(stop) -> Iterator[clone.CloneUpdate]:
+            return clone.clone_voice(
+                ctx.cache, settings, reference, params, consent=consent, stop=stop, progress=progress
+            )
+
+        def show(u: clone.CloneUpdate) -> dict:
+            shown = {page.status: u.status(), page.seed_used: u.seed}
+            if not u.done:
+                return shown
+            entry = record("Voice", f"cloned: {params.text}", [u.path, u.path.with_suffix(".json")])
+            return {
+                **shown,
+                page.audio: str(u.path),
+                page.picture: u.waveform,
+                page.recipe_view: u.recipe,
+                ctx.history: prepend(history, entry),
+            }
+
+        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+    inputs = {
+        "text": page.clone_text, "reference": page.reference, "reference_text": page.reference_text,
+        "consent": page.consent, "seed": page.seed, "history": ctx.history,
+    }  # fmt: skip
+    jobs.queued(ctx, TAB, page.clone.click, clone_voice, inputs, outs, api_name="clone_voice", **common)
