@@ -1,4 +1,4 @@
-"""`python studio.py generate {image,text,music,speech,faceswap,extras} ...`: the engines of the UI, with no server.
+"""`python studio.py generate {image,text,music,speech,video,faceswap,extras} ...`: the UI's engines, no server.
 
 Prints the path of each saved output on stdout, one a line (its recipe is beside it, and inside it), so that
 `path=$(python studio.py generate image ...)` works; the seed used goes to stderr. A refused request prints one
@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     speech.add_argument("--offline", action="store_true", default=None, help="never contact the Hugging Face Hub")
     speech.add_argument("--tiny", action="store_true", default=None, help="tiny random-weight models (noise)")
     speech.add_argument("--list-voices", action="store_true", help="print the voices offered (id, language) and stop")
+
+    video = sub.add_parser("video", help="text to video (or picture to video with --first-frame) with Wan")
+    video.add_argument("--prompt", required=True)
+    video.add_argument("--negative-prompt", default="")
+    video.add_argument("--frames", type=int, default=33, help="4k+1 frames (default 33)")
+    video.add_argument("--fps", type=int, help="frames per second (default: the model's own)")
+    video.add_argument("--width", type=int, help="default: the model's own")
+    video.add_argument("--height", type=int, help="default: the model's own")
+    video.add_argument("--steps", type=int, help="default: the model's own")
+    video.add_argument("--guidance", type=float, help="default: the model's own")
+    video.add_argument("--first-frame", help="a picture the video starts from (Wan2.2-TI2V-5B)")
+    video.add_argument("--soundtrack", help="an audio clip muxed under the video (AAC)")
+    common(video)
 
     swap = sub.add_parser("faceswap", help="put the face of --source on the face(s) of --target")
     swap.add_argument("--source", required=True, help="image with the face to use")
@@ -245,6 +258,19 @@ def _generate(args: argparse.Namespace, settings, cache):
         text = sys.stdin.read() if args.text == "-" else args.text
         params = SpeechParams(text, voice=args.voice, language=args.language, speed=args.speed, seed=args.seed)
         final = list(speak(cache, settings, params))[-1]
+        yield str(final.path)
+        yield Note(f"seed {final.seed}")
+    elif args.tab == "video":
+        from tabs.video.engine import VideoParams, generate_video, model_choices, model_defaults
+
+        d = model_defaults(args.model or model_choices(settings)[0])
+        params = VideoParams(
+            args.prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, fps=args.fps or d.fps,
+            width=args.width or d.width, height=args.height or d.height, steps=args.steps or d.steps,
+            guidance_scale=d.guidance if args.guidance is None else args.guidance, seed=args.seed,
+        )  # fmt: skip
+        options = dict(model=args.model, first_frame=args.first_frame, soundtrack=args.soundtrack)
+        final = list(generate_video(cache, settings, params, **options))[-1]
         yield str(final.path)
         yield Note(f"seed {final.seed}")
     elif args.tab == "extras":

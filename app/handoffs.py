@@ -65,14 +65,34 @@ def wire(ctx: ui.Context) -> None:
             queue=False,
         )
         s.voice_speak(handed.success)
-    if ready(s.voice_use_music, s.music_result, s.voice_music):
 
-        def music_made(path: str | None):
+    def music_made(path: str | None):
+        if not path:
+            raise gr.Error("Make some music in the Music tab first; then it can go here.")
+        return path
+
+    for button, box in ((s.voice_use_music, s.voice_music), (s.video_use_music, s.video_soundtrack)):
+        if ready(button, s.music_result, box):
+            button.click(music_made, s.music_result, box, api_visibility="private", queue=False)
+    if ready(s.image_to_video, s.image_selected, s.image_gallery, s.video_first_frame):
+
+        def to_video(selected: str | None, items: list | None):
+            return chosen_or_first(selected, items, "animate it in the Video tab"), go("video")
+
+        s.image_to_video.click(
+            ui.user_errors(to_video), [s.image_selected, s.image_gallery], [s.video_first_frame, tabs],
+            api_visibility="private", queue=False,
+        )  # fmt: skip
+    if ready(s.video_to_faceswap, s.video_result, s.faceswap_target_video):
+
+        def video_made(path: str | None):
             if not path:
-                raise gr.Error("Make some music in the Music tab first; then it can go under the voice.")
-            return path
+                raise gr.Error("Make a video first; then a face can be swapped in it.")
+            return path, go("faceswap")
 
-        s.voice_use_music.click(music_made, s.music_result, s.voice_music, api_visibility="private", queue=False)
+        s.video_to_faceswap.click(
+            video_made, s.video_result, [s.faceswap_target_video, tabs], api_visibility="private", queue=False
+        )
     if ready(s.image_to_music, s.image_prompt, s.music_prompt):
 
         def soundtrack(prompt: str):

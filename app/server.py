@@ -56,7 +56,7 @@ def build_app(settings: Settings, cache: ModelCache | None = None, tabs: tuple |
     speed.install()  # component schemas derived once, not on every progress update
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(
-            f"# {TITLE}\nImages, text, music, speech and face swaps in one place. Every output is saved with "
+            f"# {TITLE}\nImages, text, music, speech, video and face swaps in one place. Every output is saved with "
             "the recipe that made it.",
             elem_id="studio-header",
         )

@@ -321,6 +321,27 @@ def studio_credentials(settings: Any) -> Credentials:
     return _cached_credentials(Path(settings.cache_dir), settings.c2pa_cert, settings.c2pa_key)
 
 
+def visible_label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
+    """A small, legible label in the bottom-right corner of a picture or video frame (face swaps, videos)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(image)
+    size = max(12, im.height // 32)
+    draw = ImageDraw.Draw(im, "RGBA")
+    while True:  # smaller on a small picture, so that the whole label fits in its bottom-right corner
+        font = ImageFont.load_default(size=size)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        if x1 - x0 + size <= 0.9 * im.width or size <= 6:
+            break
+        size -= 1
+    pad = size // 3
+    w, h = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
+    left, top = im.width - w - pad, im.height - h - pad
+    draw.rectangle([left, top, left + w, top + h], fill=(0, 0, 0, 150))
+    draw.text((left + pad - x0, top + pad - y0), text, font=font, fill=(255, 255, 255, 235))
+    return np.asarray(im)
+
+
 def png_writer(image: Any, chunks: dict[str, str] | None = None) -> Callable[[Path, dict], str]:
     """For saving.finish: writes `image` as a PNG carrying the invisible watermark, IPTC's source type in XMP, the
     text `chunks` and the whole recipe (`studio_recipe`, saying what watermark it carries); returns the watermark."""

@@ -15,12 +15,14 @@ DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
 DEFAULT_MUSIC_MODEL = "facebook/musicgen-small"
 DEFAULT_VOICE_CLONE_MODEL = "nari-labs/Dia-1.6B-0626"
+DEFAULT_VIDEO_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 
 # Names that stand for the tiny random-weight models built by core/tiny.py (used by --tiny).
 TINY_TEXT_MODEL = "tiny:qwen2"
 TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 TINY_VOICE_CLONE_MODEL = "tiny:dia"
+TINY_VIDEO_MODEL = "tiny:wan"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
 REMOTE_TABS = ("image", "music", "voice", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
@@ -52,6 +54,9 @@ class Settings:
     max_speech_chars: int = 5000  # longest text the Voice tab speaks at once, in characters
     voice_cloning: bool = True  # offer voice cloning (with the speaker's consent, audited); 0 turns it off
     voice_clone_model: str = DEFAULT_VOICE_CLONE_MODEL  # hub id or local folder of the cloning model (Dia)
+    video_model: str = DEFAULT_VIDEO_MODEL  # hub id or local folder of the Video tab's default model (Wan)
+    max_video_frames: int = 81  # most frames the Video tab makes at once (Wan's 5 s at 16 fps is 81)
+    video_label: bool = True  # stamp a visible "AI-generated" label on generated videos (turn off for private use)
     memory_budget_gb: float | None = None  # memory for loaded models; unset: half the RAM (CPU), 85% of GPU memory
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes
     cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
@@ -113,10 +118,10 @@ class Settings:
         return self.remote_concurrency if remote else self.concurrency
 
     def model_for(self, kind: str) -> str:
-        """The default model of a tab ("text", "image", "music", "voice_clone"), honouring --tiny."""
+        """The default model of a tab ("text", "image", "music", "voice_clone", "video"), honouring --tiny."""
         if self.tiny:
             tiny = {"text": TINY_TEXT_MODEL, "image": TINY_IMAGE_MODEL, "music": TINY_MUSIC_MODEL}
-            return {**tiny, "voice_clone": TINY_VOICE_CLONE_MODEL}[kind]
+            return {**tiny, "voice_clone": TINY_VOICE_CLONE_MODEL, "video": TINY_VIDEO_MODEL}[kind]
         return getattr(self, f"{kind}_model")
 
     def replace(self, **changes) -> Settings:
@@ -180,6 +185,7 @@ def classroom_limits(s: Settings) -> Settings:
         max_video_seconds=min(s.max_video_seconds, 10),
         max_prompt_chars=min(s.max_prompt_chars, 1000),
         max_speech_chars=min(s.max_speech_chars, 1000),
+        max_video_frames=min(s.max_video_frames, 33),
         allow_custom_models=False,
     )
 
@@ -202,7 +208,8 @@ def validate(s: Settings) -> None:
         raise ValueError("STUDIO_ADMINS must name logins of STUDIO_AUTH (user names separated by commas).")
     if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
         raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
-    numbers = ("max_prompt_chars", "max_speech_chars", "max_new_tokens", "concurrency", "max_queue")
+    numbers = ("max_prompt_chars", "max_speech_chars", "max_video_frames", "max_new_tokens", "concurrency")
+    numbers += ("max_queue",)
     numbers += ("remote_concurrency",)
     for name in numbers:
         if getattr(s, name) < 1:

@@ -468,6 +468,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:z-image": lambda folder: _dit("build_z_image", folder),
     "tiny:qwen-image": lambda folder: _dit("build_qwen_image", folder),
     "tiny:qwen-image-edit": lambda folder: _dit("build_qwen_image_edit", folder),
+    # video (core/tiny_dit.py too)
+    "tiny:wan": lambda folder: _dit("build_wan", folder),
+    "tiny:wan-ti2v": lambda folder: _dit("build_wan_ti2v", folder),
 }
 
 

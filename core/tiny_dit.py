@@ -299,3 +299,63 @@ def build_qwen_image_edit(folder: Path) -> Path:
     )
     QwenImageEditPipeline(**parts, processor=processor).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# -- video: Wan (text to video; Wan 2.2 TI2V also picture to video) ------------------------------------------------
+def _umt5_encoder(vocab_size: int) -> Any:
+    """UMT5EncoderModel, the real Wan text encoder's class, as wide as the tiny transformer's text_dim (32)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    config = UMT5Config(
+        vocab_size=vocab_size, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    )  # fmt: skip
+    return UMT5EncoderModel(config).eval()
+
+
+def _wan_parts(in_channels: int, flow_shift: float, vae_options: dict) -> dict:
+    """A Wan pipeline's parts at diffusers' test sizes (tests/pipelines/wan), with the real checkpoints' scheduler
+    (UniPC on flow sigmas, as scripts/convert_wan_to_diffusers.py writes it)."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
+
+    tokenizer = _t5_tokenizer()
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True], **vae_options
+    )
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
+        out_channels=in_channels, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    )  # fmt: skip
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000, flow_shift=flow_shift
+    )
+    return dict(
+        vae=vae, scheduler=scheduler, transformer=transformer, transformer_2=None, tokenizer=tokenizer,
+        text_encoder=_umt5_encoder(len(tokenizer)),
+    )  # fmt: skip
+
+
+def build_wan(folder: Path) -> Path:
+    """WanPipeline laid out like Wan-AI/Wan2.1-T2V-1.3B-Diffusers: text to video, 16-channel VAE, 8x spatial."""
+    from diffusers import WanPipeline
+
+    WanPipeline(**_wan_parts(16, 3.0, dict(z_dim=16))).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_wan_ti2v(folder: Path) -> Path:
+    """Like Wan-AI/Wan2.2-TI2V-5B-Diffusers: WanPipeline(expand_timesteps=True) with the 48-channel Wan 2.2 VAE
+    (16x spatial, sizes in multiples of 32); the same folder loads as WanImageToVideoPipeline for a first frame."""
+    from diffusers import WanPipeline
+
+    vae = dict(
+        z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2, latents_mean=[0.0] * 48,
+        latents_std=[1.0] * 48, scale_factor_spatial=16, scale_factor_temporal=4,
+    )  # fmt: skip
+    pipe = WanPipeline(**_wan_parts(48, 5.0, vae), expand_timesteps=True)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

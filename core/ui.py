@@ -135,6 +135,13 @@ class Handoffs:
     voice_speak: Any = None  # voice_speak(trigger): the Voice tab speaks its text box when `trigger` fires
     voice_music: Any = None  # the music its narrated track goes over
     voice_use_music: Any = None  # its "Use the Music tab's result" button
+    image_to_video: Any = None  # the Image tab's "Animate this picture" button
+    video_first_frame: Any = None  # the Video tab's first frame
+    video_soundtrack: Any = None  # its soundtrack
+    video_use_music: Any = None  # its "Use the Music tab's result" button
+    video_result: Any = None  # its result (an MP4 path)
+    video_to_faceswap: Any = None  # its "Swap a face in this video" button
+    faceswap_target_video: Any = None  # the Face swap tab's target video
     faceswap_target: Any = None
     image_to_extras: Any = None  # the Image tab's "Enhance in Extras" button
     extras_image: Any = None  # the Extras tab's picture

@@ -211,6 +211,11 @@ ROWS = [
         {"text": "Hi.", "reference": F + "short.wav", "consent": True, "reference_text": ""},
         "is empty",
     ),
+    # video
+    ("/generate_video", {"prompt": ""}, "The description (prompt) is empty"),
+    ("/generate_video", {"prompt": "waves", "num_frames": 500}, "must be between 5 and 81"),
+    ("/generate_video", {"prompt": "waves", "model": "tiny:wan-ti2v", "first_frame": F + "text.png"}, "not a picture"),
+    ("/generate_video", {"prompt": "waves", "soundtrack": F + "text.wav"}, "not an audio file the studio can read"),
     # face swap
     (
         "/swap_face",

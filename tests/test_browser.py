@@ -122,6 +122,26 @@ def test_cloning_a_voice_asks_for_consent_first(page: Page, server, tmp_path):
     expect(page.locator("#voice-audio audio[src], #voice-audio [data-testid^='waveform']").first).to_be_attached()
 
 
+def test_a_picture_from_the_image_tab_becomes_a_video_that_plays(page: Page, server):
+    picture_made_in_page(page, server["url"], "a lighthouse")
+    page.locator("#image-to-video").click()  # Animate this picture
+    expect(page.get_by_role("tab", name="Video")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#video-first-frame img")).to_be_visible()
+    page.locator("#video-model input").click()
+    page.get_by_role("option", name="tiny:wan-ti2v").click()
+    for name, value in (("num-frames", "9"), ("width", "64"), ("height", "64")):
+        box = page.locator(f"#video-{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#video-prompt textarea").fill("the light turns slowly")
+    page.locator("#video-generate").click()
+    expect(page.locator("#video-status")).to_contain_text("Done:", timeout=60_000)
+    player = page.locator("#video-result video")
+    expect(player).to_be_attached()
+    page.wait_for_function("document.querySelector('#video-result video').readyState >= 1", timeout=15_000)
+    assert page.evaluate("document.querySelector('#video-result video').videoWidth") == 64  # the browser decodes it
+
+
 def test_music_generate_shows_a_player(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()

@@ -16,6 +16,7 @@ from core import checks, faces, outputs, provenance, saving, serving
 from core import enhance as enhancers
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
+from core.provenance import visible_label as label  # noqa: F401 (video.py takes it from here)
 from core.settings import Settings
 from tabs.faceswap import neural
 
@@ -210,23 +211,6 @@ def swapped_faces(found: list, index: int) -> list:
 def _area(face: faces.Face) -> int:
     x0, y0, x1, y1 = face.box
     return (x1 - x0) * (y1 - y0)
-
-
-def label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
-    """A small, legible label in the bottom-right corner."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    im = Image.fromarray(image)
-    size = max(12, im.height // 32)
-    font = ImageFont.load_default(size=size)
-    draw = ImageDraw.Draw(im, "RGBA")
-    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
-    pad = size // 3
-    w, h = x1 - x0 + 2 * pad, y1 - y0 + 2 * pad
-    left, top = im.width - w - pad, im.height - h - pad
-    draw.rectangle([left, top, left + w, top + h], fill=(0, 0, 0, 150))
-    draw.text((left + pad - x0, top + pad - y0), text, font=font, fill=(255, 255, 255, 235))
-    return np.asarray(im)
 
 
 def audit(settings: Settings, entry: dict) -> None:

@@ -96,6 +96,7 @@ def _inputs(ctx: ui.Context, page: Page) -> None:
                 elem_id="faceswap-video",
                 sources=["upload"],
             )
+            ctx.shared.faceswap_target_video = page.target_video
             with gr.Row():
                 page.swap_video = gr.Button("Swap every frame", variant="primary", elem_id="faceswap-swap-video")
                 page.stop = gr.Button("Stop", variant="stop")

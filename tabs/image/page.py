@@ -341,6 +341,7 @@ def _results(ctx: ui.Context, page: Page) -> None:
         ctx.shared.image_to_music = gr.Button("🎵 Make a soundtrack", size="sm", elem_id="image-to-music")
         ctx.shared.image_to_faceswap = gr.Button("🎭 Use as face-swap target", size="sm", elem_id="image-to-faceswap")
         ctx.shared.image_to_extras = gr.Button("🔍 Upscale in Extras", size="sm", elem_id="image-to-extras")
+        ctx.shared.image_to_video = gr.Button("🎬 Animate this picture", size="sm", elem_id="image-to-video")
     page.upscaler = ui.choice(
         gr.Dropdown, [LANCZOS, *enhance.upscaler_choices(ctx.settings)], param="upscaler", value=LANCZOS,
         label="⤢ Upscale ×2 with", info="Lanczos resampling, or an upscaler model (see the Extras tab)",

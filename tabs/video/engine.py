@@ -1,0 +1,333 @@
+"""Video tab: text to video and picture to video with Wan (diffusers' WanPipeline / WanImageToVideoPipeline), progress
+in denoising steps with a preview of the middle frame, Stop at the next step, an H.264 MP4 (PyAV) with an optional
+soundtrack (AAC), a visible label, the recipe and content credentials. Plain Python: the page, the API, the CLI and
+the tests call `generate_video`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from core import audio, checks, hub, outputs, provenance, saving
+from core.device import Worker, gpu, import_lock, imported
+from core.errors import Stopped, UserError
+from core.models import ModelCache
+from core.settings import Settings
+
+SETTING = "STUDIO_VIDEO_MODEL"
+
+
+@dataclass(frozen=True)
+class VideoModel:
+    fps: int  # the frame rate it was trained at
+    width: int  # its own size
+    height: int
+    steps: int
+    guidance: float
+    first_frame: bool  # it can start from a picture
+    licence: str
+
+
+CURATED = {
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": VideoModel(16, 832, 480, 50, 5.0, False, "Apache-2.0"),  # ~8 GB of GPU
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": VideoModel(24, 832, 480, 50, 5.0, True, "Apache-2.0"),  # text or picture
+}
+TINY = {
+    "tiny:wan": VideoModel(16, 64, 64, 2, 5.0, False, "none (random weights)"),
+    "tiny:wan-ti2v": VideoModel(24, 64, 64, 2, 5.0, True, "none (random weights)"),
+}
+PIPELINES = ("WanPipeline", "WanImageToVideoPipeline")
+MAX_FPS = 30
+MAX_STEPS = 100
+PREVIEWS = 5  # previews of the middle frame over a run
+UPDATE_EVERY_S = 0.25
+EXAMPLES = [
+    "a red fox trotting through fresh snow in a birch forest, morning light, slow camera pan",
+    "waves rolling onto a sandy beach at sunset, gentle motion, cinematic",
+    "a paper boat drifting down a rain-filled street gutter, close-up",
+]
+
+
+def model_choices(settings: Settings) -> list[str]:
+    first = settings.model_for("video")
+    others = list(TINY if settings.tiny else CURATED)
+    return [first] + [m for m in others if m != first]
+
+
+def model_defaults(model_id: str, folder: Path | None = None) -> VideoModel:
+    """The curated models' own settings; for another Wan folder, Wan 2.1's (or Wan 2.2's where it takes a picture)."""
+    known = {**CURATED, **TINY}.get(model_id)
+    if known:
+        return known
+    ti2v = False
+    if folder is not None and (folder / "model_index.json").exists():
+        import json
+
+        index = json.loads((folder / "model_index.json").read_text())
+        ti2v = bool(index.get("expand_timesteps")) or index.get("_class_name") == "WanImageToVideoPipeline"
+    return VideoModel(24 if ti2v else 16, 832, 480, 50, 5.0, ti2v, "the model's own")
+
+
+@dataclass(frozen=True)
+class VideoParams:
+    prompt: str
+    _: KW_ONLY
+    negative_prompt: str = ""
+    num_frames: int = 33  # 4k+1 (Wan's rule); 33 frames at 16 fps is 2 s
+    fps: int = 16
+    width: int = 832
+    height: int = 480
+    steps: int = 50
+    guidance_scale: float = 5.0
+    seed: int | None = -1
+
+
+@dataclass
+class VideoUpdate:
+    step: int
+    steps: int
+    elapsed: float
+    seed: int
+    preview: Any = None  # a PIL picture of the middle frame, now and then
+    path: Path | None = None
+    recipe: dict | None = None
+    done: bool = False
+    notes: tuple[str, ...] = ()
+
+    def status(self) -> str:
+        said = " ".join(self.notes)
+        if self.done:
+            seconds = self.recipe["num_frames"] / self.recipe["fps"] if self.recipe else 0
+            return f"Done: {seconds:.1f} s of video in {self.elapsed:.0f} s, seed {self.seed}. {said}".strip()
+        if not self.step:
+            return f"Starting… {said}".strip()
+        per_step = self.elapsed / self.step
+        left = per_step * (self.steps - self.step)
+        done = f"Step {self.step} of {self.steps} · {per_step:.1f} s per step · about {left:.0f} s left."
+        return f"{done} {said}".strip()
+
+
+def snap(settings: Settings, p: VideoParams, multiple: int) -> tuple[VideoParams, list[str]]:
+    """The parameters checked, with frames made 4k+1 and the size a multiple of what the model needs (said)."""
+    notes = []
+    prompt = checks.check_text(p.prompt, checks.named("prompt", "description"), settings.max_prompt_chars)
+    negative = checks.check_text(p.negative_prompt, checks.named("negative_prompt"), settings.max_prompt_chars, False)
+    most = settings.max_video_frames
+    frames = int(checks.check_number(p.num_frames, checks.named("num_frames", "frames"), 5, most, integer=True))
+    if (frames - 1) % 4:
+        frames = (frames - 1) // 4 * 4 + 1
+        notes.append(f"Frames made {frames} (Wan takes 4k+1).")
+    fps = int(checks.check_number(p.fps, checks.named("fps", "frame rate"), 4, MAX_FPS, integer=True))
+    side = settings.max_image_size
+    size = {}
+    for name in ("width", "height"):
+        value = int(checks.check_number(getattr(p, name), name, multiple, side, integer=True))
+        size[name] = value // multiple * multiple
+        if size[name] != value:
+            notes.append(f"The {name} was made {size[name]} (a multiple of {multiple}).")
+    steps = int(checks.check_number(p.steps, "steps", 1, MAX_STEPS, integer=True))
+    guidance = float(checks.check_number(p.guidance_scale, checks.named("guidance_scale"), 1, 20))
+    seed = checks.resolve_seed(p.seed)
+    checked = VideoParams(
+        prompt, negative_prompt=negative, num_frames=frames, fps=fps, steps=steps, guidance_scale=guidance, seed=seed,
+        **size,
+    )  # fmt: skip
+    return checked, notes
+
+
+def load_video_pipeline(folder: Path, device: str, dtype: Any) -> Any:
+    """A Wan pipeline from its folder (safetensors only, no remote code); the VAE in float32, as Wan's authors
+    run it."""
+    import json
+
+    torch = imported("torch")
+    with import_lock:
+        import diffusers
+
+    name = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name")
+    if name not in PIPELINES:
+        raise UserError(f"This folder holds a {name}, not a Wan video pipeline ({' or '.join(PIPELINES)}).")
+    pipe = getattr(diffusers, name).from_pretrained(folder, dtype=dtype, use_safetensors=True)
+    pipe.vae.to(torch.float32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _first_frame_picture(path: Any, width: int, height: int) -> tuple[Any, str]:
+    """The first frame, cropped to the video's shape and resized (the pipeline only resizes), and its SHA-256."""
+    from PIL import ImageOps
+
+    image = checks.open_image_file(path, "first frame (first_frame)", "The first frame is not a picture the studio "
+                                   "can read (PNG, JPEG or WebP).")  # fmt: skip
+    return ImageOps.fit(image.convert("RGB"), (width, height)), outputs.file_sha256(path)
+
+
+def write_mp4(frames: Any, path: Path, fps: int, soundtrack: tuple[Any, int] | None, label: bool) -> None:
+    """uint8 frames (T, H, W, 3) as H.264 (yuv420p, moov first: plays in every browser) at `fps`, each with the
+    visible label where asked; the soundtrack (samples, rate) as AAC, cut or padded to the video's length."""
+    import av
+    import numpy as np
+
+    rate = Fraction(fps)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.height, video.width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+        video.pix_fmt, video.options = "yuv420p", {"crf": "18", "preset": "medium"}
+        sound = None
+        if soundtrack is not None:  # every stream before the first packet: the header is written then
+            samples, sample_rate = soundtrack
+            sound = out.add_stream("aac", rate=sample_rate, layout="mono")
+        for i, rgb in enumerate(frames):
+            rgb = provenance.visible_label(rgb) if label else rgb
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: video.height, : video.width]), "rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            length = int(len(frames) / fps * sample_rate)
+            track = np.zeros(length, np.float32)
+            track[: min(length, len(samples))] = samples[:length]
+            for start in range(0, length, 1024):
+                chunk = av.AudioFrame.from_ndarray(track[None, start : start + 1024], format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = sample_rate, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode())
+
+
+@gpu(duration=600)  # spaces.GPU on ZeroGPU Spaces: a video takes minutes
+def generate_video(
+    cache: ModelCache,
+    settings: Settings,
+    params: VideoParams,
+    *,
+    model: str | None = None,
+    first_frame: Any = None,
+    soundtrack: Any = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Iterator[VideoUpdate]:
+    """A video of `params.prompt` (starting from the `first_frame` picture, a path, with a model that takes one;
+    with the `soundtrack` clip, a path, muxed under it): yields progress and previews, then the saved MP4."""
+    # 1. check the inputs
+    model_id = checks.check_model_choice(
+        model or settings.model_for("video"), model_choices(settings), settings.allow_custom_models, SETTING
+    )
+    known = model_defaults(model_id)
+    if first_frame not in (None, "") and not known.first_frame and model_id in {**CURATED, **TINY}:
+        raise UserError(
+            f"{model_id} makes videos from text only: choose Wan2.2-TI2V-5B to start from a picture (first_frame)."
+        )
+    multiple = 32 if known.first_frame else 16
+    params, notes = snap(settings, params, multiple)
+    sound = audio.read_audio_clip(soundtrack, "soundtrack", 600) if soundtrack not in (None, "") else None
+    picture = _first_frame_picture(first_frame, params.width, params.height) if first_frame not in (None, "") else None
+    stop = stop or threading.Event()
+    start = time.perf_counter()
+    # 2-3. the pipeline from the cache makes the frames, step by step
+    torch = imported("torch")
+    dtype = torch.bfloat16 if cache.device.startswith("cuda") else torch.float32
+    options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
+    with cache.model("video", model_id, load_video_pipeline, **options) as pipe:
+        frames = yield from _denoise(pipe, params, picture, stop, progress, start, tuple(notes))
+    # 4. saved with its recipe, labels and soundtrack
+    recipe = outputs.base_recipe(
+        "video",
+        model_id,
+        **asdict(params),
+        mode="picture to video" if picture else "text to video",
+        first_frame_sha256=picture[1] if picture else None,
+        soundtrack=_clip_facts(soundtrack, sound),
+        labelled=settings.video_label,
+        licence=known.licence,
+        device=cache.device,
+        dtype=str(dtype).replace("torch.", ""),
+        versions=outputs.library_versions("torch", "diffusers", "transformers", "av"),
+    )
+
+    def write(tmp: Path, _recipe: dict) -> None:  # the frames carry the visible label; no invisible watermark
+        write_mp4(frames, tmp, params.fps, sound, settings.video_label)
+
+    edited = picture is not None or sound is not None  # it holds something the user gave
+    saved = saving.finish(
+        settings, "video", params.prompt, "mp4", recipe, write, edited=edited, label=settings.video_label
+    )
+    yield VideoUpdate(
+        params.steps, params.steps, time.perf_counter() - start, params.seed, path=saved.path, recipe=saved.recipe,
+        done=True, notes=tuple(notes),
+    )  # fmt: skip
+
+
+def _clip_facts(path: Any, sound: tuple | None) -> dict | None:
+    return {"sha256": outputs.file_sha256(path), "seconds": round(len(sound[0]) / sound[1], 2)} if sound else None
+
+
+def _denoise(
+    pipe: Any, params: VideoParams, picture: Any, stop: Any, progress: Any, start: float, notes: tuple
+) -> Iterator[VideoUpdate]:
+    """Run the pipeline on a Worker, yielding each step with now and then a preview; returns uint8 (T, H, W, 3)."""
+    import numpy as np
+
+    torch = imported("torch")
+    job, done, shown = Worker("video"), [0], [None]
+    every = max(1, params.steps // PREVIEWS)
+
+    def on_step_end(p: Any, i: int, t: Any, kwargs: dict) -> dict:
+        if stop.is_set() or job.halt.is_set():
+            raise Stopped  # at the next step, before anything is decoded
+        done[0] = i + 1
+        if (i + 1) % every == 0 and i + 1 < params.steps:
+            estimate = (getattr(p.scheduler, "model_outputs", None) or [None])[-1]
+            try:  # a preview is a nicety: never the reason a video fails
+                shown[0] = _preview(p, estimate if estimate is not None else kwargs["latents"])
+            except Exception:  # noqa: BLE001
+                shown[0] = None
+        return {}
+
+    if picture is not None and type(pipe).__name__ == "WanPipeline":  # Wan 2.2 TI2V: the same weights
+        with import_lock:
+            from diffusers import WanImageToVideoPipeline
+        pipe = WanImageToVideoPipeline.from_pipe(pipe)
+    call = dict(
+        prompt=params.prompt, negative_prompt=params.negative_prompt or None, num_frames=params.num_frames,
+        width=params.width, height=params.height, num_inference_steps=params.steps,
+        guidance_scale=params.guidance_scale, output_type="np", callback_on_step_end=on_step_end,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )  # fmt: skip
+    if picture is not None:
+        call["image"] = picture[0]
+
+    def run() -> Any:
+        generator = torch.Generator("cpu").manual_seed(params.seed)
+        with torch.inference_mode():
+            made = pipe(**call, generator=generator).frames[0]
+        return (np.clip(made, 0, 1) * 255).round().astype(np.uint8)
+
+    with job.start(run):
+        while not job.finished.wait(UPDATE_EVERY_S):
+            if progress:
+                progress(done[0] / params.steps, f"Step {done[0]}/{params.steps}")
+            preview, shown[0] = shown[0], None
+            yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, preview, notes=notes)
+    return job.result()
+
+
+def _preview(pipe: Any, latents: Any) -> Any:
+    """The middle frame of the video as it stands, decoded alone (the causal VAE decodes one latent frame as one
+    picture: a fraction of a full decode)."""
+    from PIL import Image
+
+    torch = imported("torch")
+    vae = pipe.vae
+    middle = latents[:, :, latents.shape[2] // 2 : latents.shape[2] // 2 + 1].to(vae.dtype)
+    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(middle)
+    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(middle)
+    with torch.inference_mode():
+        picture = vae.decode(middle * std + mean, return_dict=False)[0][0, :, 0]
+    rgb = ((picture.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().cpu().numpy()
+    return Image.fromarray(rgb)

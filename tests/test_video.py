@@ -1,0 +1,145 @@
+"""The Video tab: tiny Wan pipelines of the real classes (text to video like Wan 2.1 1.3B; text or picture to video
+like Wan 2.2 TI2V 5B) through the engine, the API and the CLI; what a user gets: an H.264 MP4 that browsers play, at
+the frame count, size and frame rate asked, with its soundtrack, its label and its credentials."""
+
+import json
+import re
+import threading
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from core.errors import Stopped, UserError
+from tabs.verify.engine import verify_file
+from tabs.video.engine import VideoParams, generate_video
+
+
+def made(cache, settings, prompt="a fox in the snow", model="tiny:wan", **kwargs):
+    options = {k: kwargs.pop(k) for k in ("first_frame", "soundtrack", "stop") if k in kwargs}
+    params = VideoParams(prompt, **{"num_frames": 9, "fps": 8, "width": 64, "height": 64, "steps": 2, **kwargs})
+    updates = list(generate_video(cache, settings.replace(tiny=True), params, model=model, **options))
+    return updates[-1], updates
+
+
+def frames_of(path):
+    with av.open(str(path)) as f:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in f.decode(video=0)])
+
+
+def streams_of(path):
+    with av.open(str(path)) as f:
+        return {s.type: s for s in f.streams}, {s.type: float(s.duration * s.time_base) for s in f.streams}
+
+
+def test_a_video_is_an_h264_mp4_at_the_frames_size_and_rate_asked_with_its_label_and_recipe(shared_cache, settings):
+    final, updates = made(shared_cache, settings, seed=3, steps=5)
+    streams, seconds = streams_of(final.path)
+    video = streams["video"].codec_context
+    assert (video.name, video.pix_fmt, video.width, video.height) == ("h264", "yuv420p", 64, 64)
+    assert float(streams["video"].average_rate) == 8 and abs(seconds["video"] - 9 / 8) < 0.01
+    assert len(frames_of(final.path)) == 9 and "audio" not in streams
+    assert [u.step for u in updates if not u.done][-1] == 5 and any(u.preview is not None for u in updates)
+    assert final.status().startswith("Done: 1.1 s of video")
+    recipe = json.loads(final.path.with_suffix(".json").read_text())
+    assert recipe["mode"] == "text to video" and recipe["num_frames"] == 9 and recipe["labelled"] is True
+    report = verify_file(final.path, settings)
+    assert report["kind"] == "video" and report["content_credentials"]["state"] in ("Valid", "Trusted")
+    unlabelled, _ = made(shared_cache, settings.replace(video_label=False), seed=3, steps=5)
+    corner = (slice(None), slice(48, 64), slice(24, 64))  # the label's corner, bottom right
+    a, b = frames_of(final.path), frames_of(unlabelled.path)
+    assert np.abs(a[corner].astype(int) - b[corner].astype(int)).mean() > 10  # the label is there
+    assert np.abs(a[:, :16, :16].astype(int) - b[:, :16, :16].astype(int)).mean() < 3  # and only there
+
+
+def test_a_seed_repeats_a_video_and_another_seed_changes_it(shared_cache, settings):
+    one, two, other = (frames_of(made(shared_cache, settings, seed=s)[0].path) for s in (5, 5, 6))
+    assert np.array_equal(one, two)
+    assert np.abs(one.astype(int) - other.astype(int)).mean() > 0.5  # (random weights: a grey, faint video)
+
+
+def test_frames_and_size_are_made_what_wan_takes_and_the_user_is_told(shared_cache, settings):
+    final, _ = made(shared_cache, settings, num_frames=11, width=70, height=64)
+    assert len(frames_of(final.path)) == 9 and streams_of(final.path)[0]["video"].codec_context.width == 64
+    assert "Frames made 9 (Wan takes 4k+1)." in final.status() and "width was made 64" in final.status()
+
+
+def test_a_picture_opens_the_video_with_wan_2_2(shared_cache, settings, tmp_path):
+    picture = tmp_path / "first.png"
+    Image.new("RGB", (96, 64), (200, 40, 40)).save(picture)
+    one, _ = made(shared_cache, settings, model="tiny:wan-ti2v", first_frame=str(picture), seed=1)
+    other, _ = made(shared_cache, settings, model="tiny:wan-ti2v", first_frame=str(picture), seed=2)
+    a, b = frames_of(one.path), frames_of(other.path)
+    assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() < 2  # the first frame is the picture's, whatever seed
+    assert np.abs(a[1:].astype(int) - b[1:].astype(int)).mean() > 2  # the rest moves with the seed
+    assert one.recipe["mode"] == "picture to video" and one.recipe["first_frame_sha256"]
+    assert one.recipe["provenance"]["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    with pytest.raises(UserError, match=r"makes videos from text only: choose Wan2\.2-TI2V-5B"):
+        made(shared_cache, settings, model="tiny:wan", first_frame=str(picture))
+
+
+def test_a_soundtrack_is_muxed_under_the_video_for_its_length(shared_cache, settings, tmp_path):
+    music = tmp_path / "music.wav"
+    t = np.arange(5 * 32000) / 32000
+    sf.write(music, (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 32000)
+    final, _ = made(shared_cache, settings, soundtrack=str(music), num_frames=17, fps=8)
+    streams, seconds = streams_of(final.path)
+    assert streams["audio"].codec_context.name == "aac"
+    assert abs(seconds["audio"] - 17 / 8) < 1 / 8 and abs(seconds["video"] - 17 / 8) < 0.01  # cut to the video
+    with av.open(str(final.path)) as f:
+        sound = np.concatenate([frame.to_ndarray().reshape(-1) for frame in f.decode(audio=0)])
+    assert np.sqrt(np.mean(sound**2)) > 0.1  # the music is heard, not silence
+    assert final.recipe["soundtrack"]["seconds"] == 5.0
+
+
+def test_stop_ends_at_the_next_step_and_saves_nothing(shared_cache, settings):
+    stop = threading.Event()
+    run = generate_video(
+        shared_cache, settings.replace(tiny=True), VideoParams("waves", num_frames=9, width=64, height=64, steps=40),
+        model="tiny:wan", stop=stop,
+    )  # fmt: skip
+    next(run)
+    stop.set()
+    with pytest.raises(Stopped):
+        list(run)
+    assert not (settings.output_dir / "video").exists() or not list((settings.output_dir / "video").rglob("*.mp4"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"prompt": ""}, "The description (prompt) is empty"),
+        ({"num_frames": 200}, "The frames (num_frames) must be between 5 and 81; got 200."),
+        ({"fps": 0}, "The frame rate (fps) must be between 4 and 30; got 0."),
+        ({"width": 4000}, "The width must be between 16 and 1024; got 4000."),
+        ({"steps": 0}, "The steps must be between 1 and 100; got 0."),
+        ({"first_frame": __file__}, "The first frame is not a picture the studio can read"),
+    ],
+)
+def test_bad_input_is_one_sentence_naming_the_field(shared_cache, settings, kwargs, fragment):
+    model = "tiny:wan-ti2v" if "first_frame" in kwargs else "tiny:wan"
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        made(shared_cache, settings, model=model, **kwargs)
+
+
+def test_generate_video_through_the_api(client):
+    video, _preview, status, seed, recipe = client.predict(
+        prompt="a lighthouse at night", num_frames=9, width=64, height=64, steps=2, seed=4, api_name="/generate_video"
+    )
+    path = video["video"] if isinstance(video, dict) else video
+    assert status.startswith("Done:") and seed == 4 and recipe["model"] == "tiny:wan"
+    assert streams_of(path)[0]["video"].codec_context.name == "h264"
+
+
+def test_cli_video(tiny_dir, tmp_path):
+    from test_cli import cli
+
+    done = cli(
+        "video", "--prompt", "rain on a window", "--frames", "9", "--width", "64", "--height", "64", "--steps", "2",
+        "--seed", "2", tiny_dir=tiny_dir, out=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (path,) = done.stdout.splitlines()
+    assert "seed 2" in done.stderr and path.endswith(".mp4") and len(frames_of(path)) == 9
