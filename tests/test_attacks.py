@@ -294,8 +294,9 @@ def test_every_event_answers_junk_quickly_in_bounded_memory_and_others_are_serve
 
             with ThreadPoolExecutor(4) as pool:
                 for round_ in range(8):
-                    for at in range(0, len(raw.events), 4):
-                        group = raw.events[at : at + 4]
+                    taking = [e for e in raw.events if e["inputs"] or round_ == 0]  # no inputs: one round says all
+                    for at in range(0, len(taking), 4):
+                        group = taking[at : at + 4]
                         memory.reset()
                         list(pool.map(attack, group, [round_] * len(group)))  # re-raises the first failure
                         names = ", ".join(str(e.get("api_name")) for e in group)
