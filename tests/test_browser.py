@@ -240,6 +240,8 @@ def test_a_refused_answer_leaves_no_waiting_line(page: Page, server):
     page.get_by_role("tab", name="Text").click()
     page.get_by_text("Sampling", exact=True).click()
     page.locator("#text-seed input").fill("-5")  # refused by the answer step, after the message was taken
+    page.locator("#text-seed input").press("Tab")  # as a user leaves the box: the page takes the value then
+    expect(page.locator("#text-seed input")).to_have_value("-5")
     page.locator("#text-message textarea").fill("Hello")
     page.locator("#text-message textarea").press("Enter")
     expect(page.get_by_text("seed must be between 0").first).to_be_visible(timeout=15_000)

@@ -45,7 +45,8 @@ from app.server import build_app, launch
 from core.settings import Settings
 
 s = Settings(host="127.0.0.1", port=int(os.environ["PORT"]), text_model=os.environ["TEXT"],
-             image_model=os.environ["IMAGE"], music_model=os.environ["MUSIC"], output_dir=Path(os.environ["OUT"]),
+             image_model=os.environ["IMAGE"], music_model=os.environ["MUSIC"], video_model=os.environ["VIDEO"],
+             output_dir=Path(os.environ["OUT"]),
              cache_dir=Path(os.environ["OUT"]) / "cache", offline=True, device="cpu")
 demo = build_app(s)
 launch(demo, s, block=False, warm=False, quiet=True)
@@ -53,13 +54,17 @@ client = Client(f"http://127.0.0.1:{s.port}/", analytics_enabled=False, verbose=
 client.predict(prompt="hello", max_new_tokens=4, seed=1, api_name="/generate_text")
 client.predict(prompt="a fox", steps=1, width=64, height=64, seed=1, api_name="/generate_image")
 client.predict(prompt="jazz", duration=1, seed=1, api_name="/generate_music")
+client.predict(text="Hello there.", seed=1, api_name="/speak")
+client.predict(prompt="waves", num_frames=5, width=32, height=32, steps=1, seed=1, api_name="/generate_video")
 demo.close()
 print("GRANTED", json.dumps(spaces.granted))
 """
 
 
-def test_every_generation_runs_inside_a_gpu_grant(tmp_path, tiny_text, tiny_image, tiny_music):
+def test_every_generation_runs_inside_a_gpu_grant(tmp_path, tiny_text, tiny_image, tiny_music, tiny_dir):
     from helpers import free_port
+
+    from core import tiny
 
     (tmp_path / "spaces").mkdir()
     (tmp_path / "spaces" / "__init__.py").write_text(textwrap.dedent(STAND_IN))
@@ -71,6 +76,7 @@ def test_every_generation_runs_inside_a_gpu_grant(tmp_path, tiny_text, tiny_imag
         "TEXT": str(tiny_text),
         "IMAGE": str(tiny_image),
         "MUSIC": str(tiny_music),
+        "VIDEO": str(tiny.ensure("tiny:wan", tiny_dir)),
         "OUT": str(tmp_path / "out"),
     }
     run = subprocess.run(
@@ -80,4 +86,4 @@ def test_every_generation_runs_inside_a_gpu_grant(tmp_path, tiny_text, tiny_imag
     assert line, run.stdout[-2000:] + run.stderr[-4000:]
     granted = json.loads(line.removeprefix("GRANTED "))
     # each tab's whole generation (the function its handler runs) got the GPU, and no helper asked for its own grant
-    assert set(granted) == {"generate_text", "generate_image", "generate_music"}, granted
+    assert set(granted) == {"generate_text", "generate_image", "generate_music", "speak", "generate_video"}, granted
