@@ -314,7 +314,9 @@ def _denoise(
                 progress(done[0] / params.steps, f"Step {done[0]}/{params.steps}")
             preview, shown[0] = shown[0], None
             yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, preview, notes=notes)
-    return job.result()
+    made = job.result()  # a fast run may end between two polls: its last step (and preview) is still shown
+    yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, shown[0], notes=notes)
+    return made
 
 
 def _preview(pipe: Any, latents: Any) -> Any:
