@@ -174,6 +174,26 @@ def _narration(ctx: ui.Context, page: Page) -> None:
         page.narrated = gr.Audio(label="Narrated track", type="filepath", interactive=False, elem_id="voice-narrated")
 
 
+def _shows(ctx: ui.Context, page: Page, summary: str, history: list | None):
+    """How a run's updates show in the page (speech or a clone): status and seed, then the WAV, its waveform, its
+    recipe and a History entry."""
+
+    def show(u: Any) -> dict:
+        shown = {page.status: u.status(), page.seed_used: u.seed}
+        if not u.done:
+            return shown
+        entry = record("Voice", summary, [u.path, u.path.with_suffix(".json")])
+        return {
+            **shown,
+            page.audio: str(u.path),
+            page.picture: u.waveform,
+            page.recipe_view: u.recipe,
+            ctx.history: prepend(history, entry),
+        }
+
+    return show
+
+
 def _wire(ctx: ui.Context, page: Page) -> None:
     settings = ctx.settings
 
@@ -209,20 +229,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         def work(stop) -> Iterator[SpeechUpdate]:
             return engine.speak(ctx.cache, settings, params, stop=stop, progress=progress)
 
-        def show(u: SpeechUpdate) -> dict:
-            shown = {page.status: u.status(), page.seed_used: u.seed}
-            if not u.done:
-                return shown
-            entry = record("Voice", params.text, [u.path, u.path.with_suffix(".json")])
-            return {
-                **shown,
-                page.audio: str(u.path),
-                page.picture: u.waveform,
-                page.recipe_view: u.recipe,
-                ctx.history: prepend(history, entry),
-            }
-
-        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+        yield from jobs.run(ctx, request, TAB, ticket, work, _shows(ctx, page, params.text, history))
 
     fields = ("text", "voice", "language", "speed", "seed")
     inputs = {**{name: getattr(page, name) for name in fields}, "history": ctx.history}
@@ -290,20 +297,8 @@ def _wire_cloning(ctx: ui.Context, page: Page, outs: list, common: dict) -> None
                 ctx.cache, settings, reference, params, consent=consent, stop=stop, progress=progress
             )
 
-        def show(u: clone.CloneUpdate) -> dict:
-            shown = {page.status: u.status(), page.seed_used: u.seed}
-            if not u.done:
-                return shown
-            entry = record("Voice", f"cloned: {params.text}", [u.path, u.path.with_suffix(".json")])
-            return {
-                **shown,
-                page.audio: str(u.path),
-                page.picture: u.waveform,
-                page.recipe_view: u.recipe,
-                ctx.history: prepend(history, entry),
-            }
-
-        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+        summary = f"cloned: {params.text}"
+        yield from jobs.run(ctx, request, TAB, ticket, work, _shows(ctx, page, summary, history))
 
     inputs = {
         "text": page.clone_text, "reference": page.reference, "reference_text": page.reference_text,
