@@ -93,6 +93,19 @@ def wire(ctx: ui.Context) -> None:
         s.video_to_faceswap.click(
             video_made, s.video_result, [s.faceswap_target_video, tabs], api_visibility="private", queue=False
         )
+    if ready(s.video_to_image, s.video_result, s.video_frame, s.image_init, s.image_init_panel):
+        from tabs.video.engine import video_frame
+
+        def frame_to_image(path: str | None, number: int):
+            if not path:
+                raise gr.Error("Make a video first; then one of its frames can go to the Image tab.")
+            picture = video_frame(path, number, ctx.settings.max_video_frames)
+            return picture, gr.Accordion(open=True), go("image")
+
+        s.video_to_image.click(
+            ui.user_errors(frame_to_image), [s.video_result, s.video_frame], [s.image_init, s.image_init_panel, tabs],
+            api_visibility="private", queue=False,
+        )  # fmt: skip
     if ready(s.image_to_music, s.image_prompt, s.music_prompt):
 
         def soundtrack(prompt: str):

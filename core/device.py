@@ -108,6 +108,22 @@ def free_memory() -> None:
         torch.mps.empty_cache()
 
 
+def place_pipeline(pipe: Any, device: str, weight_bytes: int) -> bool:
+    """The pipeline on `device`; on a GPU it does not fit (its weights over 80% of the free memory), offloaded: each
+    part moves to the GPU only while it runs (diffusers' model CPU offload), as ComfyUI and Forge do. True where
+    it was offloaded."""
+    import torch
+
+    offload = device.startswith("cuda") and weight_bytes > 0.8 * torch.cuda.mem_get_info(device)[0]
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    if device == "mps":
+        pipe.enable_attention_slicing()
+    return offload
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator's "can't allocate memory"."""
     text = str(exc).lower()

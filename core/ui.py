@@ -141,6 +141,10 @@ class Handoffs:
     video_use_music: Any = None  # its "Use the Music tab's result" button
     video_result: Any = None  # its result (an MP4 path)
     video_to_faceswap: Any = None  # its "Swap a face in this video" button
+    video_frame: Any = None  # its "Frame" slider (which frame goes to the Image tab)
+    video_to_image: Any = None  # its "Send this frame to the Image tab" button
+    image_init: Any = None  # the Image tab's input picture (image to image)
+    image_init_panel: Any = None  # the accordion that holds it
     faceswap_target_video: Any = None  # the Face swap tab's target video
     faceswap_target: Any = None
     image_to_extras: Any = None  # the Image tab's "Enhance in Extras" button

@@ -386,7 +386,7 @@ PUBLIC = [  # every public endpoint but GAN training (whose valid values may ask
     "generate_image", "image_to_image", "inpaint", "outpaint", "upscale", "xyz_plot", "control_map",
     "restore_image_settings", "generate_text", "generate_music", "continue_music", "swap_face", "swap_face_video",
     "gan_walk", "verify", "expand_image_prompt", "live_image", "keep_image", "speak",
-    "narrate", "clone_voice", "generate_video",
+    "narrate", "clone_voice", "generate_video", "add_soundtrack",
 ]  # fmt: skip
 
 
@@ -465,6 +465,7 @@ def test_first_requests_of_every_tab_at_once_on_a_fresh_studio(tmp_path, tiny_di
         ("/generate_image", {"prompt": "a fox", "seed": 1}),
         ("/generate_music", {"prompt": "piano", "duration": 1}),
         ("/speak", {"text": "Hello there.", "voice": "tiny:vits"}),
+        ("/generate_video", {"prompt": "a fox", "num_frames": 5, "width": 32, "height": 32, "steps": 1}),
         ("/swap_face", {"source_image": str(HOPPER), "target_image": str(ASTRONAUT), "consent": True}),
         ("/verify", {"file": str(ASTRONAUT)}),
         ("/train_gan", {"epochs": 1, "seed": 0}),

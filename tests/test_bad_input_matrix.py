@@ -216,6 +216,9 @@ ROWS = [
     ("/generate_video", {"prompt": "waves", "num_frames": 500}, "must be between 5 and 81"),
     ("/generate_video", {"prompt": "waves", "model": "tiny:wan-ti2v", "first_frame": F + "text.png"}, "not a picture"),
     ("/generate_video", {"prompt": "waves", "soundtrack": F + "text.wav"}, "not an audio file the studio can read"),
+    ("/add_soundtrack", {"music_prompt": "piano", "video": F + "text.mp4"}, "could not be read"),
+    ("/add_soundtrack", {"video": F + "clip.mp4", "music_prompt": ""}, "is empty"),
+    ("/add_soundtrack", {"video": F + "clip.mp4", "soundtrack": F + "text.wav"}, "not an audio file"),
     # face swap
     (
         "/swap_face",

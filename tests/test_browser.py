@@ -140,6 +140,12 @@ def test_a_picture_from_the_image_tab_becomes_a_video_that_plays(page: Page, ser
     expect(player).to_be_attached()
     page.wait_for_function("document.querySelector('#video-result video').readyState >= 1", timeout=15_000)
     assert page.evaluate("document.querySelector('#video-result video').videoWidth") == 64  # the browser decodes it
+    box = page.locator("#video-frame input[type=number]")  # a frame of it goes back to the Image tab
+    box.fill("5")
+    box.press("Enter")
+    page.locator("#video-to-image").click()
+    expect(page.get_by_role("tab", name="Image")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#image-init img")).to_be_visible()
 
 
 def test_music_generate_shows_a_player(page: Page, server):

@@ -80,6 +80,24 @@ def test_a_picture_opens_the_video_with_wan_2_2(shared_cache, settings, tmp_path
         made(shared_cache, settings, model="tiny:wan", first_frame=str(picture))
 
 
+def test_a_wan_folder_of_ones_own_says_what_it_takes(shared_cache, settings, tiny_dir, tmp_path):
+    """A custom folder (allowed on private studios) is read for what it is: a Wan 2.2 TI2V layout takes a picture and
+    sizes in multiples of 32, a Wan 2.1 one refuses a picture with a sentence."""
+    from core import tiny
+    from tabs.video.engine import model_defaults
+
+    ti2v, t2v = (str(tiny.ensure(name, tiny_dir)) for name in ("tiny:wan-ti2v", "tiny:wan"))
+    assert model_defaults(ti2v).first_frame and not model_defaults(t2v).first_frame
+    custom = settings.replace(allow_custom_models=True)
+    picture = tmp_path / "first.png"
+    Image.new("RGB", (64, 64), (20, 160, 40)).save(picture)
+    final, _ = made(shared_cache, custom, model=ti2v, first_frame=str(picture), width=80, height=64, seed=1)
+    assert final.recipe["mode"] == "picture to video" and final.recipe["width"] == 64
+    assert "offload" not in final.recipe  # (on a CPU nothing is offloaded)
+    with pytest.raises(UserError, match="makes videos from text only"):
+        made(shared_cache, custom, model=t2v, first_frame=str(picture))
+
+
 def test_a_soundtrack_is_muxed_under_the_video_for_its_length(shared_cache, settings, tmp_path):
     music = tmp_path / "music.wav"
     t = np.arange(5 * 32000) / 32000
@@ -92,6 +110,48 @@ def test_a_soundtrack_is_muxed_under_the_video_for_its_length(shared_cache, sett
         sound = np.concatenate([frame.to_ndarray().reshape(-1) for frame in f.decode(audio=0)])
     assert np.sqrt(np.mean(sound**2)) > 0.1  # the music is heard, not silence
     assert final.recipe["soundtrack"]["seconds"] == 5.0
+
+
+def test_a_frame_of_a_video_can_be_taken_out_for_the_image_tab(shared_cache, settings, tmp_path):
+    from tabs.video.engine import video_frame
+
+    final, _ = made(shared_cache, settings, seed=7)
+    frames = frames_of(final.path)
+    assert np.array_equal(np.asarray(video_frame(final.path, 4, 81)), frames[3])
+    with pytest.raises(UserError, match=r"The video has 9 frames; choose a frame \(frame\) from 1 to 9"):
+        video_frame(final.path, 20, 81)
+    with pytest.raises(UserError, match=r"between 1 and 81"):
+        video_frame(final.path, 200, 81)
+    with pytest.raises(UserError, match="could not be read"):
+        video_frame(__file__, 1, 81)
+
+
+def test_a_soundtrack_goes_under_a_finished_video_without_touching_its_frames(shared_cache, settings, tmp_path):
+    from tabs.video.soundtrack import add_soundtrack
+
+    final, _ = made(shared_cache, settings, num_frames=17, fps=8, seed=2)
+    music = tmp_path / "music.wav"
+    t = np.arange(3 * 32000) / 32000
+    sf.write(music, (0.4 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 32000)
+    tiny = settings.replace(tiny=True)
+    given = list(add_soundtrack(shared_cache, tiny, final.path, soundtrack=str(music)))[-1]
+    streams, seconds = streams_of(given.path)
+    assert streams["audio"].codec_context.name == "aac" and abs(seconds["audio"] - 17 / 8) < 1 / 8
+    assert np.array_equal(frames_of(given.path), frames_of(final.path))  # the frames were copied, not re-encoded
+    assert given.recipe["soundtrack"]["source"] == "given" and given.recipe["video_sha256"]
+    assert given.recipe["provenance"]["digital_source_type"].endswith("compositeWithTrainedAlgorithmicMedia")
+    composed = list(add_soundtrack(shared_cache, tiny, final.path, music_prompt="calm piano", seed=3))
+    assert any("Composing the soundtrack" in u.said for u in composed[:-1])
+    last = composed[-1]
+    assert streams_of(last.path)[0]["audio"].codec_context.name == "aac"
+    assert last.recipe["soundtrack"]["source"] == "composed"
+    assert last.recipe["soundtrack"]["recipe"]["prompt"] == "calm piano"
+    assert last.recipe["soundtrack"]["recipe"]["duration"] >= 17 / 8  # music as long as the video
+    assert verify_file(last.path, settings)["content_credentials"]["state"] in ("Valid", "Trusted")
+    with pytest.raises(UserError, match=r"music description \(music_prompt\) is empty"):
+        list(add_soundtrack(shared_cache, tiny, final.path))
+    with pytest.raises(UserError, match=r"The video \(video\) could not be read"):
+        list(add_soundtrack(shared_cache, tiny, music, music_prompt="x"))
 
 
 def test_stop_ends_at_the_next_step_and_saves_nothing(shared_cache, settings):
@@ -131,6 +191,21 @@ def test_generate_video_through_the_api(client):
     path = video["video"] if isinstance(video, dict) else video
     assert status.startswith("Done:") and seed == 4 and recipe["model"] == "tiny:wan"
     assert streams_of(path)[0]["video"].codec_context.name == "h264"
+
+
+def test_add_soundtrack_through_the_api(client):
+    from gradio_client import handle_file
+
+    video, *_ = client.predict(
+        prompt="rain", num_frames=9, width=64, height=64, steps=1, seed=1, api_name="/generate_video"
+    )
+    path = video["video"] if isinstance(video, dict) else video
+    result, status, recipe = client.predict(
+        video=handle_file(path), music_prompt="soft rain and piano", api_name="/add_soundtrack"
+    )
+    with_sound = result["video"] if isinstance(result, dict) else result
+    assert status.startswith("Composed music added") and recipe["soundtrack"]["source"] == "composed"
+    assert streams_of(with_sound)[0]["audio"].codec_context.name == "aac"
 
 
 def test_cli_video(tiny_dir, tmp_path):

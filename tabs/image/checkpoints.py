@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.device import import_lock
+from core.device import import_lock, place_pipeline
 from core.errors import UserError
 from core.settings import Settings
 from tabs.image import families
@@ -125,8 +125,6 @@ def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> 
         import torch
         from diffusers import GGUFQuantizationConfig
 
-    from tabs.image.pipelines import place
-
     pipeline_class = getattr(diffusers, json.loads((base_folder / "model_index.json").read_text())["_class_name"])
     if checkpoint.whole:  # the whole pipeline's weights from the file; configs and tokenizers from the folder
         options = {"add_watermarker": False} if "XL" in pipeline_class.__name__ else {}  # the studio marks pictures
@@ -142,7 +140,7 @@ def load(checkpoint: Checkpoint, base_folder: Path, device: str, dtype: Any) -> 
         )
         pipe = pipeline_class.from_pretrained(base_folder, transformer=transformer, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
-    place(pipe, device, checkpoint.path.stat().st_size)
+    place_pipeline(pipe, device, checkpoint.path.stat().st_size)
     pipe._studio_checkpoint = checkpoint  # the recipe says which file and quantisation ran
     return pipe
 

@@ -223,10 +223,11 @@ def _lora_picker(ctx: ui.Context, page: Page) -> None:
 
 def _edit_panels(ctx: ui.Context, page: Page) -> None:
     """Image to image (with outpainting), inpainting, and restoring the settings of a PNG."""
-    with gr.Accordion("Image to image", open=False):
+    with gr.Accordion("Image to image", open=False) as ctx.shared.image_init_panel:
         page.init = ui.checked(gr.Image, checks.IMAGE_UNREADABLE, "input image (image)")(
             label="Input image", type="filepath", format="png", elem_id="image-init", sources=["upload", "clipboard"]
         )
+        ctx.shared.image_init = page.init
         page.strength = ui.slider(
             0.05, 1, param="strength", value=0.5, step=0.05, label="Strength (1 = repaint everything)"
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core import hub, outputs
-from core.device import import_lock, imported
+from core.device import import_lock, imported, place_pipeline
 from core.errors import UserError
 from core.models import ModelCache
 from core.png_recipes import sampler_name
@@ -84,21 +84,8 @@ def load_image_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     keep_vae_in_float32(pipe, dtype)
-    place(pipe, device, hub.weight_bytes(folder))
+    place_pipeline(pipe, device, hub.weight_bytes(folder))
     return pipe
-
-
-def place(pipe: Any, device: str, weight_bytes: int) -> None:
-    """The pipeline on `device`; on a GPU it does not fit (its weights over 80% of the free memory), offloaded: each
-    part moves to the GPU only while it runs (diffusers' model CPU offload), as ComfyUI and Forge do."""
-    import torch
-
-    if device.startswith("cuda") and weight_bytes > 0.8 * torch.cuda.mem_get_info(device)[0]:
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    if device == "mps":
-        pipe.enable_attention_slicing()
 
 
 def keep_vae_in_float32(pipe: Any, dtype: Any) -> None:

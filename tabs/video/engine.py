@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core import audio, checks, hub, outputs, provenance, saving
-from core.device import Worker, gpu, import_lock, imported
+from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
@@ -65,6 +65,8 @@ def model_defaults(model_id: str, folder: Path | None = None) -> VideoModel:
     known = {**CURATED, **TINY}.get(model_id)
     if known:
         return known
+    if folder is None and hub.looks_like_path(model_id):
+        folder = Path(model_id)
     ti2v = False
     if folder is not None and (folder / "model_index.json").exists():
         import json
@@ -143,7 +145,7 @@ def snap(settings: Settings, p: VideoParams, multiple: int) -> tuple[VideoParams
 
 def load_video_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     """A Wan pipeline from its folder (safetensors only, no remote code); the VAE in float32, as Wan's authors
-    run it."""
+    run it. On a GPU too small for it, offloaded part by part, with the VAE decoding in tiles."""
     import json
 
     torch = imported("torch")
@@ -156,7 +158,10 @@ def load_video_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     pipe = getattr(diffusers, name).from_pretrained(folder, dtype=dtype, use_safetensors=True)
     pipe.vae.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    pipe._studio_offloaded = place_pipeline(pipe, device, hub.weight_bytes(Path(folder)))
+    if pipe._studio_offloaded:  # a GPU too small for the whole model is too small for a whole video's decode
+        pipe.vae.enable_tiling()
+    return pipe
 
 
 def _first_frame_picture(path: Any, width: int, height: int) -> tuple[Any, str]:
@@ -219,11 +224,12 @@ def generate_video(
         model or settings.model_for("video"), model_choices(settings), settings.allow_custom_models, SETTING
     )
     known = model_defaults(model_id)
-    if first_frame not in (None, "") and not known.first_frame and model_id in {**CURATED, **TINY}:
+    understood = model_id in {**CURATED, **TINY} or hub.looks_like_path(model_id)  # (a folder says what it holds)
+    if first_frame not in (None, "") and not known.first_frame and understood:
         raise UserError(
             f"{model_id} makes videos from text only: choose Wan2.2-TI2V-5B to start from a picture (first_frame)."
         )
-    multiple = 32 if known.first_frame else 16
+    multiple = 16 if understood and not known.first_frame else 32  # Wan 2.2's VAE packs 16 pixels, then 2x2
     params, notes = snap(settings, params, multiple)
     sound = audio.read_audio_clip(soundtrack, "soundtrack", 600) if soundtrack not in (None, "") else None
     picture = _first_frame_picture(first_frame, params.width, params.height) if first_frame not in (None, "") else None
@@ -235,6 +241,7 @@ def generate_video(
     options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
     with cache.model("video", model_id, load_video_pipeline, **options) as pipe:
         frames = yield from _denoise(pipe, params, picture, stop, progress, start, tuple(notes))
+        placed = {"offload": "model", "vae_tiling": True} if getattr(pipe, "_studio_offloaded", False) else {}
     # 4. saved with its recipe, labels and soundtrack
     recipe = outputs.base_recipe(
         "video",
@@ -246,6 +253,7 @@ def generate_video(
         labelled=settings.video_label,
         licence=known.licence,
         device=cache.device,
+        **placed,
         dtype=str(dtype).replace("torch.", ""),
         versions=outputs.library_versions("torch", "diffusers", "transformers", "av"),
     )
@@ -317,6 +325,35 @@ def _denoise(
     made = job.result()  # a fast run may end between two polls: its last step (and preview) is still shown
     yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, shown[0], notes=notes)
     return made
+
+
+def video_frame(path: Any, number: Any, most: int) -> Any:
+    """Frame `number` (1 = the first) of a video, as a PIL picture: checked from the header before anything is
+    decoded, and never more than `most` frames decoded."""
+    import av
+    from PIL import Image
+
+    number = int(checks.check_number(number, checks.named("frame"), 1, most, integer=True))
+    unreadable = "The video could not be read; make a video in this tab first."
+    try:
+        container = av.open(str(path))
+    except (OSError, av.FFmpegError, TypeError):
+        raise UserError(unreadable) from None
+    with container:
+        if not container.streams.video:
+            raise UserError(unreadable)
+        stream = container.streams.video[0]
+        if stream.codec_context.width * stream.codec_context.height > checks.MAX_IMAGE_PIXELS:
+            raise UserError("The video's frames are larger than the studio reads.")
+        seen = 0
+        try:
+            for frame in container.decode(stream):
+                seen += 1
+                if seen == number:
+                    return Image.fromarray(frame.to_ndarray(format="rgb24"))
+        except (av.FFmpegError, ValueError):
+            raise UserError(unreadable) from None
+    raise UserError(f"The video has {seen} frames; choose a frame (frame) from 1 to {seen}.")
 
 
 def _preview(pipe: Any, latents: Any) -> Any:

@@ -10,7 +10,9 @@ from core import checks, jobs, ui
 from core.audio import UNREADABLE
 from core.history import prepend, record
 from tabs.video import engine
+from tabs.video import soundtrack as soundtrack_engine
 from tabs.video.engine import EXAMPLES, MAX_FPS, MAX_STEPS, VideoParams, VideoUpdate, model_choices, model_defaults
+from tabs.video.soundtrack import SoundtrackUpdate
 
 TAB = "video"
 
@@ -36,6 +38,8 @@ class Page:
     video: Any = None
     seed_used: Any = None
     recipe_view: Any = None
+    music_prompt: Any = None
+    add_soundtrack: Any = None
 
 
 def build(ctx: ui.Context) -> None:
@@ -99,9 +103,25 @@ def build(ctx: ui.Context) -> None:
             )
             page.video = gr.Video(label="Video", interactive=False, elem_id="video-result")
             ctx.shared.video_result = page.video
-            ctx.shared.video_to_faceswap = gr.Button(
-                "🎭 Swap a face in this video", size="sm", elem_id="video-to-faceswap"
-            )
+            with gr.Row():
+                ctx.shared.video_to_faceswap = gr.Button(
+                    "🎭 Swap a face in this video", size="sm", elem_id="video-to-faceswap"
+                )
+                ctx.shared.video_to_image = gr.Button(
+                    "🖼 Send this frame to the Image tab", size="sm", elem_id="video-to-image"
+                )
+            ctx.shared.video_frame = ui.slider(
+                1, settings.max_video_frames, param="frame", value=1, step=1, label="Frame to send (1 = the first)",
+                elem_id="video-frame",
+            )  # fmt: skip
+            with gr.Accordion("Add a soundtrack to this video", open=False, elem_id="video-soundtrack-panel"):
+                page.music_prompt = gr.Textbox(
+                    "", label="Music for it", lines=1, elem_id="video-music-prompt",
+                    max_length=settings.max_prompt_chars,
+                    info="Composed by the Music tab's model for the video's length. Left empty: the soundtrack clip "
+                    "on the left if there is one, else music for the video's description.",
+                )  # fmt: skip
+                page.add_soundtrack = gr.Button("🎵 Add a soundtrack", size="sm", elem_id="video-add-soundtrack")
             page.seed_used = ui.seed_used_box("video-seed-used")
             page.recipe_view = gr.JSON(label="Recipe", open=False)
     gr.Examples(EXAMPLES, page.prompt, label="Try")
@@ -176,3 +196,59 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     )  # fmt: skip
     jobs.queued(ctx, TAB, page.generate.click, generate_video, inputs, outs, api_name="generate_video", **common)
     jobs.wire_stop(ctx, page.stop, TAB, page.status)
+    _wire_soundtrack(ctx, page, common)
+
+
+def _wire_soundtrack(ctx: ui.Context, page: Page, common: dict) -> None:
+    settings = ctx.settings
+
+    @ui.user_errors
+    def add_soundtrack(
+        request: gr.Request,
+        progress=gr.Progress(),
+        *,
+        video: str,
+        soundtrack: str | None = None,
+        music_prompt: str = "",
+        seed: int = -1,
+        ticket: str | None = None,
+        history: list | None = None,
+    ) -> Iterator[dict]:
+        """The video with a soundtrack under it: the `soundtrack` clip, or music composed for `music_prompt` as long
+        as the video (the frames are copied as they are)."""
+
+        def work(stop) -> Iterator[SoundtrackUpdate]:
+            return soundtrack_engine.add_soundtrack(
+                ctx.cache, settings, video, soundtrack=soundtrack, music_prompt=music_prompt or "", seed=seed,
+                stop=stop, progress=progress,
+            )  # fmt: skip
+
+        def show(u: SoundtrackUpdate) -> dict:
+            if not u.done:
+                return {page.status: u.said}
+            entry = record("Video", u.path.stem, [u.path, u.path.with_suffix(".json")])
+            return {
+                page.status: u.said,
+                page.video: str(u.path),
+                page.recipe_view: u.recipe,
+                ctx.history: prepend(history, entry),
+            }
+
+        yield from jobs.run(ctx, request, TAB, ticket, work, show)
+
+    def music_for(prompt: str, music_prompt: str, soundtrack: str | None) -> str:
+        """The page's choice: the box's music, or (empty) the clip on the left, or music for the video's prompt."""
+        if (music_prompt or "").strip() or soundtrack:
+            return music_prompt
+        return f"A soundtrack for this scene: {prompt.strip()}" if (prompt or "").strip() else ""
+
+    inputs = {
+        "video": page.video, "soundtrack": page.soundtrack, "music_prompt": page.music_prompt, "seed": page.seed,
+        "history": ctx.history,
+    }  # fmt: skip
+    outs = [page.video, page.status, page.recipe_view, ctx.history]
+    filled = page.add_soundtrack.click(
+        music_for, [page.prompt, page.music_prompt, page.soundtrack], page.music_prompt, api_visibility="private",
+        queue=False,
+    )  # fmt: skip
+    jobs.queued(ctx, TAB, filled.then, add_soundtrack, inputs, outs, api_name="add_soundtrack", **common)
