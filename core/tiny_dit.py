@@ -359,3 +359,39 @@ def build_wan_ti2v(folder: Path) -> Path:
     pipe = WanPipeline(**_wan_parts(48, 5.0, vae), expand_timesteps=True)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# -- video: LTX-Video (text to video; the same folder loads as LTXImageToVideoPipeline for a first frame) -----------
+def build_ltx(folder: Path) -> Path:
+    """LTXPipeline laid out like Lightricks/LTX-Video-0.9.1 (diffusers format) at diffusers' test sizes
+    (tests/pipelines/ltx): a T5 encoder, LTX's causal video VAE (4x here; 32x spatial, 8x in time for real)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
+
+    tokenizer = _t5_tokenizer()
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4, attention_head_dim=8,
+        cross_attention_dim=32, num_layers=1, caption_channels=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+        decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+        upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False, patch_size=1,
+        patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    parts = dict(
+        transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(), tokenizer=tokenizer,
+        text_encoder=_t5_encoder(len(tokenizer)).eval(),
+    )  # fmt: skip
+    LTXPipeline(**parts).save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -114,6 +114,36 @@ def seed_used_box(elem_id: str) -> gr.Number:
     return box
 
 
+def lora_picker(settings: Settings, prompt: Any, prefix: str) -> None:
+    """LoRAs from the LoRA folder, added to `prompt` as AUTOMATIC1111's <lora:name:weight> (several at once); the
+    Image and Video tabs each have one (elem_ids `<prefix>-lora`, `-lora-weight`, `-lora-add`)."""
+    from core import loras
+
+    with gr.Accordion("LoRA", open=False, visible=not settings.classroom, elem_id=f"{prefix}-lora-panel"):
+        names = list(loras.available(settings))
+        gr.Markdown(
+            f"Styles and subjects trained on top of a model: the .safetensors files in `{settings.lora_dir}` "
+            "(STUDIO_LORA_DIR). Each is added to the prompt as `<lora:name:weight>`, as in AUTOMATIC1111; "
+            "edit the weight there, or remove the tag to stop using it. A LoRA works with the family it was made "
+            "for."
+        )
+        with gr.Row():
+            chosen = gr.Dropdown(names, value=names[0] if names else None, label="LoRA", elem_id=f"{prefix}-lora")
+            weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="Weight", elem_id=f"{prefix}-lora-weight")
+        add = gr.Button("Add to the prompt", size="sm", elem_id=f"{prefix}-lora-add")
+
+    def refresh():  # files added to the folder since the page opened
+        return gr.Dropdown(choices=list(loras.available(settings)))
+
+    def add_tag(text: str, name: str | None, value: float) -> str:
+        if not name:
+            raise gr.Error(f"There is no LoRA yet: put .safetensors LoRA files in {settings.lora_dir}.")
+        return f"{(text or '').rstrip()} <lora:{name}:{value:g}>".strip()
+
+    chosen.focus(refresh, None, chosen, api_visibility="private", queue=False)
+    add.click(add_tag, [prompt, chosen, weight], prompt, api_visibility="private", queue=False)
+
+
 @dataclass
 class Handoffs:
     """Components one tab offers another (set while the tabs build, each by the tab that owns it); app.handoffs

@@ -154,6 +154,75 @@ def test_a_soundtrack_goes_under_a_finished_video_without_touching_its_frames(sh
         list(add_soundtrack(shared_cache, tiny, music, music_prompt="x"))
 
 
+def test_ltx_video_makes_8k_plus_1_frames_from_text_or_a_picture_with_previews(shared_cache, settings, tmp_path):
+    final, updates = made(shared_cache, settings, model="tiny:ltx", num_frames=13, steps=5, seed=4)
+    assert len(frames_of(final.path)) == 9 and "Frames made 9 (LTX-Video takes 8k+1)." in final.status()
+    assert any(u.preview is not None for u in updates)  # its packed latents are unpacked for the preview
+    assert final.recipe["family"] == "LTX-Video" and final.recipe["licence"].startswith("none")
+    again, _ = made(shared_cache, settings, model="tiny:ltx", seed=4, steps=5)
+    assert np.array_equal(frames_of(again.path), frames_of(final.path))
+    picture = tmp_path / "first.png"
+    Image.new("RGB", (64, 64), (220, 200, 30)).save(picture)
+    one, _ = made(shared_cache, settings, model="tiny:ltx", first_frame=str(picture), seed=1)
+    other, _ = made(shared_cache, settings, model="tiny:ltx", first_frame=str(picture), seed=2)
+    a, b = frames_of(one.path), frames_of(other.path)
+    assert np.abs(a[0].astype(int) - b[0].astype(int)).mean() < np.abs(a[1:].astype(int) - b[1:].astype(int)).mean()
+    assert one.recipe["mode"] == "picture to video"
+    with pytest.raises(UserError, match="The width must be between 32"):
+        made(shared_cache, settings, model="tiny:ltx", width=16)
+
+
+@pytest.fixture(scope="module")
+def video_loras(tmp_path_factory, tiny_dir):
+    """wanstyle.safetensors: a peft LoRA on the tiny Wan transformer (diffusers' format); ltxstyle: one on the
+    tiny LTX-Video transformer."""
+    import torch
+    from diffusers import LTXPipeline, LTXVideoTransformer3DModel, WanPipeline, WanTransformer3DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from core import tiny
+
+    folder = tmp_path_factory.mktemp("video-loras")
+    for name, pipeline, model_class, tiny_name in (
+        ("wanstyle", WanPipeline, WanTransformer3DModel, "tiny:wan"),
+        ("ltxstyle", LTXPipeline, LTXVideoTransformer3DModel, "tiny:ltx"),
+    ):
+        torch.manual_seed(0)
+        transformer = model_class.from_pretrained(tiny.ensure(tiny_name, tiny_dir) / "transformer")
+        transformer.add_adapter(
+            LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+        )
+        with torch.no_grad():
+            for key, weight in transformer.named_parameters():
+                if "lora_B" in key:
+                    weight.mul_(20)  # random weights at the test's scale barely move a tiny model's frames
+        pipeline.save_lora_weights(
+            folder, transformer_lora_layers=get_peft_model_state_dict(transformer), weight_name=f"{name}.safetensors"
+        )
+    return folder
+
+
+def test_a_video_lora_changes_the_video_and_weight_zero_does_not(shared_cache, settings, video_loras):
+    with_loras = settings.replace(lora_dir=video_loras)
+    plain = frames_of(made(shared_cache, with_loras, seed=9)[0].path).astype(int)
+    styled, _ = made(shared_cache, with_loras, "a fox in the snow <lora:wanstyle:1>", seed=9)
+    zero, _ = made(shared_cache, with_loras, "a fox in the snow <lora:wanstyle:0>", seed=9)
+    moved = np.abs(frames_of(styled.path).astype(int) - plain).mean()
+    assert moved > 0.5  # the LoRA moved the video (a tiny model's 2 steps: about as much as another seed does)
+    assert np.array_equal(frames_of(zero.path), plain)  # weight 0: exactly the video without it
+    assert styled.recipe["loras"][0]["name"] == "wanstyle" and styled.recipe["prompt"].endswith("<lora:wanstyle:1>")
+    after = frames_of(made(shared_cache, with_loras, seed=9)[0].path)
+    assert np.array_equal(after, plain)  # the next run without it: off again
+    with pytest.raises(UserError, match="The LoRA 'ltxstyle' does not fit this model.* This is a Wan model"):
+        made(shared_cache, with_loras, "a fox <lora:ltxstyle:1>")
+    ltx_plain = frames_of(made(shared_cache, with_loras, model="tiny:ltx", seed=9)[0].path).astype(int)
+    ltx_styled, _ = made(shared_cache, with_loras, "a fox in the snow <lora:ltxstyle:1>", model="tiny:ltx", seed=9)
+    assert np.abs(frames_of(ltx_styled.path).astype(int) - ltx_plain).mean() > 0.5
+    with pytest.raises(UserError, match="There is no LoRA called 'nothere'"):
+        made(shared_cache, with_loras, "a fox <lora:nothere:1>")
+
+
 def test_stop_ends_at_the_next_step_and_saves_nothing(shared_cache, settings):
     stop = threading.Event()
     run = generate_video(

@@ -5,9 +5,10 @@ alone."""
 import time
 from typing import Any
 
+from core import loras
 from core.device import in_passing_thread
 from core.models import ModelCache
-from tabs.image import checkpoints, families, loras
+from tabs.image import checkpoints, families
 from tabs.image.pipelines import Rendered, base_pipeline, flagged_by_checker, pipeline_for, run_recipe, with_request
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from core import outputs
 from core.errors import UserError
+from core.loras import pipeline_lock
 from core.settings import Settings
-from tabs.image.loras import pipeline_lock
 
 
 @dataclass(frozen=True)

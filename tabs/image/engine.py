@@ -15,13 +15,13 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core import checks, provenance, saving, serving
+from core import checks, loras, provenance, saving, serving
 from core.device import Worker, gpu
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.png_recipes import a1111_parameters
 from core.settings import Settings
-from tabs.image import control, embeddings, families, ip_adapter, loras, prompts
+from tabs.image import control, embeddings, families, ip_adapter, prompts
 from tabs.image.batch import batch_key
 from tabs.image.choices import MAX_IMAGES, MAX_STEPS, model_choices, model_defaults  # noqa: F401  (model_choices: tabs.image re-exports it)
 from tabs.image.parts import (
@@ -400,7 +400,7 @@ def render_image(
         start = time.perf_counter()
         with (
             loras.turn(base, bool(request.loras or request.reference)),
-            loras.applied(base, pipe, request.loras),
+            loras.applied(base, pipe, request.loras, families.family_of(base).name),
             ip_adapter.applied(base, pipe, adapter, request.reference) as extra,
         ):
             output, film, steps = yield from _denoise(pipe, request, stop, progress, start, extra, family)

@@ -15,10 +15,10 @@ from typing import Any
 from core import checks
 from core.device import import_lock, imported
 from core.errors import UserError
+from core.loras import IP_ADAPTER_USED
 from core.models import ModelCache
 from core.settings import Settings
 from tabs.image import families
-from tabs.image.loras import IP_ADAPTER_USED
 
 SETTING = "STUDIO_IP_ADAPTER"
 SCALE = (0.0, 1.5)  # 0 = the reference does nothing; about 0.5-0.8 is usual

@@ -11,7 +11,7 @@ import gradio as gr
 
 from core import checks, enhance, ui
 from core.png_recipes import read_recipe
-from tabs.image import control, guides, loras, prompts, xyz
+from tabs.image import control, guides, prompts, xyz
 from tabs.image.choices import (
     EXAMPLES,
     MAX_IMAGES,
@@ -144,7 +144,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
             f"a line from `{settings.wildcards_dir}/name.txt` (the same seed draws the same).",
             elem_id="image-styles",
         )
-    _lora_picker(ctx, page)
+    ui.lora_picker(ctx.settings, page.prompt, "image")
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
@@ -192,33 +192,6 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         page.num_images = ui.slider(
             1, MAX_IMAGES, param="num_images", words="number of images", value=1, step=1, label="Images"
         )
-
-
-def _lora_picker(ctx: ui.Context, page: Page) -> None:
-    """LoRAs from the LoRA folder, added to the prompt as AUTOMATIC1111's <lora:name:weight> (several at once)."""
-    settings = ctx.settings
-    with gr.Accordion("LoRA", open=False, visible=not settings.classroom, elem_id="image-lora-panel"):
-        names = list(loras.available(settings))
-        gr.Markdown(
-            f"Styles and subjects trained on top of a model: the .safetensors files in `{settings.lora_dir}` "
-            "(STUDIO_LORA_DIR). Each is added to the prompt as `<lora:name:weight>`, as in AUTOMATIC1111; "
-            "edit the weight there, or remove the tag to stop using it."
-        )
-        with gr.Row():
-            chosen = gr.Dropdown(names, value=names[0] if names else None, label="LoRA", elem_id="image-lora")
-            weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="Weight", elem_id="image-lora-weight")
-        add = gr.Button("Add to the prompt", size="sm", elem_id="image-lora-add")
-
-    def refresh():  # files added to the folder since the page opened
-        return gr.Dropdown(choices=list(loras.available(settings)))
-
-    def add_tag(prompt: str, name: str | None, value: float) -> str:
-        if not name:
-            raise gr.Error(f"There is no LoRA yet: put .safetensors LoRA files in {settings.lora_dir}.")
-        return f"{(prompt or '').rstrip()} <lora:{name}:{value:g}>".strip()
-
-    chosen.focus(refresh, None, chosen, api_visibility="private", queue=False)
-    add.click(add_tag, [page.prompt, chosen, weight], page.prompt, api_visibility="private", queue=False)
 
 
 def _edit_panels(ctx: ui.Context, page: Page) -> None:

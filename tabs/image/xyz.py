@@ -10,11 +10,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from core import checks, outputs, provenance, saving
+from core import checks, loras, outputs, provenance, saving
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
-from tabs.image import loras
 from tabs.image.choices import MAX_STEPS
 from tabs.image.engine import WITHHELD_ALL, ImageParams, generate_image
 from tabs.image.families import ALL_SAMPLERS as SAMPLERS

@@ -1,7 +1,8 @@
-"""Video tab: text to video and picture to video with Wan (diffusers' WanPipeline / WanImageToVideoPipeline), progress
-in denoising steps with a preview of the middle frame, Stop at the next step, an H.264 MP4 (PyAV) with an optional
-soundtrack (AAC), a visible label, the recipe and content credentials. Plain Python: the page, the API, the CLI and
-the tests call `generate_video`.
+"""Video tab: text to video and picture to video with Wan (diffusers' WanPipeline / WanImageToVideoPipeline) and
+LTX-Video (LTXPipeline / LTXImageToVideoPipeline), LoRAs from the prompt (`<lora:name:w>`, as on the Image tab),
+progress in denoising steps with a preview of the middle frame, Stop at the next step, an H.264 MP4 (PyAV) with an
+optional soundtrack (AAC), a visible label, the recipe and content credentials. Plain Python: the page, the API, the
+CLI and the tests call `generate_video`.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import KW_ONLY, asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from core import audio, checks, hub, outputs, provenance, saving
+from core import audio, checks, hub, loras, outputs, provenance, saving
 from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import Stopped, UserError
 from core.models import ModelCache
@@ -32,17 +33,34 @@ class VideoModel:
     guidance: float
     first_frame: bool  # it can start from a picture
     licence: str
+    family: str = "wan"  # "wan" or "ltx": the pipelines, frame rule and preview it takes
+
+
+FAMILIES = {"wan": "Wan", "ltx": "LTX-Video"}
+FRAME_STEP = {"wan": 4, "ltx": 8}  # frames are k*step+1 (the VAEs pack 4 or 8 frames into one latent frame)
+LTX_LICENCE = (
+    "LTX-Video 0.9.1 licence (RAIL-M family: use restrictions; Lightricks speaks of research and academic use): "
+    "https://huggingface.co/Lightricks/LTX-Video/blob/main/ltx-video-2b-v0.9.1.license.txt"
+)
 
 
 CURATED = {
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": VideoModel(16, 832, 480, 50, 5.0, False, "Apache-2.0"),  # ~8 GB of GPU
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": VideoModel(24, 832, 480, 50, 5.0, True, "Apache-2.0"),  # text or picture
+    "Lightricks/LTX-Video-0.9.1": VideoModel(24, 704, 480, 50, 3.0, True, LTX_LICENCE, "ltx"),  # 2B, fast
 }
 TINY = {
     "tiny:wan": VideoModel(16, 64, 64, 2, 5.0, False, "none (random weights)"),
     "tiny:wan-ti2v": VideoModel(24, 64, 64, 2, 5.0, True, "none (random weights)"),
+    "tiny:ltx": VideoModel(24, 64, 64, 2, 3.0, True, "none (random weights)", "ltx"),
 }
-PIPELINES = ("WanPipeline", "WanImageToVideoPipeline")
+PIPELINES = {  # what a folder's model_index.json may name -> the pipeline the studio loads it with
+    "WanPipeline": "WanPipeline",
+    "WanImageToVideoPipeline": "WanImageToVideoPipeline",
+    "LTXPipeline": "LTXPipeline",  # the LTX pipelines share their parts: one loads any LTX-Video folder
+    "LTXImageToVideoPipeline": "LTXPipeline",
+    "LTXConditionPipeline": "LTXPipeline",
+}
 MAX_FPS = 30
 MAX_STEPS = 100
 PREVIEWS = 5  # previews of the middle frame over a run
@@ -61,7 +79,8 @@ def model_choices(settings: Settings) -> list[str]:
 
 
 def model_defaults(model_id: str, folder: Path | None = None) -> VideoModel:
-    """The curated models' own settings; for another Wan folder, Wan 2.1's (or Wan 2.2's where it takes a picture)."""
+    """The curated models' own settings; for another folder, those of its family: Wan 2.1's (Wan 2.2's where it
+    takes a picture) or LTX-Video's."""
     known = {**CURATED, **TINY}.get(model_id)
     if known:
         return known
@@ -72,6 +91,8 @@ def model_defaults(model_id: str, folder: Path | None = None) -> VideoModel:
         import json
 
         index = json.loads((folder / "model_index.json").read_text())
+        if str(index.get("_class_name", "")).startswith("LTX"):
+            return VideoModel(24, 704, 480, 50, 3.0, True, "the model's own", "ltx")
         ti2v = bool(index.get("expand_timesteps")) or index.get("_class_name") == "WanImageToVideoPipeline"
     return VideoModel(24 if ti2v else 16, 832, 480, 50, 5.0, ti2v, "the model's own")
 
@@ -115,16 +136,18 @@ class VideoUpdate:
         return f"{done} {said}".strip()
 
 
-def snap(settings: Settings, p: VideoParams, multiple: int) -> tuple[VideoParams, list[str]]:
-    """The parameters checked, with frames made 4k+1 and the size a multiple of what the model needs (said)."""
+def snap(settings: Settings, p: VideoParams, multiple: int, family: str = "wan") -> tuple[VideoParams, list[str]]:
+    """The parameters checked, with frames made k*step+1 (4k+1 for Wan, 8k+1 for LTX-Video) and the size a multiple
+    of what the model needs (said)."""
     notes = []
     prompt = checks.check_text(p.prompt, checks.named("prompt", "description"), settings.max_prompt_chars)
     negative = checks.check_text(p.negative_prompt, checks.named("negative_prompt"), settings.max_prompt_chars, False)
     most = settings.max_video_frames
     frames = int(checks.check_number(p.num_frames, checks.named("num_frames", "frames"), 5, most, integer=True))
-    if (frames - 1) % 4:
-        frames = (frames - 1) // 4 * 4 + 1
-        notes.append(f"Frames made {frames} (Wan takes 4k+1).")
+    step = FRAME_STEP[family]
+    if (frames - 1) % step:
+        frames = max(1, (frames - 1) // step) * step + 1
+        notes.append(f"Frames made {frames} ({FAMILIES[family]} takes {step}k+1).")
     fps = int(checks.check_number(p.fps, checks.named("fps", "frame rate"), 4, MAX_FPS, integer=True))
     side = settings.max_image_size
     size = {}
@@ -144,8 +167,8 @@ def snap(settings: Settings, p: VideoParams, multiple: int) -> tuple[VideoParams
 
 
 def load_video_pipeline(folder: Path, device: str, dtype: Any) -> Any:
-    """A Wan pipeline from its folder (safetensors only, no remote code); the VAE in float32, as Wan's authors
-    run it. On a GPU too small for it, offloaded part by part, with the VAE decoding in tiles."""
+    """A Wan or LTX-Video pipeline from its folder (safetensors only, no remote code); the VAE in float32, as Wan's
+    authors run it. On a GPU too small for it, offloaded part by part, with the VAE decoding in tiles."""
     import json
 
     torch = imported("torch")
@@ -154,8 +177,8 @@ def load_video_pipeline(folder: Path, device: str, dtype: Any) -> Any:
 
     name = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name")
     if name not in PIPELINES:
-        raise UserError(f"This folder holds a {name}, not a Wan video pipeline ({' or '.join(PIPELINES)}).")
-    pipe = getattr(diffusers, name).from_pretrained(folder, dtype=dtype, use_safetensors=True)
+        raise UserError(f"This folder holds a {name}, not a video pipeline the studio runs ({', '.join(PIPELINES)}).")
+    pipe = getattr(diffusers, PIPELINES[name]).from_pretrained(folder, dtype=dtype, use_safetensors=True)
     pipe.vae.to(torch.float32)
     pipe.set_progress_bar_config(disable=True)
     pipe._studio_offloaded = place_pipeline(pipe, device, hub.weight_bytes(Path(folder)))
@@ -227,10 +250,15 @@ def generate_video(
     understood = model_id in {**CURATED, **TINY} or hub.looks_like_path(model_id)  # (a folder says what it holds)
     if first_frame not in (None, "") and not known.first_frame and understood:
         raise UserError(
-            f"{model_id} makes videos from text only: choose Wan2.2-TI2V-5B to start from a picture (first_frame)."
+            f"{model_id} makes videos from text only: choose Wan2.2-TI2V-5B or LTX-Video to start from a picture "
+            "(first_frame)."
         )
-    multiple = 16 if understood and not known.first_frame else 32  # Wan 2.2's VAE packs 16 pixels, then 2x2
-    params, notes = snap(settings, params, multiple)
+    family = known.family
+    multiple = 16 if understood and family == "wan" and not known.first_frame else 32  # Wan 2.2, LTX: 32 pixels
+    params, notes = snap(settings, params, multiple, family)
+    model_prompt, chosen = loras.check_loras(settings, params.prompt)  # the model never reads the <lora:...> tags
+    if not model_prompt:
+        raise UserError("The description (prompt) holds only LoRA tags: say what the video shows too.")
     sound = audio.read_audio_clip(soundtrack, "soundtrack", 600) if soundtrack not in (None, "") else None
     picture = _first_frame_picture(first_frame, params.width, params.height) if first_frame not in (None, "") else None
     stop = stop or threading.Event()
@@ -240,7 +268,9 @@ def generate_video(
     dtype = torch.bfloat16 if cache.device.startswith("cuda") else torch.float32
     options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
     with cache.model("video", model_id, load_video_pipeline, **options) as pipe:
-        frames = yield from _denoise(pipe, params, picture, stop, progress, start, tuple(notes))
+        with loras.turn(pipe, bool(chosen)), loras.applied(pipe, pipe, chosen, FAMILIES[family]):
+            run = replace(params, prompt=model_prompt)
+            frames = yield from _denoise(pipe, run, picture, stop, progress, start, tuple(notes))
         placed = {"offload": "model", "vae_tiling": True} if getattr(pipe, "_studio_offloaded", False) else {}
     # 4. saved with its recipe, labels and soundtrack
     recipe = outputs.base_recipe(
@@ -248,6 +278,8 @@ def generate_video(
         model_id,
         **asdict(params),
         mode="picture to video" if picture else "text to video",
+        family=FAMILIES[family],
+        loras=[lora.recipe() for lora in chosen],
         first_frame_sha256=picture[1] if picture else None,
         soundtrack=_clip_facts(soundtrack, sound),
         labelled=settings.video_label,
@@ -282,25 +314,32 @@ def _denoise(
     import numpy as np
 
     torch = imported("torch")
-    job, done, shown = Worker("video"), [0], [None]
+    job, done, shown, before = Worker("video"), [0], [None], [None]
     every = max(1, params.steps // PREVIEWS)
+    ltx = type(pipe).__name__.startswith("LTX")
 
     def on_step_end(p: Any, i: int, t: Any, kwargs: dict) -> dict:
         if stop.is_set() or job.halt.is_set():
             raise Stopped  # at the next step, before anything is decoded
         done[0] = i + 1
+        latents = kwargs["latents"]
         if (i + 1) % every == 0 and i + 1 < params.steps:
-            estimate = (getattr(p.scheduler, "model_outputs", None) or [None])[-1]
             try:  # a preview is a nicety: never the reason a video fails
-                shown[0] = _preview(p, estimate if estimate is not None else kwargs["latents"])
+                if ltx:
+                    shown[0] = _preview_ltx(p, _flow_estimate(p, i, latents, before[0]), params)
+                else:
+                    estimate = (getattr(p.scheduler, "model_outputs", None) or [None])[-1]
+                    shown[0] = _preview(p, estimate if estimate is not None else latents)
             except Exception:  # noqa: BLE001
                 shown[0] = None
+        if ltx and (i + 2) % every == 0:  # the step before a preview: its latents give the flow's direction
+            before[0] = latents.detach().clone()
         return {}
 
-    if picture is not None and type(pipe).__name__ == "WanPipeline":  # Wan 2.2 TI2V: the same weights
+    if picture is not None and type(pipe).__name__ in ("WanPipeline", "LTXPipeline"):  # the same weights
         with import_lock:
-            from diffusers import WanImageToVideoPipeline
-        pipe = WanImageToVideoPipeline.from_pipe(pipe)
+            from diffusers import LTXImageToVideoPipeline, WanImageToVideoPipeline
+        pipe = (LTXImageToVideoPipeline if ltx else WanImageToVideoPipeline).from_pipe(pipe)
     call = dict(
         prompt=params.prompt, negative_prompt=params.negative_prompt or None, num_frames=params.num_frames,
         width=params.width, height=params.height, num_inference_steps=params.steps,
@@ -309,6 +348,10 @@ def _denoise(
     )  # fmt: skip
     if picture is not None:
         call["image"] = picture[0]
+    if ltx:  # LTX-Video's rotary positions follow the frame rate; 0.9.1+ VAEs decode at a small noise level
+        call["frame_rate"] = params.fps
+        if getattr(pipe.vae.config, "timestep_conditioning", False):
+            call.update(decode_timestep=0.05, decode_noise_scale=0.025)
 
     def run() -> Any:
         generator = torch.Generator("cpu").manual_seed(params.seed)
@@ -354,6 +397,38 @@ def video_frame(path: Any, number: Any, most: int) -> Any:
         except (av.FFmpegError, ValueError):
             raise UserError(unreadable) from None
     raise UserError(f"The video has {seen} frames; choose a frame (frame) from 1 to {seen}.")
+
+
+def _flow_estimate(pipe: Any, i: int, latents: Any, before: Any) -> Any:
+    """The finished video as a flow-matching (Euler) sampler sees it after step i: from this step's latents and the
+    last step's, the velocity, then x0 = x - sigma * v. Without the last step's latents, the latents themselves."""
+    if before is None:
+        return latents
+    sigmas = pipe.scheduler.sigmas
+    now, then = float(sigmas[i + 1]), float(sigmas[i])
+    velocity = (latents - before) / (now - then)
+    return latents - now * velocity
+
+
+def _preview_ltx(pipe: Any, packed: Any, params: VideoParams) -> Any:
+    """LTX-Video's middle frame as it stands: its latents are packed as tokens (batch, frames*rows*columns, channels),
+    so they are unpacked and denormalised first; one latent frame decodes alone."""
+    from PIL import Image
+
+    torch = imported("torch")
+    frames = (params.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1
+    rows, columns = (side // pipe.vae_spatial_compression_ratio for side in (params.height, params.width))
+    latents = pipe._unpack_latents(
+        packed, frames, rows, columns, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+    )
+    vae = pipe.vae
+    latents = pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+    middle = latents[:, :, frames // 2 : frames // 2 + 1].to(vae.dtype)
+    when = torch.tensor([0.05], device=middle.device, dtype=middle.dtype) if vae.config.timestep_conditioning else None
+    with torch.inference_mode():
+        picture = vae.decode(middle, when, return_dict=False)[0][0, :, 0]
+    rgb = ((picture.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().cpu().numpy()
+    return Image.fromarray(rgb)
 
 
 def _preview(pipe: Any, latents: Any) -> Any:

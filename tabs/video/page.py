@@ -17,6 +17,12 @@ from tabs.video.soundtrack import SoundtrackUpdate
 TAB = "video"
 
 
+def licence_line(model: str) -> str:
+    """What the page says under the model: its family and licence (LTX-Video's is not an open-source licence)."""
+    d = model_defaults(model)
+    return f"*{engine.FAMILIES[d.family]} · licence: {d.licence}*"
+
+
 @dataclass
 class Page:
     prompt: Any = None
@@ -38,6 +44,7 @@ class Page:
     video: Any = None
     seed_used: Any = None
     recipe_view: Any = None
+    licence: Any = None
     music_prompt: Any = None
     add_soundtrack: Any = None
 
@@ -58,6 +65,8 @@ def build(ctx: ui.Context) -> None:
                 page.generate = gr.Button("Generate", variant="primary", elem_id="video-generate")
                 page.stop = gr.Button("Stop", variant="stop", elem_id="video-stop")
             page.model = ui.model_dropdown(settings, choices, elem_id="video-model")
+            page.licence = gr.Markdown(licence_line(choices[0]), elem_id="video-licence")
+            ui.lora_picker(settings, page.prompt, "video")
             frames = min(33, settings.max_video_frames)
             page.num_frames = ui.slider(
                 5, settings.max_video_frames, param="num_frames", words="frames", value=frames, step=4,
@@ -85,7 +94,9 @@ def build(ctx: ui.Context) -> None:
                 page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(-1, label="Seed (-1 = random)", precision=0)
             unreadable = "The first frame is not a picture the studio can read (PNG, JPEG or WebP)."
             page.first_frame = ui.checked(gr.Image, unreadable, "first frame (first_frame)")(
-                label="First frame (picture to video: Wan 2.2)", type="filepath", elem_id="video-first-frame"
+                label="First frame (picture to video: Wan 2.2 or LTX-Video)",
+                type="filepath",
+                elem_id="video-first-frame",
             )
             ctx.shared.video_first_frame = page.first_frame
             page.soundtrack = ui.checked(gr.Audio, UNREADABLE.format(what="soundtrack"))(
@@ -134,12 +145,10 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     def apply_defaults(model: str):
         d = model_defaults(model or "")
         side = settings.max_image_size
-        return d.fps, min(d.width, side), min(d.height, side), d.steps, d.guidance
+        return d.fps, min(d.width, side), min(d.height, side), d.steps, d.guidance, licence_line(model or "")
 
-    page.model.change(
-        apply_defaults, page.model, [page.fps, page.width, page.height, page.steps, page.guidance_scale],
-        api_visibility="private", queue=False,
-    )  # fmt: skip
+    shown = [page.fps, page.width, page.height, page.steps, page.guidance_scale, page.licence]
+    page.model.change(apply_defaults, page.model, shown, api_visibility="private", queue=False)
 
     @ui.user_errors
     def generate_video(

@@ -1,7 +1,7 @@
-"""LoRAs for the Image tab: the .safetensors files in STUDIO_LORA_DIR, used with AUTOMATIC1111's prompt syntax
-`<lora:name:0.8>` (so prompts copied from civitai-style pages work). diffusers loads them (its own and PEFT's format,
-and Kohya's/A1111's, which it converts) into the loaded pipeline once; after that a run only sets the adapters and
-their weights, so switching weights never reloads the base model, and a run without LoRAs turns them all off.
+"""LoRAs for the Image and Video tabs: the .safetensors files in STUDIO_LORA_DIR, used with AUTOMATIC1111's prompt
+syntax `<lora:name:0.8>` (so prompts copied from civitai-style pages work). diffusers loads them (its own and PEFT's
+format, and Kohya's/A1111's, which it converts) into the loaded pipeline once; after that a run only sets the adapters
+and their weights, so switching weights never reloads the base model, and a run without LoRAs turns them all off.
 """
 
 import contextlib
@@ -95,12 +95,10 @@ def turn(base: Any, changes: bool) -> contextlib.AbstractContextManager:
     return pipeline_lock(base) if shared else contextlib.nullcontext()
 
 
-def _load(base: Any, lora: Lora) -> None:
+def _load(base: Any, lora: Lora, family: str) -> None:
     loaded = {name for names in base.get_list_adapters().values() for name in names}
     if lora.adapter in loaded:
         return
-    from tabs.image.families import family_of
-
     why = ""
     try:
         base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter)
@@ -112,21 +110,21 @@ def _load(base: Any, lora: Lora) -> None:
             base.delete_adapters(lora.adapter)
         raise UserError(
             f"The LoRA {lora.name!r} does not fit this model: it was probably made for another base model (an SD "
-            f"1.5 LoRA on SDXL or FLUX.1, say) or is not a LoRA{why}. This is a {family_of(base).name} model: "
+            f"1.5 LoRA on SDXL or FLUX.1, say) or is not a LoRA{why}. This is a {family} model: "
             "choose a LoRA made for it."
         )
 
 
 @contextlib.contextmanager
-def applied(base: Any, pipe: Any, chosen: list[Lora]) -> Iterator[None]:
+def applied(base: Any, pipe: Any, chosen: list[Lora], family: str = "") -> Iterator[None]:
     """For the block: the chosen LoRAs on (loaded into `base` the first time, their weights set), every other one
-    off; with none chosen, all off. `pipe` is the run's own pipeline around `base`'s modules. The caller holds the
-    run's turn (see turn), so two users' LoRAs never mix."""
+    off; with none chosen, all off. `pipe` is the run's own pipeline around `base`'s modules; `family` names the
+    model in a refusal (FLUX.1, Wan...). The caller holds the run's turn (see turn), so two users' LoRAs never mix."""
     if not chosen and not any(base.get_list_adapters().values()):
         yield  # no LoRA was ever loaded into this model: nothing to switch off
         return
     for lora in chosen:
-        _load(base, lora)
+        _load(base, lora, family or type(base).__name__)
     if chosen:
         pipe.enable_lora()
         pipe.set_adapters([lora.adapter for lora in chosen], [lora.weight for lora in chosen])
