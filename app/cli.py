@@ -263,7 +263,7 @@ def _generate(args: argparse.Namespace, settings, cache):
     elif args.tab == "video":
         from tabs.video.engine import VideoParams, generate_video, model_choices, model_defaults
 
-        d = model_defaults(args.model or model_choices(settings)[0])
+        d = model_defaults(args.model or model_choices(settings)[0], settings=settings)
         params = VideoParams(
             args.prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, fps=args.fps or d.fps,
             width=args.width or d.width, height=args.height or d.height, steps=args.steps or d.steps,

@@ -1,12 +1,12 @@
-"""The Image, Music, Voice, Face swap and Extras engines as Ray Serve deployments, and `python studio.py
+"""The Image, Music, Voice, Video, Face swap and Extras engines as Ray Serve deployments, and `python studio.py
 serve-models`, which deploys them.
 
 A replica holds its own model cache (on its GPU, or CPU) and runs the tab's render step (render_image,
-render_music, render_swap in each tab's engine) for the studio's front, which checks, saves and labels what comes
-back (core.serving). Plain text-to-image requests that agree on model, size, steps, guidance and sampler are
-batched into one pipeline call (@serve.batch); every other request streams its steps and previews. Replicas read
-LoRAs, embeddings and wildcards from the folders their settings name (the same paths on one machine; a shared volume
-on a cluster).
+render_music, render_video, render_swap in each tab's engine) for the studio's front, which checks, saves and
+labels what comes back (core.serving). Plain text-to-image requests that agree on model, size, steps, guidance and
+sampler are batched into one pipeline call (@serve.batch); every other request streams its steps and previews.
+Replicas read LoRAs, embeddings and wildcards from the folders their settings name (the same paths on one machine; a
+shared volume on a cluster).
 """
 
 from __future__ import annotations
@@ -88,6 +88,20 @@ class VoiceEngine(_Replica):
             yield item
 
 
+class VideoEngine(_Replica):
+    """One replica of the video engine: one video at a time (a video fills a GPU), its steps and previews streamed."""
+
+    async def render(self, model_id: str, params: Any, picture: Any, chosen: list, notes: tuple):
+        from tabs.video.engine import render_video
+
+        async for item in serving.drive(
+            lambda stop, progress: render_video(
+                self.cache, self.settings, model_id, params, picture, chosen, stop, progress, notes
+            )
+        ):
+            yield item
+
+
 class FaceSwapEngine(_Replica):
     """One replica of the face swap engine (pictures; a video's frames are swapped by the front). It swaps on one
     thread of its own, one picture at a time: mediapipe's face graphs are made once per thread (core.faces), and a
@@ -134,13 +148,14 @@ def applications(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGI
     # Requests a replica takes at once; the others wait in Ray's queue for the first free replica. The image engine
     # takes enough to fill two batches; music and face swaps one: two MusicGen runs on one replica only share its
     # device, and one that waits behind them on a replica waits longer than in the queue (measured: p95 41 s).
-    at_once = {"image": 2 * scale.max_batch, "music": 1, "voice": 1, "faceswap": 1, "extras": 1}
+    at_once = {"image": 2 * scale.max_batch, "music": 1, "voice": 1, "faceswap": 1, "extras": 1, "video": 1}
     engine = {
         "image": _with_batching(ImageEngine),
         "music": MusicEngine,
         "voice": VoiceEngine,
         "faceswap": FaceSwapEngine,
         "extras": ExtrasEngine,
+        "video": VideoEngine,
     }
     apps = {}
     for kind in kinds:
@@ -197,9 +212,9 @@ def deploy(settings: Settings, scale: Scale, kinds: tuple[str, ...] = ENGINES) -
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="studio.py serve-models",
-        description="Deploy the studio's image, music, voice, face swap and extras engines on a Ray cluster as Ray "
-        "Serve applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model settings "
-        "(STUDIO_IMAGE_MODEL, STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
+        description="Deploy the studio's image, music, voice, video, face swap and extras engines on a Ray cluster as "
+        "Ray Serve applications. Then start the studio with STUDIO_RAY_ADDRESS set to the same address. Model "
+        "settings (STUDIO_IMAGE_MODEL, STUDIO_LORA_DIR, STUDIO_TINY, ...) are read from this command's environment.",
     )
     p.add_argument(
         "--ray", required=True, help="the cluster: auto (a `ray start --head` on this machine), ray://HEAD:10001"

@@ -94,7 +94,7 @@ def wire(ctx: ui.Context) -> None:
             video_made, s.video_result, [s.faceswap_target_video, tabs], api_visibility="private", queue=False
         )
     if ready(s.video_to_image, s.video_result, s.video_frame, s.image_init, s.image_init_panel):
-        from tabs.video.engine import video_frame
+        from tabs.video.media import video_frame
 
         def frame_to_image(path: str | None, number: int):
             if not path:

@@ -51,7 +51,7 @@ def step_seconds(width: int, height: int, frames: int, device: str) -> None:
 def mp4_seconds(width: int, height: int, frames: int) -> None:
     import numpy as np
 
-    from tabs.video.engine import write_mp4
+    from tabs.video.media import write_mp4
 
     x, y = np.meshgrid(np.arange(width), np.arange(height))  # a gradient that moves: like a video, not like noise
     video = np.stack([np.stack([(x + 4 * t) % 256, (y + 2 * t) % 256, (x + y) % 256], -1) for t in range(frames)])

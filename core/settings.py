@@ -25,7 +25,14 @@ TINY_VOICE_CLONE_MODEL = "tiny:dia"
 TINY_VIDEO_MODEL = "tiny:wan"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
-REMOTE_TABS = ("image", "music", "voice", "faceswap", "extras")  # the tabs whose engines can run on a Ray cluster
+REMOTE_TABS = (
+    "image",
+    "music",
+    "voice",
+    "faceswap",
+    "extras",
+    "video",
+)  # the tabs whose engines can run on a Ray cluster
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -65,7 +72,7 @@ class Settings:
     embeddings_dir: Path = Path("models/embeddings")  # textual-inversion embeddings (.safetensors), used by name
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
     controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
-    checkpoint_dir: Path = Path("models/checkpoints")  # single-file models: whole SD checkpoints, transformers, GGUF
+    checkpoint_dir: Path = Path("models/checkpoints")  # single-file models: SD checkpoints, transformers (Wan too), GGUF
     upscaler_dir: Path = Path("models/upscalers")  # upscaler weights (.safetensors, .pth) offered by file name
     face_restorer_dir: Path = Path("models/face_restorers")  # face restorers (GFPGAN, RestoreFormer...) by file name
     depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # finds depth for ControlNet (hub id or folder)

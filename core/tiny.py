@@ -472,6 +472,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:wan": lambda folder: _dit("build_wan", folder),
     "tiny:wan-ti2v": lambda folder: _dit("build_wan_ti2v", folder),
     "tiny:ltx": lambda folder: _dit("build_ltx", folder),
+    "tiny:wan-gguf": lambda folder: _dit("build_wan_gguf", folder),
 }
 
 

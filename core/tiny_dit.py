@@ -395,3 +395,57 @@ def build_ltx(folder: Path) -> Path:
     )  # fmt: skip
     LTXPipeline(**parts).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def _wan_original_name(key: str) -> str:
+    """A diffusers WanTransformer3DModel tensor name in the original Wan layout (city96's GGUF files, ComfyUI):
+    the inverse of diffusers' convert_wan_transformer_to_diffusers."""
+    if key == "scale_shift_table":
+        return "head.modulation"
+    if key.startswith("proj_out."):
+        return key.replace("proj_out.", "head.head.")
+    for a, b in (
+        ("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+        ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+        ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+        ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+        ("condition_embedder.time_proj", "time_projection.1"),
+        ("attn1", "self_attn"),
+        ("attn2", "cross_attn"),
+        (".to_out.0.", ".o."),
+        (".to_q.", ".q."),
+        (".to_k.", ".k."),
+        (".to_v.", ".v."),
+        ("ffn.net.0.proj", "ffn.0"),
+        ("ffn.net.2", "ffn.2"),
+        ("norm2", "norm__x"),
+        ("norm3", "norm2"),
+        ("norm__x", "norm3"),
+    ):
+        key = key.replace(a, b)
+    return key.replace("scale_shift_table", "modulation")
+
+
+def build_wan_gguf(folder: Path) -> Path:
+    """tiny-wan-Q8_0.gguf: the tiny Wan's transformer (the same weights as tiny:wan) as a city96-style GGUF file, in
+    the original Wan layout, its matrices whose rows split into blocks of 32 quantised to Q8_0 (gguf-py writes no
+    K-quants), the rest in float16 (float32 for vectors)."""
+    import gguf
+    import numpy as np
+
+    transformer = _wan_parts(16, 3.0, dict(z_dim=16))["transformer"]
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(folder / "tiny-wan-Q8_0.gguf"), arch="wan")
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    for key, tensor in transformer.state_dict().items():
+        name, values = _wan_original_name(key), tensor.float().numpy()
+        if values.ndim == 2 and values.shape[-1] % 32 == 0 and "embedding" not in name:
+            packed = gguf.quants.quantize(values, q8)
+            writer.add_tensor(name, packed, raw_shape=packed.shape, raw_dtype=q8)
+        else:
+            writer.add_tensor(name, values.astype(np.float16 if values.ndim > 1 else np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return folder

@@ -32,7 +32,7 @@ def cluster(tiny_text, tiny_image, tiny_music, tiny_dir, tmp_path_factory):
         num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}}
     )
     replica = Settings(tiny=True, offline=True, device="cpu", cache_dir=tiny_dir.parent)
-    engines.deploy(replica, engines.Scale(replicas=2, cpus=0.19, max_batch=8))  # 5 engines x 2 on 2 CPUs
+    engines.deploy(replica, engines.Scale(replicas=2, cpus=0.16, max_batch=8))  # 6 engines x 2 on 2 CPUs
     front = replica.replace(ray_address="auto", output_dir=tmp_path_factory.mktemp("ray-front"))
     try:
         yield front
@@ -145,6 +145,24 @@ def test_speech_made_on_the_cluster_equals_the_speech_made_here(cluster, here):
         assert recipe["served_by"]["application"] == "studio-voice" and recipe["voice"] == voice
 
 
+def test_a_video_made_on_the_cluster_equals_the_one_made_here(cluster, here):
+    """The video engine on the cluster streams its steps and previews; the front saves the MP4 with its recipe."""
+    import av
+
+    from tabs.video.engine import VideoParams, generate_video
+
+    def video(settings):
+        params = VideoParams("waves at dusk", num_frames=9, width=64, height=64, steps=3, seed=6)
+        updates = list(generate_video(make_cache(settings), settings, params))
+        with av.open(str(updates[-1].path)) as f:
+            frames = np.stack([frame.to_ndarray(format="rgb24") for frame in f.decode(video=0)])
+        return frames, updates[-1].recipe, [u.step for u in updates if not u.done]
+
+    (there, recipe, steps), (mine, _, _) = elsewhere(video, cluster), elsewhere(video, here)
+    assert there.shape == mine.shape and np.abs(there.astype(int) - mine.astype(int)).mean() < 0.5
+    assert recipe["served_by"]["application"] == "studio-video" and steps[-1] == 3
+
+
 def test_a_face_swapped_on_the_cluster_equals_the_swap_made_here(cluster, here):
     from faces_helpers import ASTRONAUT, HOPPER
 
@@ -244,8 +262,8 @@ def test_the_studio_api_through_a_cluster(cluster, tiny_dir, tmp_path):
 def test_serve_models_says_what_is_wrong_in_a_sentence(capsys):
     from app.engines import main
 
-    assert main(["--ray", "auto", "--engines", "image,video"]) == 2
+    assert main(["--ray", "auto", "--engines", "image,train"]) == 2
     said = capsys.readouterr().err
-    assert "--engines takes some of image, music, voice, faceswap, extras, not 'image,video'." in said
+    assert "--engines takes some of image, music, voice, faceswap, extras, video, not 'image,train'." in said
     assert main(["--ray", "auto", "--replicas", "0"]) == 2
     assert "--replicas and --max-batch must be at least 1" in capsys.readouterr().err

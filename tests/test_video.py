@@ -113,7 +113,7 @@ def test_a_soundtrack_is_muxed_under_the_video_for_its_length(shared_cache, sett
 
 
 def test_a_frame_of_a_video_can_be_taken_out_for_the_image_tab(shared_cache, settings, tmp_path):
-    from tabs.video.engine import video_frame
+    from tabs.video.media import video_frame
 
     final, _ = made(shared_cache, settings, seed=7)
     frames = frames_of(final.path)
@@ -221,6 +221,39 @@ def test_a_video_lora_changes_the_video_and_weight_zero_does_not(shared_cache, s
     assert np.abs(frames_of(ltx_styled.path).astype(int) - ltx_plain).mean() > 0.5
     with pytest.raises(UserError, match="There is no LoRA called 'nothere'"):
         made(shared_cache, with_loras, "a fox <lora:nothere:1>")
+
+
+def test_a_gguf_wan_transformer_runs_quantised_in_the_pipeline_of_its_repo(shared_cache, settings, tiny_dir, tmp_path):
+    """Wan 14B in about 10 GB is a city96-style GGUF file: here the tiny Wan's transformer as Q8_0, curated
+    (downloaded like the real one) or dropped into the checkpoints folder; the Image tab does not offer it."""
+    import shutil
+
+    from core import tiny
+    from tabs.image.choices import model_choices as image_choices
+    from tabs.video.engine import model_choices
+
+    plain = frames_of(made(shared_cache, settings, seed=3)[0].path).astype(int)
+    curated, _ = made(shared_cache, settings, model="tiny:wan-gguf", seed=3)
+    assert (
+        curated.recipe["checkpoint"]["quantization"] == "gguf" and curated.recipe["checkpoint"]["base"] == "tiny:wan"
+    )
+    assert np.abs(frames_of(curated.path).astype(int) - plain).mean() < 2  # the file's weights (Q8_0) ran
+    with shared_cache.model(
+        "video", "tiny:wan", lambda *a: None, setting="x", name="checkpoint:tiny:wan-gguf"
+    ) as pipe:
+        kinds = {type(p).__name__ for p in pipe.transformer.parameters()}
+    assert "GGUFParameter" in kinds  # it stays quantised in memory
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copy(tiny.ensure("tiny:wan-gguf", tiny_dir) / "tiny-wan-Q8_0.gguf", folder / "my-wan-Q8_0.gguf")
+    own = settings.replace(checkpoint_dir=folder, tiny=True)
+    assert "my-wan-Q8_0.gguf" in model_choices(own) and "my-wan-Q8_0.gguf" not in image_choices(own)
+    dropped, _ = made(shared_cache, own, model="my-wan-Q8_0.gguf", seed=3)
+    assert np.array_equal(frames_of(dropped.path), frames_of(curated.path))
+    assert (
+        dropped.recipe["checkpoint"]["file"] == "my-wan-Q8_0.gguf"
+        and len(dropped.recipe["checkpoint"]["sha256"]) == 64
+    )
 
 
 def test_stop_ends_at_the_next_step_and_saves_nothing(shared_cache, settings):

@@ -12,19 +12,18 @@ A1111's layout), offered in the Model box by file name; the file's tensor names 
 Safetensors and GGUF only: neither holds code (a `.ckpt` is a pickle and is never offered).
 """
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import checkpoints as single
 from core.device import import_lock, place_pipeline
 from core.errors import UserError
 from core.settings import Settings
 from tabs.image import families
 
-SUFFIXES = (".safetensors", ".gguf")
-SETTING = "STUDIO_CHECKPOINT_DIR"
+SUFFIXES, SETTING, tensor_names = single.SUFFIXES, single.SETTING, single.tensor_names
 # Tensor names that tell a transformer's family, in the original (BFL, ComfyUI) layout and in diffusers' own.
 SIGNS = [
     ("flux1", ("double_blocks.0.img_attn.qkv.weight", "single_transformer_blocks.0.proj_out.weight")),
@@ -60,32 +59,9 @@ class Checkpoint:
 
 
 def available(settings: Settings) -> dict[str, Path]:
-    """name -> file for each .safetensors and .gguf file in the checkpoints folder (its subfolders too). Only these
-    names are ever loaded: a name is never turned into a path."""
-    folder = Path(settings.checkpoint_dir)
-    if not folder.is_dir():
-        return {}
-    return {p.name: p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES}
-
-
-def tensor_names(path: Path) -> tuple[str, ...]:
-    """The tensor names of a safetensors or GGUF file, read from its header (nothing is loaded), once while the
-    file's size and modification time stay the same (each run and each choice in the Model box asks)."""
-    stat = path.stat()
-    return _tensor_names(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _tensor_names(name: str, size: int, modified_ns: int) -> tuple[str, ...]:
-    path = Path(name)
-    if path.suffix.lower() == ".gguf":
-        from gguf import GGUFReader
-
-        return tuple(t.name for t in GGUFReader(str(path)).tensors)
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return tuple(f.keys())
+    """name -> file for each .safetensors and .gguf file in the checkpoints folder (its subfolders too) but the
+    Video tab's (Wan transformers). Only these names are ever loaded: a name is never turned into a path."""
+    return {name: p for name, p in single.files(settings.checkpoint_dir).items() if not single.is_wan(p)}
 
 
 def identify(settings: Settings, name: str) -> Checkpoint:

@@ -11,15 +11,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, asdict, dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from core import audio, checks, hub, loras, outputs, provenance, saving
+from core import audio, checks, hub, loras, outputs, saving, serving
 from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
+from tabs.video import checkpoints, media
 
 SETTING = "STUDIO_VIDEO_MODEL"
 
@@ -73,17 +73,25 @@ EXAMPLES = [
 
 
 def model_choices(settings: Settings) -> list[str]:
+    """The default model, the curated ones (the tiny ones with --tiny), then the Wan transformer files (GGUF)."""
     first = settings.model_for("video")
-    others = list(TINY if settings.tiny else CURATED)
+    others = list(TINY if settings.tiny else CURATED) + list(checkpoints.offered(settings))
     return [first] + [m for m in others if m != first]
 
 
-def model_defaults(model_id: str, folder: Path | None = None) -> VideoModel:
+def model_defaults(model_id: str, folder: Path | None = None, settings: Settings | None = None) -> VideoModel:
     """The curated models' own settings; for another folder, those of its family: Wan 2.1's (Wan 2.2's where it
-    takes a picture) or LTX-Video's."""
+    takes a picture) or LTX-Video's; for a Wan transformer file (with `settings`), those of the repo it joins."""
     known = {**CURATED, **TINY}.get(model_id)
     if known:
         return known
+    chosen = checkpoints.CURATED.get(model_id) or checkpoints.TINY.get(model_id)
+    if chosen is None and settings is not None:
+        chosen = checkpoints.offered(settings).get(model_id)
+    if chosen is not None:  # the defaults of the repo it joins (Wan 14B's are Wan 2.1 1.3B's: 832x480, 16 fps)
+        licence = "Apache-2.0 (Wan)" if chosen.path is None else "the checkpoint's own: see the page you got it from"
+        base = {**CURATED, **TINY}.get(chosen.base)
+        return replace(base or VideoModel(16, 832, 480, 50, 5.0, "I2V" in chosen.base, ""), licence=licence)
     if folder is None and hub.looks_like_path(model_id):
         folder = Path(model_id)
     ti2v = False
@@ -196,38 +204,6 @@ def _first_frame_picture(path: Any, width: int, height: int) -> tuple[Any, str]:
     return ImageOps.fit(image.convert("RGB"), (width, height)), outputs.file_sha256(path)
 
 
-def write_mp4(frames: Any, path: Path, fps: int, soundtrack: tuple[Any, int] | None, label: bool) -> None:
-    """uint8 frames (T, H, W, 3) as H.264 (yuv420p, moov first: plays in every browser) at `fps`, each with the
-    visible label where asked; the soundtrack (samples, rate) as AAC, cut or padded to the video's length."""
-    import av
-    import numpy as np
-
-    rate = Fraction(fps)
-    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-        video = out.add_stream("libx264", rate=rate)
-        video.height, video.width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-        video.pix_fmt, video.options = "yuv420p", {"crf": "18", "preset": "medium"}
-        sound = None
-        if soundtrack is not None:  # every stream before the first packet: the header is written then
-            samples, sample_rate = soundtrack
-            sound = out.add_stream("aac", rate=sample_rate, layout="mono")
-        for i, rgb in enumerate(frames):
-            rgb = provenance.visible_label(rgb) if label else rgb
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: video.height, : video.width]), "rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
-        if sound is not None:
-            length = int(len(frames) / fps * sample_rate)
-            track = np.zeros(length, np.float32)
-            track[: min(length, len(samples))] = samples[:length]
-            for start in range(0, length, 1024):
-                chunk = av.AudioFrame.from_ndarray(track[None, start : start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = sample_rate, start
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode())
-
-
 @gpu(duration=600)  # spaces.GPU on ZeroGPU Spaces: a video takes minutes
 def generate_video(
     cache: ModelCache,
@@ -246,8 +222,9 @@ def generate_video(
     model_id = checks.check_model_choice(
         model or settings.model_for("video"), model_choices(settings), settings.allow_custom_models, SETTING
     )
-    known = model_defaults(model_id)
-    understood = model_id in {**CURATED, **TINY} or hub.looks_like_path(model_id)  # (a folder says what it holds)
+    known = model_defaults(model_id, settings=settings)
+    wan_file = checkpoints.offered(settings).get(model_id)  # a Wan transformer in one file (GGUF)
+    understood = model_id in {**CURATED, **TINY} or hub.looks_like_path(model_id) or wan_file is not None
     if first_frame not in (None, "") and not known.first_frame and understood:
         raise UserError(
             f"{model_id} makes videos from text only: choose Wan2.2-TI2V-5B or LTX-Video to start from a picture "
@@ -263,15 +240,15 @@ def generate_video(
     picture = _first_frame_picture(first_frame, params.width, params.height) if first_frame not in (None, "") else None
     stop = stop or threading.Event()
     start = time.perf_counter()
-    # 2-3. the pipeline from the cache makes the frames, step by step
-    torch = imported("torch")
-    dtype = torch.bfloat16 if cache.device.startswith("cuda") else torch.float32
-    options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
-    with cache.model("video", model_id, load_video_pipeline, **options) as pipe:
-        with loras.turn(pipe, bool(chosen)), loras.applied(pipe, pipe, chosen, FAMILIES[family]):
-            run = replace(params, prompt=model_prompt)
-            frames = yield from _denoise(pipe, run, picture, stop, progress, start, tuple(notes))
-        placed = {"offload": "model", "vae_tiling": True} if getattr(pipe, "_studio_offloaded", False) else {}
+    # 2-3. the pipeline from the cache (here, or on a Ray replica) makes the frames, step by step
+    run = replace(params, prompt=model_prompt)
+    if settings.ray_address:
+        made = yield from serving.call(
+            settings, "video", "render", (model_id, run, picture, chosen, tuple(notes)), stop, progress
+        )
+        made.facts.update(served_by=serving.served_by(settings, "video"))
+    else:
+        made = yield from render_video(cache, settings, model_id, run, picture, chosen, stop, progress, tuple(notes))
     # 4. saved with its recipe, labels and soundtrack
     recipe = outputs.base_recipe(
         "video",
@@ -284,14 +261,12 @@ def generate_video(
         soundtrack=_clip_facts(soundtrack, sound),
         labelled=settings.video_label,
         licence=known.licence,
-        device=cache.device,
-        **placed,
-        dtype=str(dtype).replace("torch.", ""),
+        **made.facts,
         versions=outputs.library_versions("torch", "diffusers", "transformers", "av"),
     )
 
     def write(tmp: Path, _recipe: dict) -> None:  # the frames carry the visible label; no invisible watermark
-        write_mp4(frames, tmp, params.fps, sound, settings.video_label)
+        media.write_mp4(made.frames, tmp, params.fps, sound, settings.video_label)
 
     edited = picture is not None or sound is not None  # it holds something the user gave
     saved = saving.finish(
@@ -301,6 +276,53 @@ def generate_video(
         params.steps, params.steps, time.perf_counter() - start, params.seed, path=saved.path, recipe=saved.recipe,
         done=True, notes=tuple(notes),
     )  # fmt: skip
+
+
+@dataclass
+class RenderedVideo:
+    frames: Any  # uint8 (T, H, W, 3)
+    facts: dict  # what the recipe says of how it ran: device, dtype, offload, the checkpoint file
+
+
+def render_video(
+    cache: ModelCache,
+    settings: Settings,
+    model_id: str,
+    params: VideoParams,
+    picture: tuple | None,
+    chosen: list,
+    stop: threading.Event,
+    progress: Any,
+    notes: tuple = (),
+) -> Iterator[VideoUpdate]:
+    """Steps 2 and 3 of generate_video for checked parameters (`params.prompt` without its LoRA tags; `picture`: the
+    first frame and its SHA-256; `chosen`: the LoRAs): the pipeline from the cache, held while it makes the frames;
+    returns them as RenderedVideo. Runs here or on a Ray Serve replica (app.engines)."""
+    torch = imported("torch")
+    start = time.perf_counter()
+    family = model_defaults(model_id, settings=settings).family
+    dtype = torch.bfloat16 if cache.device.startswith("cuda") else torch.float32
+    options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
+    wan_file = checkpoints.offered(settings).get(model_id)
+    if wan_file is not None:  # the file's transformer in the pipeline of the Wan-AI repo it belongs to
+        file = checkpoints.transformer_file(cache, settings, wan_file)
+        options.update(checkpoints.base_options(wan_file, model_id))
+
+        def load(folder: Path, device: str, dtype: Any) -> Any:
+            return checkpoints.load(file, wan_file, Path(folder), device, dtype)
+
+        held = cache.model("video", wan_file.base, load, **options)
+    else:
+        held = cache.model("video", model_id, load_video_pipeline, **options)
+    with held as pipe:
+        with loras.turn(pipe, bool(chosen)), loras.applied(pipe, pipe, chosen, FAMILIES[family]):
+            frames = yield from _denoise(pipe, params, picture, stop, progress, start, notes)
+        facts: dict[str, Any] = {"device": cache.device, "dtype": str(dtype).replace("torch.", "")}
+        if getattr(pipe, "_studio_offloaded", False):
+            facts.update(offload="model", vae_tiling=True)
+        if getattr(pipe, "_studio_checkpoint", None):
+            facts["checkpoint"] = {**pipe._studio_checkpoint, "sha256": outputs.file_sha256(file)}
+    return RenderedVideo(frames, facts)
 
 
 def _clip_facts(path: Any, sound: tuple | None) -> dict | None:
@@ -368,35 +390,6 @@ def _denoise(
     made = job.result()  # a fast run may end between two polls: its last step (and preview) is still shown
     yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, shown[0], notes=notes)
     return made
-
-
-def video_frame(path: Any, number: Any, most: int) -> Any:
-    """Frame `number` (1 = the first) of a video, as a PIL picture: checked from the header before anything is
-    decoded, and never more than `most` frames decoded."""
-    import av
-    from PIL import Image
-
-    number = int(checks.check_number(number, checks.named("frame"), 1, most, integer=True))
-    unreadable = "The video could not be read; make a video in this tab first."
-    try:
-        container = av.open(str(path))
-    except (OSError, av.FFmpegError, TypeError):
-        raise UserError(unreadable) from None
-    with container:
-        if not container.streams.video:
-            raise UserError(unreadable)
-        stream = container.streams.video[0]
-        if stream.codec_context.width * stream.codec_context.height > checks.MAX_IMAGE_PIXELS:
-            raise UserError("The video's frames are larger than the studio reads.")
-        seen = 0
-        try:
-            for frame in container.decode(stream):
-                seen += 1
-                if seen == number:
-                    return Image.fromarray(frame.to_ndarray(format="rgb24"))
-        except (av.FFmpegError, ValueError):
-            raise UserError(unreadable) from None
-    raise UserError(f"The video has {seen} frames; choose a frame (frame) from 1 to {seen}.")
 
 
 def _flow_estimate(pipe: Any, i: int, latents: Any, before: Any) -> Any:

@@ -9,6 +9,7 @@ import gradio as gr
 from core import checks, jobs, ui
 from core.audio import UNREADABLE
 from core.history import prepend, record
+from core.settings import Settings
 from tabs.video import engine
 from tabs.video import soundtrack as soundtrack_engine
 from tabs.video.engine import EXAMPLES, MAX_FPS, MAX_STEPS, VideoParams, VideoUpdate, model_choices, model_defaults
@@ -17,9 +18,9 @@ from tabs.video.soundtrack import SoundtrackUpdate
 TAB = "video"
 
 
-def licence_line(model: str) -> str:
+def licence_line(settings: Settings, model: str) -> str:
     """What the page says under the model: its family and licence (LTX-Video's is not an open-source licence)."""
-    d = model_defaults(model)
+    d = model_defaults(model, settings=settings)
     return f"*{engine.FAMILIES[d.family]} · licence: {d.licence}*"
 
 
@@ -52,7 +53,7 @@ class Page:
 def build(ctx: ui.Context) -> None:
     settings, page = ctx.settings, Page()
     choices = model_choices(settings)
-    d = model_defaults(choices[0])
+    d = model_defaults(choices[0], settings=settings)
     side = settings.max_image_size
     with gr.Row():
         with gr.Column(scale=2):
@@ -65,7 +66,7 @@ def build(ctx: ui.Context) -> None:
                 page.generate = gr.Button("Generate", variant="primary", elem_id="video-generate")
                 page.stop = gr.Button("Stop", variant="stop", elem_id="video-stop")
             page.model = ui.model_dropdown(settings, choices, elem_id="video-model")
-            page.licence = gr.Markdown(licence_line(choices[0]), elem_id="video-licence")
+            page.licence = gr.Markdown(licence_line(settings, choices[0]), elem_id="video-licence")
             ui.lora_picker(settings, page.prompt, "video")
             frames = min(33, settings.max_video_frames)
             page.num_frames = ui.slider(
@@ -143,9 +144,9 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     settings = ctx.settings
 
     def apply_defaults(model: str):
-        d = model_defaults(model or "")
+        d = model_defaults(model or "", settings=settings)
         side = settings.max_image_size
-        return d.fps, min(d.width, side), min(d.height, side), d.steps, d.guidance, licence_line(model or "")
+        return d.fps, min(d.width, side), min(d.height, side), d.steps, d.guidance, licence_line(settings, model or "")
 
     shown = [page.fps, page.width, page.height, page.steps, page.guidance_scale, page.licence]
     page.model.change(apply_defaults, page.model, shown, api_visibility="private", queue=False)
