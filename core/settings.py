@@ -72,7 +72,7 @@ class Settings:
     embeddings_dir: Path = Path("models/embeddings")  # textual-inversion embeddings (.safetensors), used by name
     wildcards_dir: Path = Path("models/wildcards")  # name.txt files: __name__ in a prompt draws one of their lines
     controlnet_dir: Path = Path("models/controlnet")  # ControlNet folders (diffusers format) offered too
-    checkpoint_dir: Path = Path("models/checkpoints")  # single-file models: SD checkpoints, transformers (Wan too), GGUF
+    checkpoint_dir: Path = Path("models/checkpoints")  # one-file models: SD checkpoints, transformers (Wan too), GGUF
     upscaler_dir: Path = Path("models/upscalers")  # upscaler weights (.safetensors, .pth) offered by file name
     face_restorer_dir: Path = Path("models/face_restorers")  # face restorers (GFPGAN, RestoreFormer...) by file name
     depth_model: str = "depth-anything/Depth-Anything-V2-Small-hf"  # finds depth for ControlNet (hub id or folder)
