@@ -1,7 +1,9 @@
-"""Seconds per denoising step of Wan 2.1 1.3B's transformer at its real width (random weights), with and without
-classifier-free guidance, and the studio's own cost per frame (the labelled H.264 MP4 it writes).
+"""Seconds per denoising step of Wan 2.1 1.3B's or LTX-Video 0.9.1's transformer at its real width (random
+weights), with and without classifier-free guidance, and the studio's own cost per frame (the labelled H.264 MP4 it
+writes).
 
-    python bench/video.py [--width 832] [--height 480] [--frames 9] [--device cpu|cuda] [--skip-model]
+    python bench/video.py [--model wan|ltx] [--width 832] [--height 480] [--frames 9] [--device cpu|cuda]
+                           [--skip-model]
 
 A step's cost grows with the latent tokens: (frames - 1) / 4 + 1 latent frames of (width / 16) x (height / 16)
 patches. On a CPU the real size takes minutes per step; smaller sizes and fewer frames give a figure sooner.
@@ -48,6 +50,34 @@ def step_seconds(width: int, height: int, frames: int, device: str) -> None:
     )
 
 
+def ltx_step_seconds(width: int, height: int, frames: int, device: str) -> None:
+    """LTX-Video 0.9.1 (2B; diffusers' LTXVideoTransformer3DModel defaults are its config): 128 latent channels,
+    32x spatial and 8x temporal compression, so far fewer tokens than Wan at the same size."""
+    import torch
+    from diffusers import LTXVideoTransformer3DModel
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    torch.manual_seed(0)
+    model = LTXVideoTransformer3DModel().to(device, dtype).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e9
+    f, h, w = (frames - 1) // 8 + 1, height // 32, width // 32
+    latent = torch.randn(1, f * h * w, 128, device=device, dtype=dtype)
+    text = torch.randn(1, 128, 4096, device=device, dtype=dtype)  # LTX pads the prompt to 128 tokens
+    mask = torch.ones(1, 128, device=device)
+    timestep = torch.tensor([500.0], device=device)
+    call = dict(num_frames=f, height=h, width=w, rope_interpolation_scale=(8 / 24, 32, 32), return_dict=False)
+    with torch.inference_mode():
+        model(latent, text, timestep, mask, **call)  # warm up
+        start = time.perf_counter()
+        model(latent, text, timestep, mask, **call)
+        one = time.perf_counter() - start
+    print(
+        f"LTX-Video 0.9.1 ({params:.2f}B, {str(dtype).replace('torch.', '')}, {device}) at {width}x{height}, "
+        f"{frames} frames ({f * h * w} tokens): {one:.1f} s per step without guidance, ~{2 * one:.1f} s with it; "
+        f"50 steps ~ {100 * one / 60:.0f} min"
+    )
+
+
 def mp4_seconds(width: int, height: int, frames: int) -> None:
     import numpy as np
 
@@ -65,6 +95,7 @@ def mp4_seconds(width: int, height: int, frames: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["wan", "ltx"], default="wan")
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--frames", type=int, default=9)
@@ -73,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     mp4_seconds(args.width, args.height, 81)
     if not args.skip_model:
-        step_seconds(args.width, args.height, args.frames, args.device)
+        (ltx_step_seconds if args.model == "ltx" else step_seconds)(args.width, args.height, args.frames, args.device)
 
 
 if __name__ == "__main__":
