@@ -71,7 +71,7 @@ def build(ctx: ui.Context) -> None:
             frames = min(33, settings.max_video_frames)
             page.num_frames = ui.slider(
                 5, settings.max_video_frames, param="num_frames", words="frames", value=frames, step=4,
-                label="Frames (4k+1)", elem_id="video-num-frames",
+                label="Frames (Wan 4k+1, LTX-Video 8k+1)", elem_id="video-num-frames",
             )  # fmt: skip
             page.fps = ui.slider(4, MAX_FPS, param="fps", words="frame rate", value=d.fps, step=1, label="Frame rate")
             with gr.Row():
