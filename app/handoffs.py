@@ -106,6 +106,32 @@ def wire(ctx: ui.Context) -> None:
             ui.user_errors(frame_to_image), [s.video_result, s.video_frame], [s.image_init, s.image_init_panel, tabs],
             api_visibility="private", queue=False,
         )  # fmt: skip
+    if ready(s.train_add_results, s.image_gallery, s.train_images):
+
+        def add_results(items: list | None, chosen: list | None):
+            from tabs.image.gallery import item_path
+
+            if not items:
+                raise gr.Error("The Image tab has no results yet: make some pictures there first.")
+            have = [c["path"] if isinstance(c, dict) else c for c in (chosen or [])]
+            return have + [item_path(i) for i in items if item_path(i) not in have]
+
+        s.train_add_results.click(
+            add_results, [s.image_gallery, s.train_images], s.train_images, api_visibility="private", queue=False
+        )
+    if ready(s.train_to_image, s.train_made, s.image_prompt, s.image_model):
+
+        def lora_to_image(made: dict | None, prompt: str):
+            if not made:
+                raise gr.Error("Train a LoRA first; then it can be used on the Image tab.")
+            tag = f"<lora:{made['name']}:1>"
+            words = ", ".join(x for x in (made.get("trigger"), (prompt or "").strip()) if x)
+            return f"{words} {tag}".strip(), made["base"], go("image")
+
+        s.train_to_image.click(
+            lora_to_image, [s.train_made, s.image_prompt], [s.image_prompt, s.image_model, tabs],
+            api_visibility="private", queue=False,
+        )  # fmt: skip
     if ready(s.image_to_music, s.image_prompt, s.music_prompt):
 
         def soundtrack(prompt: str):

@@ -45,7 +45,7 @@ def available(settings: Settings) -> dict[str, Path]:
     folder = Path(settings.lora_dir)
     if not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.rglob("*.safetensors")) if p.is_file()}
+    return {p.stem: p for p in sorted(folder.rglob("*.safetensors")) if p.is_file() and not p.name.startswith(".")}
 
 
 def split_prompt(prompt: str) -> tuple[str, list[tuple[str, str | None]]]:

@@ -93,8 +93,8 @@ def _writable(folder: Path) -> str | None:
 
 
 def audit_log_path(output_dir: Path) -> Path:
-    """The audit log of what needs consent (face swaps, cloned voices): in the output folder, but never served over
-    HTTP (see app.server.launch). Its place predates voice cloning."""
+    """The audit log of what needs consent (face swaps, cloned voices, LoRA trainings): in the output folder, but
+    never served over HTTP (see app.server.launch). Its place predates voice cloning."""
     return Path(output_dir) / "faceswap" / "audit.jsonl"
 
 

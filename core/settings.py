@@ -16,6 +16,8 @@ DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
 DEFAULT_MUSIC_MODEL = "facebook/musicgen-small"
 DEFAULT_VOICE_CLONE_MODEL = "nari-labs/Dia-1.6B-0626"
 DEFAULT_VIDEO_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+DEFAULT_TRAIN_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
 
 # Names that stand for the tiny random-weight models built by core/tiny.py (used by --tiny).
 TINY_TEXT_MODEL = "tiny:qwen2"
@@ -23,6 +25,8 @@ TINY_IMAGE_MODEL = "tiny:stable-diffusion"
 TINY_MUSIC_MODEL = "tiny:musicgen"
 TINY_VOICE_CLONE_MODEL = "tiny:dia"
 TINY_VIDEO_MODEL = "tiny:wan"
+TINY_TRAIN_MODEL = "tiny:stable-diffusion"
+TINY_CAPTION_MODEL = "tiny:blip"
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # host values that only this machine reaches
 REMOTE_TABS = (
@@ -64,6 +68,10 @@ class Settings:
     video_model: str = DEFAULT_VIDEO_MODEL  # hub id or local folder of the Video tab's default model (Wan)
     max_video_frames: int = 81  # most frames the Video tab makes at once (Wan's 5 s at 16 fps is 81)
     video_label: bool = True  # stamp a visible "AI-generated" label on generated videos (turn off for private use)
+    training: bool = True  # offer LoRA training (the Train tab); 0 turns it off (public deployments that should not)
+    train_model: str = DEFAULT_TRAIN_MODEL  # the Train tab's default base model (hub id or local folder)
+    caption_model: str = DEFAULT_CAPTION_MODEL  # the model that captions training pictures (BLIP; hub id or folder)
+    max_train_steps: int = 3000  # most steps one training may take
     memory_budget_gb: float | None = None  # memory for loaded models; unset: half the RAM (CPU), 85% of GPU memory
     output_dir: Path = Path("outputs")  # where results are saved, with their recipes
     cache_dir: Path = field(default_factory=_default_cache_dir)  # tiny models and other studio caches
@@ -125,10 +133,12 @@ class Settings:
         return self.remote_concurrency if remote else self.concurrency
 
     def model_for(self, kind: str) -> str:
-        """The default model of a tab ("text", "image", "music", "voice_clone", "video"), honouring --tiny."""
+        """The default model of a tab ("text", "image", "music", "voice_clone", "video", "train", "caption"),
+        honouring --tiny."""
         if self.tiny:
             tiny = {"text": TINY_TEXT_MODEL, "image": TINY_IMAGE_MODEL, "music": TINY_MUSIC_MODEL}
-            return {**tiny, "voice_clone": TINY_VOICE_CLONE_MODEL, "video": TINY_VIDEO_MODEL}[kind]
+            tiny.update(voice_clone=TINY_VOICE_CLONE_MODEL, video=TINY_VIDEO_MODEL, train=TINY_TRAIN_MODEL)
+            return {**tiny, "caption": TINY_CAPTION_MODEL}[kind]
         return getattr(self, f"{kind}_model")
 
     def replace(self, **changes) -> Settings:
@@ -193,6 +203,7 @@ def classroom_limits(s: Settings) -> Settings:
         max_prompt_chars=min(s.max_prompt_chars, 1000),
         max_speech_chars=min(s.max_speech_chars, 1000),
         max_video_frames=min(s.max_video_frames, 33),
+        max_train_steps=min(s.max_train_steps, 300),
         allow_custom_models=False,
     )
 
@@ -216,7 +227,7 @@ def validate(s: Settings) -> None:
     if s.mcp and s.auth:  # Gradio's MCP server asks for no login: it would open what STUDIO_AUTH closes
         raise ValueError("STUDIO_MCP cannot be used with STUDIO_AUTH: Gradio's MCP server does not ask for the login.")
     numbers = ("max_prompt_chars", "max_speech_chars", "max_video_frames", "max_new_tokens", "concurrency")
-    numbers += ("max_queue",)
+    numbers += ("max_queue", "max_train_steps")
     numbers += ("remote_concurrency",)
     for name in numbers:
         if getattr(s, name) < 1:

@@ -449,7 +449,45 @@ def build_face_restorers(folder: Path) -> Path:
     return folder
 
 
+def build_blip(folder: Path) -> Path:
+    """A BLIP captioner of the real classes (BlipForConditionalGeneration + BlipProcessor, as
+    Salesforce/blip-image-captioning-base) at toy size: BERT WordPiece vocabulary made here, "[DEC]" as its start."""
+    import torch
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    words = "a an the of in on with and photo picture red blue green yellow circle square white background".split()
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *letters, *("##" + c for c in letters)]
+    vocab = list(dict.fromkeys([*vocab, ".", ",", "[DEC]"]))  # no duplicates: every id below the vocabulary size
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(folder, bos_token="[DEC]", model_max_length=64)
+    (folder / "vocab.txt").unlink()
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        encoder_hidden_size=32, max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
+        sep_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.sep_token_id,
+    )  # fmt: skip
+    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, image_size=32,
+                  patch_size=8)  # fmt: skip
+    torch.manual_seed(0)
+    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=32, image_text_hidden_size=32)
+    BlipForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor = BlipProcessor(
+        image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    processor.save_pretrained(folder)
+    return folder
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
+    "tiny:blip": build_blip,
     "tiny:depth-anything": build_depth,
     "tiny:controlnet": build_controlnet,
     "tiny:ip-adapter": build_ip_adapter,

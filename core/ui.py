@@ -174,6 +174,11 @@ class Handoffs:
     video_frame: Any = None  # its "Frame" slider (which frame goes to the Image tab)
     video_to_image: Any = None  # its "Send this frame to the Image tab" button
     image_init: Any = None  # the Image tab's input picture (image to image)
+    image_model: Any = None  # the Image tab's model box
+    train_images: Any = None  # the Train tab's pictures
+    train_add_results: Any = None  # its "Add the Image tab's results" button
+    train_to_image: Any = None  # its "Use it on the Image tab" button
+    train_made: Any = None  # the LoRA it made (a State: name, trigger, base)
     image_init_panel: Any = None  # the accordion that holds it
     faceswap_target_video: Any = None  # the Face swap tab's target video
     faceswap_target: Any = None

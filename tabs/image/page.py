@@ -150,6 +150,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")
         page.stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
     page.model = ui.model_dropdown(settings, choices, elem_id="image-model")
+    ctx.shared.image_model = page.model
     page.model_note = gr.Markdown(model_note(choices[0], settings), elem_id="image-model-note")
     page.preset = gr.Radio(
         list(PRESETS),
