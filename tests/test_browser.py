@@ -148,6 +148,29 @@ def test_a_picture_from_the_image_tab_becomes_a_video_that_plays(page: Page, ser
     expect(page.locator("#image-init img")).to_be_visible()
 
 
+def test_a_lora_trained_in_the_page_goes_to_the_image_tab(page: Page, server, tmp_path):
+    from test_screenshots import disc_pictures
+
+    page.goto(server["url"])
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
+    expect(page.locator("#train-captions")).to_contain_text("05-orange.png", timeout=15_000)  # a row per picture
+    page.locator("#train-name textarea, #train-name input").first.fill("browserdiscs")
+    page.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
+    box = page.locator("#train-steps input[type=number]")
+    box.fill("12")
+    box.press("Enter")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text("Done: 12 steps", timeout=60_000)
+    expect(page.locator("#train-plot")).to_be_visible()
+    expect(page.locator("#train-lora")).to_contain_text("browserdiscs")
+    page.locator("#train-to-image").click()  # the trigger word and the tag go to the Image tab's prompt
+    expect(page.get_by_role("tab", name="Image")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#image-prompt textarea")).to_have_value("sks disc <lora:browserdiscs:1>")
+    page.locator("#image-generate").click()
+    expect(page.locator("#image-status")).to_contain_text("Done", timeout=30_000)
+
+
 def test_music_generate_shows_a_player(page: Page, server):
     page.goto(server["url"])
     page.get_by_role("tab", name="Music").click()

@@ -28,7 +28,7 @@ def test_every_setting_and_endpoint_is_on_its_page():
     assert all(f"`{env_name(f.name)}`" in settings_page for f in dataclasses.fields(Settings))
     api_page = (ROOT / "docs" / "api.md").read_text()
     endpoints = ("/generate_image", "/generate_text", "/generate_music", "/speak", "/swap_face", "/verify")
-    for endpoint in (*endpoints, "/generate_video", "/train_gan"):
+    for endpoint in (*endpoints, "/generate_video", "/add_soundtrack", "/train_lora", "/caption_images", "/train_gan"):
         assert f"## `{endpoint}`" in api_page
 
 
@@ -49,6 +49,6 @@ def test_the_readme_is_a_short_front_page():
     assert len(readme) <= 16_000, f"README.md is {len(readme):,} characters; move detail to docs/"
     cells = [c.strip() for line in readme.splitlines() if line.startswith("|") for c in line.strip("|").split("|")]
     assert max(map(len, cells)) <= 300  # a sentence or two per table cell
-    for tab in ("image", "text", "music", "voice", "video", "faceswap", "extras", "gan", "verify"):
+    for tab in ("image", "text", "music", "voice", "video", "train", "faceswap", "extras", "gan", "verify"):
         assert f"docs/{tab}.md" in readme and (ROOT / "docs" / f"{tab}.md").exists()
         assert f"screenshots/{tab}.png" in (ROOT / "docs" / f"{tab}.md").read_text()

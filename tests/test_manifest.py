@@ -16,6 +16,7 @@ from tabs.image.pipelines import load_image_pipeline
 from tabs.music.engine import CURATED as MUSIC_MODELS
 from tabs.music.engine import download_patterns as music_patterns
 from tabs.text.engine import CURATED as TEXT_MODELS
+from tabs.train.engine import BASES as TRAIN_BASES
 from tabs.video.checkpoints import CURATED as VIDEO_FILES
 from tabs.video.engine import CURATED as VIDEO_MODELS
 from tabs.voice.clone import CODEC
@@ -37,6 +38,7 @@ def test_every_curated_repo_has_a_listing():
     curated += [c.repo for c in (*enhance.UPSCALERS.values(), *enhance.RESTORERS.values())]
     curated += [*MMS, HIBARI_REPO, Settings().voice_clone_model, CODEC, *VIDEO_MODELS]
     curated += [f.repo for f in VIDEO_FILES.values()] + [f.base for f in VIDEO_FILES.values()]
+    curated += [Settings().caption_model, *TRAIN_BASES]
     for repo in [r for r in curated if not r.startswith("tiny:")]:
         files = files_of(repo)
         assert files, repo

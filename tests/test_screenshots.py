@@ -9,6 +9,19 @@ from faces_helpers import ASTRONAUT, HOPPER
 from playwright.sync_api import Page, expect
 
 
+def disc_pictures(folder: Path) -> list[str]:
+    """Six 64 px pictures to train on: a coloured disc on white each."""
+    from PIL import Image, ImageDraw
+
+    paths = []
+    for i, colour in enumerate(["red", "blue", "green", "gold", "purple", "orange"]):
+        picture = Image.new("RGB", (64, 64), "white")
+        ImageDraw.Draw(picture).ellipse((8, 8, 56, 56), fill=colour)
+        picture.save(folder / f"{i:02d}-{colour}.png")
+        paths.append(str(folder / f"{i:02d}-{colour}.png"))
+    return paths
+
+
 def test_screenshot_every_tab(page: Page, server, tmp_path):
     folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,6 +69,19 @@ def test_screenshot_every_tab(page: Page, server, tmp_path):
     page.locator("#video-generate").click()
     expect(page.locator("#video-status")).to_contain_text("Done", timeout=60_000)
     shot("video")
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
+    expect(page.locator("#train-captions")).to_contain_text("03-gold.png", timeout=15_000)
+    page.locator("#train-name textarea, #train-name input").first.fill("discs")
+    page.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
+    for name, value in (("steps", "40"), ("batch", "6")):
+        page.locator(f"#train-{name} input[type=number]").fill(value)
+        page.locator(f"#train-{name} input[type=number]").press("Enter")
+    page.locator("#train-sample-every input").fill("10")
+    page.locator("#train-sample-every input").press("Tab")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text("Done", timeout=60_000)
+    shot("train")
     page.get_by_role("tab", name="Face swap").click()
     page.locator("#faceswap-source input[type=file]").set_input_files(str(HOPPER))
     page.locator("#faceswap-target input[type=file]").set_input_files(str(ASTRONAUT))

@@ -430,7 +430,7 @@ def train_lora(
     )  # fmt: skip
     recipe["statement"] = "A LoRA trained in the Generative AI Studio on the pictures its user gave."
     path = _write_lora(settings, params, tensors, _metadata(params, model_id, base, facts, started, tensors), recipe)
-    said = f"<lora:{params.name}:1> is ready on the Image tab ({model_id})."
+    said = f"`<lora:{params.name}:1>` is ready on the Image tab ({model_id})."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
                       final.sample, path, recipe, done=True, said=said)  # fmt: skip
 
