@@ -48,6 +48,28 @@ def available(settings: Settings) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.rglob("*.safetensors")) if p.is_file() and not p.name.startswith(".")}
 
 
+def metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata, from its header alone (8 bytes of length, then JSON), as AUTOMATIC1111,
+    ComfyUI and civitai read it; {} for a file without any."""
+    import json
+    import struct
+
+    with open(path, "rb") as f:
+        length = struct.unpack("<Q", f.read(8))[0]
+        if length > 100_000_000:
+            raise ValueError("not a safetensors header")
+        return json.loads(f.read(length)).get("__metadata__", {}) or {}
+
+
+def trigger_of(path: Path) -> str:
+    """The trigger words a LoRA was trained with, where its metadata says them (the model spec's trigger phrase, as
+    the Train tab and kohya's scripts write it); "" otherwise."""
+    try:
+        return str(metadata(path).get("modelspec.trigger_phrase") or "").strip()
+    except (OSError, ValueError):
+        return ""
+
+
 def split_prompt(prompt: str) -> tuple[str, list[tuple[str, str | None]]]:
     """(the prompt without its <lora:...> tags, the tags as (name, weight text)). The model never reads the tags."""
     tags = [(m.group(1).strip(), m.group(2)) for m in TAG.finditer(prompt or "")]

@@ -136,9 +136,15 @@ def lora_picker(settings: Settings, prompt: Any, prefix: str) -> None:
         return gr.Dropdown(choices=list(loras.available(settings)))
 
     def add_tag(text: str, name: str | None, value: float) -> str:
+        """The tag, after the LoRA's trigger words where it has some (from its metadata) and the prompt lacks them."""
         if not name:
             raise gr.Error(f"There is no LoRA yet: put .safetensors LoRA files in {settings.lora_dir}.")
-        return f"{(text or '').rstrip()} <lora:{name}:{value:g}>".strip()
+        text = (text or "").rstrip()
+        path = loras.available(settings).get(name)
+        trigger = loras.trigger_of(path) if path else ""
+        if trigger and trigger.lower() not in text.lower():
+            text = f"{trigger}, {text}" if text else trigger
+        return f"{text} <lora:{name}:{value:g}>".strip()
 
     chosen.focus(refresh, None, chosen, api_visibility="private", queue=False)
     add.click(add_tag, [prompt, chosen, weight], prompt, api_visibility="private", queue=False)

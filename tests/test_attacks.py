@@ -386,7 +386,7 @@ PUBLIC = [  # every public endpoint but GAN training (whose valid values may ask
     "generate_image", "image_to_image", "inpaint", "outpaint", "upscale", "xyz_plot", "control_map",
     "restore_image_settings", "generate_text", "generate_music", "continue_music", "swap_face", "swap_face_video",
     "gan_walk", "verify", "expand_image_prompt", "live_image", "keep_image", "speak",
-    "narrate", "clone_voice", "generate_video", "add_soundtrack",
+    "narrate", "clone_voice", "generate_video", "add_soundtrack", "train_lora", "caption_images",
 ]  # fmt: skip
 
 

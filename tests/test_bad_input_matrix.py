@@ -217,6 +217,10 @@ ROWS = [
     ("/generate_video", {"prompt": "waves", "model": "tiny:wan-ti2v", "first_frame": F + "text.png"}, "not a picture"),
     ("/generate_video", {"prompt": "waves", "soundtrack": F + "text.wav"}, "not an audio file the studio can read"),
     ("/add_soundtrack", {"music_prompt": "piano", "video": F + "text.mp4"}, "could not be read"),
+    ("/train_lora", {"name": "ok", "images": [F + "full.png"] * 2}, "Give at least 5 pictures"),
+    ("/train_lora", {"name": "ok", "images": [F + "full.png"] * 4 + [F + "text.png"]}, "not a picture the studio"),
+    ("/train_lora", {"images": [F + "full.png"] * 5, "name": "../up"}, "becomes the LoRA's file name"),
+    ("/caption_images", {"images": [F + "truncated.png"]}, "not a picture the studio can read"),
     ("/add_soundtrack", {"video": F + "clip.mp4", "music_prompt": ""}, "is empty"),
     ("/add_soundtrack", {"video": F + "clip.mp4", "soundtrack": F + "text.wav"}, "not an audio file"),
     # face swap

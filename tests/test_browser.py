@@ -169,6 +169,12 @@ def test_a_lora_trained_in_the_page_goes_to_the_image_tab(page: Page, server, tm
     expect(page.locator("#image-prompt textarea")).to_have_value("sks disc <lora:browserdiscs:1>")
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done", timeout=30_000)
+    page.locator("#image-prompt textarea").fill("a disc")  # the LoRA panel adds its trigger words with the tag
+    page.locator("#image-lora-panel").click()
+    page.locator("#image-lora input").click()
+    page.get_by_role("option", name="browserdiscs").click()
+    page.locator("#image-lora-add").click()
+    expect(page.locator("#image-prompt textarea")).to_have_value("sks disc, a disc <lora:browserdiscs:0.8>")
 
 
 def test_music_generate_shows_a_player(page: Page, server):

@@ -13,6 +13,7 @@ import pytest
 from faces_helpers import ASTRONAUT
 from PIL import Image, ImageDraw
 
+from core import loras
 from core.errors import UserError
 from core.outputs import audit_log_path
 from tabs.image.engine import ImageParams, generate_image
@@ -78,6 +79,7 @@ def test_a_lora_learns_lands_in_the_lora_folder_and_changes_the_image_tabs_pictu
     assert meta["ss_resolution"] == "(32, 32)" and meta["ss_base_model_version"] == "sd_v1"
     assert json.loads(meta["ss_tag_frequency"]) == {"1_sks disc": {"sks disc": 6}}
     assert meta["modelspec.trigger_phrase"] == "sks disc" and len(meta["sshs_model_hash"]) == 64
+    assert loras.trigger_of(lora) == "sks disc"  # the Image tab's LoRA panel puts it before the tag
     recipe = json.loads(meta["studio_recipe"])
     assert [d["sha256"] for d in recipe["dataset"]] == [d["sha256"] for d in final.recipe["dataset"]]
     assert recipe["trigger"] == "sks disc" and recipe["model"] == "tiny:stable-diffusion"

@@ -7,7 +7,6 @@ generator, whose state a checkpoint keeps, so a resumed training goes on exactly
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +195,7 @@ class Trainer:
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    """A safetensors file's metadata, from its header alone (8 bytes of length, then JSON): what AUTOMATIC1111,
-    ComfyUI and civitai read."""
-    import struct
+    """A safetensors file's metadata, from its header alone: what AUTOMATIC1111, ComfyUI and civitai read."""
+    from core.loras import metadata
 
-    with open(path, "rb") as f:
-        length = struct.unpack("<Q", f.read(8))[0]
-        if length > 100_000_000:
-            raise ValueError("not a safetensors header")
-        return json.loads(f.read(length)).get("__metadata__", {})
+    return metadata(path)
