@@ -6,24 +6,22 @@ and the studio's recipe. Plain Python: the page, the API and the tests call `tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import checks, hub, loras, outputs
+from core import checks, loras, outputs
 from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import UserError
 from core.models import ModelCache, ModelKey
 from core.settings import Settings
-from tabs.train import dataset
+from tabs.train import dataset, files
+from tabs.train.captions import caption_images  # noqa: F401  (the page and the API call it through here)
 from tabs.train.trainer import KINDS, Trainer
 
 SETTING = "STUDIO_TRAIN_MODEL"
@@ -212,151 +210,6 @@ def load_training_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     return pipe
 
 
-# -- checkpoints -------------------------------------------------------------------------------------------------
-def checkpoint_folder(settings: Settings, name: str) -> Path:
-    return Path(settings.cache_dir) / "training" / name
-
-
-def _dataset_facts(pictures: list[dataset.Picture], prompts: list[str]) -> list[dict]:
-    return [
-        {"name": p.name, "sha256": p.sha256, "caption": prompt} for p, prompt in zip(pictures, prompts, strict=True)
-    ]
-
-
-def _save_checkpoint(folder: Path, trainer: Trainer, optimizer: Any, generator: Any, info: dict) -> None:
-    from safetensors.torch import save_file
-
-    torch = imported("torch")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({**trainer.state(), "studio.generator_state": generator.get_state()}, tmp / "lora.safetensors")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")  # read back with weights_only=True: tensors and numbers
-    (tmp / "info.json").write_text(json.dumps(info))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-
-
-def _resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator: Any) -> dict:
-    """The checkpoint's state put back, once it is known to be this training's (same pictures, base and shape)."""
-    from safetensors.torch import load_file
-
-    torch = imported("torch")
-    if not (folder / "info.json").exists():
-        raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
-    saved = json.loads((folder / "info.json").read_text())
-    compared = (("base", "base model"), ("rank", "rank"), ("resolution", "resolution"),
-                ("train_text_encoder", "text encoder choice"), ("dataset", "pictures and captions"))  # fmt: skip
-    for key, what in compared:
-        if saved.get(key) != info[key]:
-            raise UserError(
-                f"The checkpoint of {info['name']!r} was made with other {what}: resume (resume) with the same "
-                "pictures, captions, base model, rank and resolution, or start again."
-            )
-    if saved["step"] >= info["steps"]:
-        raise UserError(f"The checkpoint is at step {saved['step']}: ask for more steps (steps) to go on.")
-    state = load_file(folder / "lora.safetensors")
-    generator.set_state(state.pop("studio.generator_state"))
-    trainer.load_state(state)
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    return saved
-
-
-# -- the LoRA file -------------------------------------------------------------------------------------------------
-def _metadata(
-    params: TrainParams, model_id: str, base: Base, facts: list[dict], started: float, tensors: dict
-) -> dict:
-    """kohya's `ss_*` keys (every value a string, as sd-scripts writes them), the model spec, the studio's trigger."""
-    from safetensors.torch import save
-
-    tags: Counter = Counter()
-    for fact in facts:
-        tags.update(t.strip().lower() for t in fact["caption"].split(",") if t.strip())
-    folder = f"1_{params.trigger or params.name}"
-    plain = save(tensors)  # the data after the header, whatever the metadata: sshs_model_hash, as kohya hashes it
-    data_hash = hashlib.sha256(plain[8 + int.from_bytes(plain[:8], "little") :]).hexdigest()
-    side = params.resolution
-    meta = {
-        "ss_output_name": params.name,
-        "ss_sd_model_name": model_id,
-        "ss_base_model_version": base.version,
-        "ss_v2": str(base.version == "sd_v2"),
-        "ss_network_module": "networks.lora",
-        "ss_network_dim": str(params.rank),
-        "ss_network_alpha": str(float(params.rank)),
-        "ss_resolution": str((side, side)),
-        "ss_steps": str(params.steps),
-        "ss_max_train_steps": str(params.steps),
-        "ss_learning_rate": str(params.learning_rate),
-        "ss_unet_lr": str(params.learning_rate),
-        "ss_text_encoder_lr": str(params.learning_rate) if params.train_text_encoder else "None",
-        "ss_batch_size_per_device": str(params.batch_size),
-        "ss_num_train_images": str(len(facts)),
-        "ss_seed": str(params.seed),
-        "ss_optimizer": "torch.optim.AdamW(weight_decay=0.01)",
-        "ss_training_started_at": str(started),
-        "ss_training_finished_at": str(time.time()),
-        "ss_tag_frequency": json.dumps({folder: dict(tags)}),
-        "ss_dataset_dirs": json.dumps({folder: {"n_repeats": 1, "img_count": len(facts)}}),
-        "ss_training_comment": f"trigger: {params.trigger}" if params.trigger else "",
-        "sshs_model_hash": data_hash,
-        "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": base.architecture,
-        "modelspec.implementation": "diffusers",
-        "modelspec.title": params.name,
-        "modelspec.resolution": f"{side}x{side}",
-        "modelspec.trigger_phrase": params.trigger,
-        "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "format": "pt",
-    }
-    return meta
-
-
-def _write_lora(settings: Settings, params: TrainParams, tensors: dict, metadata: dict, recipe: dict) -> Path:
-    """The LoRA saved as an output (outputs/train/..., its recipe beside it), then copied into the LoRA folder under
-    its name, where the Image tab finds it at once."""
-    from safetensors.torch import save_file
-
-    metadata = {**metadata, "studio_recipe": json.dumps(recipe, default=str)}
-    path = outputs.new_output_path(settings.output_dir, "train", params.name, "safetensors")
-    with outputs.atomic_target(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
-    outputs.save_recipe(path, recipe)
-    target = Path(settings.lora_dir) / f"{params.name}.safetensors"
-    with outputs.atomic_target(target) as tmp:
-        shutil.copyfile(path, tmp)
-    return path
-
-
-# -- captions ------------------------------------------------------------------------------------------------------
-def load_captioner(folder: Path, device: str, dtype: Any) -> Any:
-    with import_lock:
-        from transformers import BlipForConditionalGeneration, BlipProcessor
-
-    processor = BlipProcessor.from_pretrained(folder, local_files_only=True)
-    model = BlipForConditionalGeneration.from_pretrained(folder, local_files_only=True, use_safetensors=True)
-    return processor, model.to(device).eval()
-
-
-def caption_images(cache: ModelCache, settings: Settings, images: Any) -> list[list[str]]:
-    """[picture name, caption] for each picture of `images` (pictures and zips), by the captioning model (BLIP);
-    a picture that came with a caption (a .txt beside it in a zip) keeps it."""
-    pictures = dataset.gather(images, minimum=1)
-    wanting = [p for p in pictures if not p.caption]
-    if wanting:
-        torch = imported("torch")
-        options = dict(setting="STUDIO_CAPTION_MODEL", dtype=torch.float32, allow_patterns=hub.ALLOW_PATTERNS)
-        with cache.model("caption", settings.model_for("caption"), load_captioner, **options) as (processor, model):
-            for start in range(0, len(wanting), 8):
-                group = wanting[start : start + 8]
-                inputs = processor(images=[p.image for p in group], return_tensors="pt").to(model.device)
-                with torch.inference_mode():
-                    made = model.generate(**inputs, max_new_tokens=30)
-                for picture, text in zip(group, processor.batch_decode(made, skip_special_tokens=True), strict=True):
-                    picture.caption = text.strip()
-    return [[p.name, p.caption] for p in pictures]
-
-
 # -- training ------------------------------------------------------------------------------------------------------
 @gpu(duration=1800)  # spaces.GPU on ZeroGPU Spaces: a training takes many minutes
 def train_lora(
@@ -391,7 +244,7 @@ def train_lora(
     pictures = dataset.gather(images)
     dataset.apply_captions(pictures, captions)
     prompts = [", ".join(x for x in (params.trigger, p.caption) if x) or params.name for p in pictures]
-    facts = _dataset_facts(pictures, prompts)
+    facts = files.dataset_facts(pictures, prompts)
     with_faces = _faces(cache, pictures)
     if with_faces and consent is not True:
         raise UserError(CONSENT_MISSING.format(faces=with_faces))
@@ -429,7 +282,9 @@ def train_lora(
         versions=outputs.library_versions("torch", "diffusers", "peft", "safetensors"),
     )  # fmt: skip
     recipe["statement"] = "A LoRA trained in the Generative AI Studio on the pictures its user gave."
-    path = _write_lora(settings, params, tensors, _metadata(params, model_id, base, facts, started, tensors), recipe)
+    path = files.write_lora(
+        settings, params, tensors, files.metadata(params, model_id, base, facts, started, tensors), recipe
+    )
     said = f"`<lora:{params.name}:1>` is ready on the Image tab ({model_id})."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
                       final.sample, path, recipe, done=True, said=said)  # fmt: skip
@@ -452,13 +307,13 @@ def _train(
     trainer.encode([dataset.square(p.image, params.resolution) for p in pictures], prompts)
     optimizer = torch.optim.AdamW(trainer.trainable, lr=params.learning_rate, weight_decay=1e-2)
     generator = torch.Generator("cpu").manual_seed(params.seed)
-    folder = checkpoint_folder(settings, params.name)
+    folder = files.checkpoint_folder(settings, params.name)
     info = dict(name=params.name, base=model_id, rank=params.rank, resolution=params.resolution,
                 train_text_encoder=params.train_text_encoder, dataset=facts, steps=params.steps)  # fmt: skip
     losses: list[float] = []
     first = 0
     if resume:
-        saved = _resume(folder, info, trainer, optimizer, generator)
+        saved = files.resume(folder, info, trainer, optimizer, generator)
         first, losses = saved["step"], list(saved["losses"])
         for group in optimizer.param_groups:
             group["lr"] = params.learning_rate
@@ -467,7 +322,7 @@ def _train(
     sample_prompt = params.sample_prompt or prompts[0]
 
     def checkpoint(step: int) -> None:
-        _save_checkpoint(folder, trainer, optimizer, generator, {**info, "step": step, "losses": losses})
+        files.save_checkpoint(folder, trainer, optimizer, generator, {**info, "step": step, "losses": losses})
 
     def run() -> bool:
         for step in range(first, params.steps):

@@ -19,7 +19,7 @@ from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import Stopped, UserError
 from core.models import ModelCache
 from core.settings import Settings
-from tabs.video import checkpoints, media
+from tabs.video import checkpoints, media, previews
 
 SETTING = "STUDIO_VIDEO_MODEL"
 
@@ -348,10 +348,10 @@ def _denoise(
         if (i + 1) % every == 0 and i + 1 < params.steps:
             try:  # a preview is a nicety: never the reason a video fails
                 if ltx:
-                    shown[0] = _preview_ltx(p, _flow_estimate(p, i, latents, before[0]), params)
+                    shown[0] = previews.ltx_middle_frame(p, previews.flow_estimate(p, i, latents, before[0]), params)
                 else:
                     estimate = (getattr(p.scheduler, "model_outputs", None) or [None])[-1]
-                    shown[0] = _preview(p, estimate if estimate is not None else latents)
+                    shown[0] = previews.wan_middle_frame(p, estimate if estimate is not None else latents)
             except Exception:  # noqa: BLE001
                 shown[0] = None
         if ltx and (i + 2) % every == 0:  # the step before a preview: its latents give the flow's direction
@@ -390,51 +390,3 @@ def _denoise(
     made = job.result()  # a fast run may end between two polls: its last step (and preview) is still shown
     yield VideoUpdate(done[0], params.steps, time.perf_counter() - start, params.seed, shown[0], notes=notes)
     return made
-
-
-def _flow_estimate(pipe: Any, i: int, latents: Any, before: Any) -> Any:
-    """The finished video as a flow-matching (Euler) sampler sees it after step i: from this step's latents and the
-    last step's, the velocity, then x0 = x - sigma * v. Without the last step's latents, the latents themselves."""
-    if before is None:
-        return latents
-    sigmas = pipe.scheduler.sigmas
-    now, then = float(sigmas[i + 1]), float(sigmas[i])
-    velocity = (latents - before) / (now - then)
-    return latents - now * velocity
-
-
-def _preview_ltx(pipe: Any, packed: Any, params: VideoParams) -> Any:
-    """LTX-Video's middle frame as it stands: its latents are packed as tokens (batch, frames*rows*columns, channels),
-    so they are unpacked and denormalised first; one latent frame decodes alone."""
-    from PIL import Image
-
-    torch = imported("torch")
-    frames = (params.num_frames - 1) // pipe.vae_temporal_compression_ratio + 1
-    rows, columns = (side // pipe.vae_spatial_compression_ratio for side in (params.height, params.width))
-    latents = pipe._unpack_latents(
-        packed, frames, rows, columns, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
-    )
-    vae = pipe.vae
-    latents = pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
-    middle = latents[:, :, frames // 2 : frames // 2 + 1].to(vae.dtype)
-    when = torch.tensor([0.05], device=middle.device, dtype=middle.dtype) if vae.config.timestep_conditioning else None
-    with torch.inference_mode():
-        picture = vae.decode(middle, when, return_dict=False)[0][0, :, 0]
-    rgb = ((picture.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().cpu().numpy()
-    return Image.fromarray(rgb)
-
-
-def _preview(pipe: Any, latents: Any) -> Any:
-    """The middle frame of the video as it stands, decoded alone (the causal VAE decodes one latent frame as one
-    picture: a fraction of a full decode)."""
-    from PIL import Image
-
-    torch = imported("torch")
-    vae = pipe.vae
-    middle = latents[:, :, latents.shape[2] // 2 : latents.shape[2] // 2 + 1].to(vae.dtype)
-    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1).to(middle)
-    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1).to(middle)
-    with torch.inference_mode():
-        picture = vae.decode(middle * std + mean, return_dict=False)[0][0, :, 0]
-    rgb = ((picture.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).byte().cpu().numpy()
-    return Image.fromarray(rgb)

@@ -1,0 +1,135 @@
+"""The Train tab's files: checkpoints (the LoRA, the optimizer and the random generator's state, so that Resume goes
+on exactly where Stop left off) and the finished LoRA file, with kohya's `ss_*` metadata and the studio's recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core import outputs
+from core.device import imported
+from core.errors import UserError
+from core.settings import Settings
+from tabs.train.trainer import Trainer
+
+if TYPE_CHECKING:  # (the engine imports this module)
+    from tabs.train.dataset import Picture
+    from tabs.train.engine import Base, TrainParams
+
+
+def checkpoint_folder(settings: Settings, name: str) -> Path:
+    return Path(settings.cache_dir) / "training" / name
+
+
+def dataset_facts(pictures: list[Picture], prompts: list[str]) -> list[dict]:
+    return [
+        {"name": p.name, "sha256": p.sha256, "caption": prompt} for p, prompt in zip(pictures, prompts, strict=True)
+    ]
+
+
+def save_checkpoint(folder: Path, trainer: Trainer, optimizer: Any, generator: Any, info: dict) -> None:
+    from safetensors.torch import save_file
+
+    torch = imported("torch")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({**trainer.state(), "studio.generator_state": generator.get_state()}, tmp / "lora.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")  # read back with weights_only=True: tensors and numbers
+    (tmp / "info.json").write_text(json.dumps(info))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator: Any) -> dict:
+    """The checkpoint's state put back, once it is known to be this training's (same pictures, base and shape)."""
+    from safetensors.torch import load_file
+
+    torch = imported("torch")
+    if not (folder / "info.json").exists():
+        raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
+    saved = json.loads((folder / "info.json").read_text())
+    compared = (("base", "base model"), ("rank", "rank"), ("resolution", "resolution"),
+                ("train_text_encoder", "text encoder choice"), ("dataset", "pictures and captions"))  # fmt: skip
+    for key, what in compared:
+        if saved.get(key) != info[key]:
+            raise UserError(
+                f"The checkpoint of {info['name']!r} was made with other {what}: resume (resume) with the same "
+                "pictures, captions, base model, rank and resolution, or start again."
+            )
+    if saved["step"] >= info["steps"]:
+        raise UserError(f"The checkpoint is at step {saved['step']}: ask for more steps (steps) to go on.")
+    state = load_file(folder / "lora.safetensors")
+    generator.set_state(state.pop("studio.generator_state"))
+    trainer.load_state(state)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    return saved
+
+
+# -- the LoRA file -------------------------------------------------------------------------------------------------
+def metadata(params: TrainParams, model_id: str, base: Base, facts: list[dict], started: float, tensors: dict) -> dict:
+    """kohya's `ss_*` keys (every value a string, as sd-scripts writes them), the model spec, the studio's trigger."""
+    from safetensors.torch import save
+
+    tags: Counter = Counter()
+    for fact in facts:
+        tags.update(t.strip().lower() for t in fact["caption"].split(",") if t.strip())
+    folder = f"1_{params.trigger or params.name}"
+    plain = save(tensors)  # the data after the header, whatever the metadata: sshs_model_hash, as kohya hashes it
+    data_hash = hashlib.sha256(plain[8 + int.from_bytes(plain[:8], "little") :]).hexdigest()
+    side = params.resolution
+    meta = {
+        "ss_output_name": params.name,
+        "ss_sd_model_name": model_id,
+        "ss_base_model_version": base.version,
+        "ss_v2": str(base.version == "sd_v2"),
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(params.rank),
+        "ss_network_alpha": str(float(params.rank)),
+        "ss_resolution": str((side, side)),
+        "ss_steps": str(params.steps),
+        "ss_max_train_steps": str(params.steps),
+        "ss_learning_rate": str(params.learning_rate),
+        "ss_unet_lr": str(params.learning_rate),
+        "ss_text_encoder_lr": str(params.learning_rate) if params.train_text_encoder else "None",
+        "ss_batch_size_per_device": str(params.batch_size),
+        "ss_num_train_images": str(len(facts)),
+        "ss_seed": str(params.seed),
+        "ss_optimizer": "torch.optim.AdamW(weight_decay=0.01)",
+        "ss_training_started_at": str(started),
+        "ss_training_finished_at": str(time.time()),
+        "ss_tag_frequency": json.dumps({folder: dict(tags)}),
+        "ss_dataset_dirs": json.dumps({folder: {"n_repeats": 1, "img_count": len(facts)}}),
+        "ss_training_comment": f"trigger: {params.trigger}" if params.trigger else "",
+        "sshs_model_hash": data_hash,
+        "modelspec.sai_model_spec": "1.0.1",
+        "modelspec.architecture": base.architecture,
+        "modelspec.implementation": "diffusers",
+        "modelspec.title": params.name,
+        "modelspec.resolution": f"{side}x{side}",
+        "modelspec.trigger_phrase": params.trigger,
+        "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "format": "pt",
+    }
+    return meta
+
+
+def write_lora(settings: Settings, params: TrainParams, tensors: dict, metadata: dict, recipe: dict) -> Path:
+    """The LoRA saved as an output (outputs/train/..., its recipe beside it), then copied into the LoRA folder under
+    its name, where the Image tab finds it at once."""
+    from safetensors.torch import save_file
+
+    metadata = {**metadata, "studio_recipe": json.dumps(recipe, default=str)}
+    path = outputs.new_output_path(settings.output_dir, "train", params.name, "safetensors")
+    with outputs.atomic_target(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+    outputs.save_recipe(path, recipe)
+    target = Path(settings.lora_dir) / f"{params.name}.safetensors"
+    with outputs.atomic_target(target) as tmp:
+        shutil.copyfile(path, tmp)
+    return path
