@@ -151,8 +151,10 @@ def test_a_picture_from_the_image_tab_becomes_a_video_that_plays(page: Page, ser
 def test_a_lora_trained_in_the_page_goes_to_the_image_tab(page: Page, server, tmp_path):
     from test_screenshots import disc_pictures
 
-    page.goto(server["url"])
+    picture_made_in_page(page, server["url"], "a lighthouse")
     page.get_by_role("tab", name="Train").click()
+    page.locator("#train-history").click()  # the History's pictures join the training pictures
+    expect(page.locator("#train-captions")).to_contain_text("lighthouse", timeout=15_000)
     page.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
     expect(page.locator("#train-captions")).to_contain_text("05-orange.png", timeout=15_000)  # a row per picture
     page.locator("#train-name textarea, #train-name input").first.fill("browserdiscs")
@@ -166,7 +168,7 @@ def test_a_lora_trained_in_the_page_goes_to_the_image_tab(page: Page, server, tm
     expect(page.locator("#train-lora")).to_contain_text("browserdiscs")
     page.locator("#train-to-image").click()  # the trigger word and the tag go to the Image tab's prompt
     expect(page.get_by_role("tab", name="Image")).to_have_attribute("aria-selected", "true")
-    expect(page.locator("#image-prompt textarea")).to_have_value("sks disc <lora:browserdiscs:1>")
+    expect(page.locator("#image-prompt textarea")).to_have_value("sks disc, a lighthouse <lora:browserdiscs:1>")
     page.locator("#image-generate").click()
     expect(page.locator("#image-status")).to_contain_text("Done", timeout=30_000)
     page.locator("#image-prompt textarea").fill("a disc")  # the LoRA panel adds its trigger words with the tag

@@ -58,6 +58,7 @@ class Page:
     lora_file: Any = None
     made: Any = None  # a State: {"name", "trigger", "base"} of the LoRA just made (for the Image tab)
     recipe_view: Any = None
+    from_history: Any = None
 
 
 def about_line(settings: Settings, model: str) -> str:
@@ -78,9 +79,11 @@ def build(ctx: ui.Context) -> None:
                 file_count="multiple", file_types=PICTURE_TYPES, type="filepath", elem_id="train-images",
             )  # fmt: skip
             ctx.shared.train_images = page.images
-            ctx.shared.train_add_results = gr.Button(
-                "🖼 Add the Image tab's results", size="sm", elem_id="train-add-results"
-            )
+            with gr.Row():
+                ctx.shared.train_add_results = gr.Button(
+                    "🖼 Add the Image tab's results", size="sm", elem_id="train-add-results"
+                )
+                page.from_history = gr.Button("🕘 Add pictures from the History", size="sm", elem_id="train-history")
             page.captions = gr.Dataframe(
                 headers=["picture", "caption"], column_count=(2, "fixed"), datatype=["str", "str"], interactive=True,
                 label="Captions (edit them: say what varies, not what the LoRA should learn)", type="array",
@@ -160,6 +163,19 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         pictures = dataset.gather(images, minimum=0)
         return [[p.name, kept.get(p.name) or p.caption] for p in pictures]
 
+    def history_pictures(history: list | None, chosen: list | None) -> list[str]:
+        """The pictures this browser's History holds (made here, sealed by the server), after those chosen."""
+        from core.history import views
+
+        have = [c["path"] if isinstance(c, dict) else c for c in (chosen or [])]
+        found = [f for f in views(history)[1] if f.lower().endswith(tuple(PICTURE_TYPES[:-1])) and f not in have]
+        if not found:
+            raise gr.Error("The History holds no pictures yet: make some on the Image tab first.")
+        return (have + found)[: dataset.MAX_PICTURES]
+
+    page.from_history.click(
+        history_pictures, [ctx.history, page.images], page.images, api_visibility="private", queue=False
+    )
     page.images.change(
         ui.user_errors(pictures_listed), [page.images, page.captions], page.captions, api_visibility="private",
         queue=False,
