@@ -80,6 +80,7 @@ def test_a_lora_learns_lands_in_the_lora_folder_and_changes_the_image_tabs_pictu
     assert json.loads(meta["ss_tag_frequency"]) == {"1_sks disc": {"sks disc": 6}}
     assert meta["modelspec.trigger_phrase"] == "sks disc" and len(meta["sshs_model_hash"]) == 64
     assert loras.trigger_of(lora) == "sks disc"  # the Image tab's LoRA panel puts it before the tag
+    assert meta["ss_optimizer"] == "torch.optim.adamw.AdamW(weight_decay=0.01)"  # (8-bit AdamW on a GPU with bnb)
     recipe = json.loads(meta["studio_recipe"])
     assert [d["sha256"] for d in recipe["dataset"]] == [d["sha256"] for d in final.recipe["dataset"]]
     assert recipe["trigger"] == "sks disc" and recipe["model"] == "tiny:stable-diffusion"

@@ -55,7 +55,8 @@ def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator
         raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
     saved = json.loads((folder / "info.json").read_text())
     compared = (("base", "base model"), ("rank", "rank"), ("resolution", "resolution"),
-                ("train_text_encoder", "text encoder choice"), ("dataset", "pictures and captions"))  # fmt: skip
+                ("train_text_encoder", "text encoder choice"), ("dataset", "pictures and captions"),
+                ("optimizer", "optimizer"))  # fmt: skip
     for key, what in compared:
         if saved.get(key) != info[key]:
             raise UserError(
@@ -72,7 +73,9 @@ def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator
 
 
 # -- the LoRA file -------------------------------------------------------------------------------------------------
-def metadata(params: TrainParams, model_id: str, base: Base, facts: list[dict], started: float, tensors: dict) -> dict:
+def metadata(
+    optimizer: str, params: TrainParams, model_id: str, base: Base, facts: list[dict], started: float, tensors: dict
+) -> dict:
     """kohya's `ss_*` keys (every value a string, as sd-scripts writes them), the model spec, the studio's trigger."""
     from safetensors.torch import save
 
@@ -100,7 +103,7 @@ def metadata(params: TrainParams, model_id: str, base: Base, facts: list[dict], 
         "ss_batch_size_per_device": str(params.batch_size),
         "ss_num_train_images": str(len(facts)),
         "ss_seed": str(params.seed),
-        "ss_optimizer": "torch.optim.AdamW(weight_decay=0.01)",
+        "ss_optimizer": optimizer,
         "ss_training_started_at": str(started),
         "ss_training_finished_at": str(time.time()),
         "ss_tag_frequency": json.dumps({folder: dict(tags)}),
