@@ -12,8 +12,8 @@ TITLE = "Train"
 # What each endpoint does, for agents (Gradio's MCP server, STUDIO_MCP=1) and the API page (app.tools).
 TOOLS = {
     "train_lora": "Train a LoRA on 5 to 50 pictures (images: PNG, JPEG, WebP files or zips of them, with name.txt "
-    "captions) on a Stable Diffusion base model (base_model), with a trigger word, steps, rank, learning_rate, "
-    "resolution, batch_size, seed and optional captions ([picture, caption] rows). consent must be true when a "
+    "captions) on a base model (base_model: SD 1.5, SD 3.5 or FLUX.1 [dev]), with a trigger word, steps, rank, "
+    "learning_rate, resolution, batch_size, seed and optional captions ([picture, caption] rows). consent must be true when a "
     "picture shows a face (audited). The LoRA lands in the LoRA folder as `name` (refused if it exists, unless "
     "overwrite) with kohya-style ss_* metadata; use it on the Image tab as <lora:name:1>. resume goes on from the "
     "last checkpoint. Minutes on a GPU; slow on a CPU.",

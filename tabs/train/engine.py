@@ -55,11 +55,17 @@ BASES = {
         1024, 1e-4, "SD 3.5 Medium: 1024 px, sharper text; needs a GPU with 16 GB or more. Gated: accept its licence.",
         "Stability AI Community License", "sd3", "stable-diffusion-3-medium/lora", 28, 4.5,
     ),
+    "black-forest-labs/FLUX.1-dev": Base(
+        1024, 1e-4, "FLUX.1 [dev]: the LoRAs creators train today (FluxGym's base); needs a GPU with 24 GB or more. "
+        "Gated: accept its licence; its outputs' commercial use is restricted.",
+        "FLUX.1 [dev] Non-Commercial License", "flux1", "flux-1-dev/lora", 28, 3.5,
+    ),
 }  # fmt: skip
 TINY_BASES = {
     "tiny:stable-diffusion": Base(32, 1e-2, "Tiny random-weight SD: learns noise, fast.", "none", "sd_v1",
                                   "stable-diffusion-v1/lora", 2, 5.0),
     "tiny:sd3": Base(32, 1e-2, "Tiny random-weight SD 3.5.", "none", "sd3", "stable-diffusion-3-medium/lora", 2, 3.0),
+    "tiny:flux": Base(32, 1e-2, "Tiny random-weight FLUX.1.", "none", "flux1", "flux-1-dev/lora", 2, 3.5),
 }  # fmt: skip
 PRESETS = {  # what each trades, in the page's words; the numbers stay editable
     "Quick try": (dict(steps=300, rank=8, learning_rate=1e-4, batch_size=1),
@@ -202,7 +208,8 @@ def load_training_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     name = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name")
     if name not in KINDS:
         raise UserError(
-            f"This base model is a {name}: the studio trains LoRAs for Stable Diffusion 1.x/2.x and SD 3.5 models."
+            f"This base model is a {name}: the studio trains LoRAs for Stable Diffusion 1.x/2.x, SD 3.5 and FLUX.1 "
+            "models."
         )
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)

@@ -1,6 +1,7 @@
-"""One LoRA training on one pipeline, as diffusers' own examples do it (examples/dreambooth/train_dreambooth_lora.py
-and train_dreambooth_lora_sd3.py), on peft: a UNet family (SD 1.x/2.x: noise or velocity prediction, optionally a
-LoRA on the CLIP text encoder too) or SD 3.5 (flow matching: the velocity noise - latents, logit-normal timesteps).
+"""One LoRA training on one pipeline, as diffusers' own examples do it (examples/dreambooth/train_dreambooth_lora.py,
+_sd3.py and _flux.py), on peft: a UNet family (SD 1.x/2.x: noise or velocity prediction, optionally a LoRA on the
+CLIP text encoder too), SD 3.5 or FLUX.1 (flow matching: the velocity noise - latents, logit-normal timesteps; FLUX
+packs its latents in 2x2 patches and is told its guidance).
 The pictures are encoded once (the VAE is frozen); every draw (batch, noise, timesteps) comes from one seeded
 generator, whose state a checkpoint keeps, so a resumed training goes on exactly where it stopped.
 """
@@ -18,7 +19,12 @@ SD3_TARGETS = [
     "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj",
     "attn.to_add_out",
 ]  # fmt: skip
-KINDS = {"StableDiffusionPipeline": "unet", "StableDiffusion3Pipeline": "sd3"}
+FLUX_TARGETS = [  # train_dreambooth_lora_flux.py's default: the double blocks' attention and feed-forwards
+    "attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj",
+    "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2",
+]  # fmt: skip
+KINDS = {"StableDiffusionPipeline": "unet", "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}
+FLUX_GUIDANCE = 1.0  # the guidance FLUX.1 [dev] is told in training (as diffusers' example: its distilled guidance)
 
 
 class Trainer:
@@ -34,7 +40,7 @@ class Trainer:
         for part in (self.denoiser, pipe.vae, *self._encoders()):
             part.requires_grad_(False)
         config = dict(r=rank, lora_alpha=rank, init_lora_weights="gaussian")
-        targets = UNET_TARGETS if self.kind == "unet" else SD3_TARGETS
+        targets = {"unet": UNET_TARGETS, "sd3": SD3_TARGETS, "flux": FLUX_TARGETS}[self.kind]
         with torch.random.fork_rng(devices=[]):  # the LoRA's first weights follow the seed, and only this one
             torch.manual_seed(seed)
             self.denoiser.add_adapter(LoraConfig(**config, target_modules=targets))
@@ -87,6 +93,11 @@ class Trainer:
                 ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
                           return_tensors="pt").input_ids.to(self.device)  # fmt: skip
                 return self.pipe.text_encoder(ids)[0].float(), None
+            if self.kind == "flux":  # (its text positions are all zeros: made again in each step)
+                embeds, pooled, _ = self.pipe.encode_prompt(
+                    prompts, prompts, device=self.device, max_sequence_length=128
+                )
+                return embeds.float(), pooled.float()
             embeds, _, pooled, _ = self.pipe.encode_prompt(
                 prompts, prompts, prompts, device=self.device, do_classifier_free_guidance=False,
                 max_sequence_length=77,
@@ -121,12 +132,38 @@ class Trainer:
             sigma = schedule.sigmas[at].to(x0).view(-1, 1, 1, 1)
             noisy = (1 - sigma) * x0 + sigma * noise
             target = noise - x0
+            if self.kind == "flux":
+                return self._flux_loss(noisy, target, sigma, embeddings, pooled)
             with self._autocast():
                 pred = self.denoiser(
                     hidden_states=noisy.to(dtype), timestep=schedule.timesteps[at].to(x0.device),
                     encoder_hidden_states=embeddings.to(dtype), pooled_projections=pooled.to(dtype),
                     return_dict=False,
                 )[0]  # fmt: skip
+        return torch.nn.functional.mse_loss(pred.float(), target.float())
+
+    def _flux_loss(self, noisy: Any, target: Any, sigma: Any, embeddings: Any, pooled: Any) -> Any:
+        """FLUX.1's step: the latents packed in 2x2 patches with their positions, the timestep as a fraction, the
+        guidance where the model takes one; its prediction unpacked to the latents' shape."""
+        from diffusers import FluxPipeline
+
+        torch = imported("torch")
+        dtype = self.denoiser.dtype
+        batch, channels, rows, columns = noisy.shape
+        packed = FluxPipeline._pack_latents(noisy, batch, channels, rows, columns).to(dtype)
+        positions = FluxPipeline._prepare_latent_image_ids(batch, rows // 2, columns // 2, noisy.device, dtype)
+        text_positions = torch.zeros(embeddings.shape[1], 3, device=noisy.device, dtype=dtype)
+        guidance = None
+        if getattr(self.denoiser.config, "guidance_embeds", False):
+            guidance = torch.full((batch,), FLUX_GUIDANCE, device=noisy.device, dtype=torch.float32)
+        with self._autocast():
+            pred = self.denoiser(
+                hidden_states=packed, timestep=sigma.view(-1).to(dtype), guidance=guidance,
+                pooled_projections=pooled.to(dtype), encoder_hidden_states=embeddings.to(dtype),
+                txt_ids=text_positions, img_ids=positions, return_dict=False,
+            )[0]  # fmt: skip
+        scale = self.pipe.vae_scale_factor
+        pred = FluxPipeline._unpack_latents(pred, rows * scale, columns * scale, scale)
         return torch.nn.functional.mse_loss(pred.float(), target.float())
 
     def _autocast(self) -> Any:
