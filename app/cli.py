@@ -1,4 +1,5 @@
-"""`python studio.py generate {image,text,music,speech,video,faceswap,extras} ...`: the UI's engines, no server.
+"""`python studio.py generate {image,text,music,speech,video,lora,faceswap,extras} ...`: the UI's engines, no
+server.
 
 Prints the path of each saved output on stdout, one a line (its recipe is beside it, and inside it), so that
 `path=$(python studio.py generate image ...)` works; the seed used goes to stderr. A refused request prints one
@@ -107,6 +108,27 @@ def _parser() -> argparse.ArgumentParser:
     video.add_argument("--soundtrack", help="an audio clip muxed under the video (AAC)")
     common(video)
 
+    lora = sub.add_parser("lora", help="train a LoRA on your pictures (the Train tab); it lands in STUDIO_LORA_DIR")
+    lora.add_argument(
+        "--images", nargs="+", required=True,
+        help="5-50 pictures, zips or folders of them (kohya's layout: name.txt beside name.png is its caption)",
+    )  # fmt: skip
+    lora.add_argument("--name", required=True, help="the LoRA's name: its file, and <lora:NAME:1> in prompts")
+    lora.add_argument("--trigger", default="", help="the word put before every caption, e.g. 'sks dog'")
+    lora.add_argument("--steps", type=int, default=1000)
+    lora.add_argument("--rank", type=int, default=16)
+    lora.add_argument("--learning-rate", type=float, help="default: the base model's own (1e-4)")
+    lora.add_argument("--resolution", type=int, help="default: the base model's own (512 for SD 1.5)")
+    lora.add_argument("--batch-size", type=int, default=1)
+    lora.add_argument("--train-text-encoder", action="store_true", help="a LoRA on the text encoder too (SD 1.x)")
+    lora.add_argument("--resume", action="store_true", help="go on from the last checkpoint of --name")
+    lora.add_argument("--overwrite", action="store_true", help="replace a LoRA of the same name")
+    lora.add_argument(
+        "--consent", action="store_true",
+        help="I have the consent of the people shown, or the right to use these pictures (needed where faces show)",
+    )  # fmt: skip
+    common(lora)
+
     swap = sub.add_parser("faceswap", help="put the face of --source on the face(s) of --target")
     swap.add_argument("--source", required=True, help="image with the face to use")
     swap.add_argument("--target", required=True, help="image (or .mp4/.mov/.webm video) to put it on")
@@ -162,6 +184,43 @@ def run(argv: list[str]) -> int:
         print(f"studio.py: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _train(args: argparse.Namespace, settings, cache):
+    """`generate lora`: folders become their pictures (and their name.txt captions); the saved LoRA's path."""
+    from tabs.train import dataset
+    from tabs.train.engine import TrainParams, base_choices, base_of, train_lora
+
+    images, captions = [], []
+    for given in args.images:
+        folder = Path(given)
+        if not folder.is_dir():
+            images.append(given)
+            continue
+        for picture in sorted(p for p in folder.iterdir() if p.suffix.lower() in dataset.SUFFIXES):
+            images.append(str(picture))
+            beside = picture.with_suffix(".txt")
+            if beside.is_file():
+                captions.append(
+                    [picture.name, beside.read_text(errors="replace").strip()[: dataset.MAX_CAPTION_CHARS]]
+                )
+    base = base_of(args.model or base_choices(settings)[0])
+    params = TrainParams(
+        args.name, trigger=args.trigger, steps=args.steps, rank=args.rank,
+        learning_rate=args.learning_rate or base.learning_rate, resolution=args.resolution or base.resolution,
+        batch_size=args.batch_size, train_text_encoder=args.train_text_encoder, seed=max(args.seed, 0),
+    )  # fmt: skip
+    options = dict(base_model=args.model, captions=captions or None, consent=args.consent or None,
+                   resume=args.resume, overwrite=args.overwrite)  # fmt: skip
+    shown = -1
+    for update in train_lora(cache, settings, params, images, **options):
+        if update.done or update.stopped:
+            final = update
+        elif update.losses and len(update.losses) * 10 // params.steps > shown:  # a line every tenth of the run
+            shown = len(update.losses) * 10 // params.steps
+            yield Note(update.status())
+    yield str(final.path)
+    yield Note(final.status())
 
 
 class Note(str):
@@ -273,6 +332,8 @@ def _generate(args: argparse.Namespace, settings, cache):
         final = list(generate_video(cache, settings, params, **options))[-1]
         yield str(final.path)
         yield Note(f"seed {final.seed}")
+    elif args.tab == "lora":
+        yield from _train(args, settings, cache)
     elif args.tab == "extras":
         from tabs.extras import ExtrasParams, enhance_picture
 

@@ -215,3 +215,30 @@ def test_train_lora_and_caption_images_through_the_api(client, server, shapes):
     status, recipe = result[0], result[4]
     assert status.startswith("Done: 3 steps") and recipe["name"] == "apidiscs"
     assert (server["settings"].lora_dir / "apidiscs.safetensors").exists()
+
+
+def test_train_from_the_command_line_with_a_kohya_folder(tiny_dir, tmp_path, shapes, monkeypatch):
+    """`studio.py generate lora` with a folder in kohya's layout (name.txt beside name.png): the LoRA's path on
+    stdout, progress and the tag on stderr; a face without --consent is one sentence and status 2."""
+    import shutil
+
+    from test_cli import cli
+
+    monkeypatch.setenv("STUDIO_LORA_DIR", str(tmp_path / "loras"))  # (the subprocess takes the environment)
+    folder = tmp_path / "10_discs"
+    folder.mkdir()
+    for i, path in enumerate(shapes):
+        shutil.copy(path, folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"a {COLOURS[i]} disc")
+    args = ("lora", "--images", str(folder), "--name", "clidiscs", "--trigger", "sks disc", "--steps", "20",
+            "--rank", "4", "--batch-size", "6", "--seed", "1")  # fmt: skip
+    done = cli(*args, tiny_dir=tiny_dir, out=tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    (path,) = done.stdout.splitlines()
+    meta = read_metadata(path)
+    assert (tmp_path / "loras" / "clidiscs.safetensors").exists()
+    assert json.loads(meta["studio_recipe"])["dataset"][2]["caption"] == "sks disc, a green disc"
+    assert "Step " in done.stderr and "<lora:clidiscs:1>" in done.stderr
+    refused = cli("lora", "--images", *[str(ASTRONAUT)] * 5, "--name", "x", "--steps", "1", tiny_dir=tiny_dir,
+                  out=tmp_path / "out")  # fmt: skip
+    assert refused.returncode == 2 and "Tick the consent box first (consent)" in refused.stderr
