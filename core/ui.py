@@ -90,16 +90,18 @@ def choice(component: type, *args, param: str, words: str | None = None, **kwarg
     return made
 
 
-def model_dropdown(settings: Settings, choices: list[str], elem_id: str | None = None) -> gr.Dropdown:
+def model_dropdown(
+    settings: Settings, choices: list[str], elem_id: str | None = None, label: str = "Model", param: str = "model"
+) -> gr.Dropdown:
     """A tab's Model box: the curated choices (the first chosen), any hub id or folder only where the operator allows
-    custom models, hidden in classroom mode; a refusal names the `model` parameter."""
+    custom models, hidden in classroom mode; a refusal names its API parameter `param`."""
     return choice(
         gr.Dropdown,
-        param="model",
+        param=param,
         visible=not settings.classroom,
         choices=choices,
         value=choices[0],
-        label="Model",
+        label=label,
         allow_custom_value=settings.allow_custom_models,
         info="A hub id or local folder." if settings.allow_custom_models else None,
         elem_id=elem_id,

@@ -96,7 +96,9 @@ def build(ctx: ui.Context) -> None:
                     "", label="Trigger word", placeholder="sks dog", elem_id="train-trigger",
                     info="Put before every caption; in a prompt it calls the LoRA up.",
                 )  # fmt: skip
-            page.base_model = ui.model_dropdown(settings, choices, elem_id="train-base")
+            page.base_model = ui.model_dropdown(
+                settings, choices, elem_id="train-base", label="Base model", param="base_model"
+            )
             page.about = gr.Markdown(about_line(settings, choices[0]), elem_id="train-about")
             page.preset = gr.Radio(list(PRESETS), value="Subject", label="Preset", elem_id="train-preset")
             page.preset_info = gr.Markdown(f"*{PRESETS['Subject'][1]}*")
