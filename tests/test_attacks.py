@@ -436,6 +436,7 @@ def all_at_once(url: str, calls: list[tuple[str, dict]]) -> dict[str, str]:
 
     def call(api_name: str, kwargs: dict) -> None:
         kwargs = {k: handle_file(v) if k.endswith(("image", "file")) else v for k, v in kwargs.items()}
+        kwargs = {k: [handle_file(p) for p in v] if k == "images" else v for k, v in kwargs.items()}
         try:
             connect(url).predict(**kwargs, api_name=api_name)
             results[api_name] = "ok"
@@ -468,6 +469,7 @@ def test_first_requests_of_every_tab_at_once_on_a_fresh_studio(tmp_path, tiny_di
         ("/generate_video", {"prompt": "a fox", "num_frames": 5, "width": 32, "height": 32, "steps": 1}),
         ("/swap_face", {"source_image": str(HOPPER), "target_image": str(ASTRONAUT), "consent": True}),
         ("/verify", {"file": str(ASTRONAUT)}),
+        ("/caption_images", {"images": [str(ASTRONAUT)]}),
         ("/train_gan", {"epochs": 1, "seed": 0}),
         ("/control_map", {"control_image": str(ASTRONAUT), "control_type": "Canny"}),
         ("/expand_image_prompt", {"text": "a fox"}),

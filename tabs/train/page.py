@@ -150,7 +150,7 @@ def _numbers(settings: Settings, page: Page, first: Any) -> None:
             page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(0, label="Seed", precision=0)
         page.train_text_encoder = gr.Checkbox(False, label="Train the text encoder too (SD 1.x/2.x)")
         with gr.Row():
-            page.sample_every = gr.Number(0, label="A sample every N steps (0: none)", precision=0,
+            page.sample_every = gr.Number(100, label="A sample every N steps (0: none)", precision=0,
                                           elem_id="train-sample-every")  # fmt: skip
             page.checkpoint_every = gr.Number(100, label="A checkpoint every N steps", precision=0)
         page.sample_prompt = gr.Textbox("", label="Sample prompt (empty: the trigger word and the first caption)")
