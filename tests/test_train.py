@@ -150,6 +150,19 @@ def test_a_zip_with_kohya_captions_and_blip_captions(shared_cache, tiny, shapes,
     assert edited.recipe["dataset"][0]["caption"] == "sks disc, a bright disc"
 
 
+def test_pictures_are_kept_small_and_the_table_lists_them_without_decoding(shapes, tmp_path):
+    from tabs.train import dataset
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (4000, 3000), "teal").save(big)
+    pictures = dataset.gather(shapes[:4] + [str(big)])
+    assert max(pictures[-1].image.size) == dataset.MAX_SIDE  # 50 kept pictures stay a few hundred MB at most
+    archive = zipped(tmp_path / "set.zip", shapes[:2])
+    (tmp_path / "broken.png").write_text("not a picture: the table lists it, training refuses it")
+    rows = dataset.listing([str(tmp_path / "broken.png"), archive])
+    assert rows == [["broken.png", ""], ["0.png", "a red disc"], ["1.png", "a blue disc"]]
+
+
 def test_a_face_needs_consent_and_the_audit_keeps_hashes_only(shared_cache, tiny, tmp_path):
     faces = [str(ASTRONAUT)] * 5
     with pytest.raises(UserError, match=r"5 of these pictures show a face. Tick the consent box first \(consent\)"):

@@ -162,8 +162,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     def pictures_listed(images: Any, rows: Any) -> list[list[str]]:
         """The table follows the pictures: a row each, keeping captions already written."""
         kept = {str(r[0]): str(r[1] or "") for r in (rows or []) if isinstance(r, (list, tuple)) and len(r) == 2}
-        pictures = dataset.gather(images, minimum=0)
-        return [[p.name, kept.get(p.name) or p.caption] for p in pictures]
+        return [[name, kept.get(name) or caption] for name, caption in dataset.listing(images)]
 
     def history_pictures(history: list | None, chosen: list | None) -> list[str]:
         """The pictures this browser's History holds (made here, sealed by the server), after those chosen."""
