@@ -116,7 +116,7 @@ def build(ctx: ui.Context) -> None:
             )
         with gr.Column(scale=3):
             page.status = gr.Markdown(elem_id="train-status")
-            page.plot = gr.LinePlot(x="step", y="loss", title="Loss", height=220, elem_id="train-plot")
+            page.plot = gr.LinePlot(x="step", y="loss", label="Loss", height=220, elem_id="train-plot")
             page.sample = gr.Image(label="Sample (fixed prompt and seed)", interactive=False, height=256,
                                    elem_id="train-sample")  # fmt: skip
             page.lora_file = gr.File(
