@@ -15,10 +15,10 @@ from PIL import Image, ImageDraw
 
 from core import loras
 from core.errors import UserError
+from core.loras import metadata as read_metadata
 from core.outputs import audit_log_path
 from tabs.image.engine import ImageParams, generate_image
 from tabs.train.engine import TrainParams, caption_images, train_lora
-from tabs.train.trainer import read_metadata
 
 COLOURS = ["red", "blue", "green", "gold", "purple", "orange"]
 

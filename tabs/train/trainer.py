@@ -8,7 +8,6 @@ generator, whose state a checkpoint keeps, so a resumed training goes on exactly
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from core.device import imported
@@ -229,10 +228,3 @@ class Trainer:
         finally:
             for part in self.parts:
                 part.train()
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """A safetensors file's metadata, from its header alone: what AUTOMATIC1111, ComfyUI and civitai read."""
-    from core.loras import metadata
-
-    return metadata(path)

@@ -31,14 +31,22 @@ def write_mp4(frames: Any, path: Path, fps: int, soundtrack: tuple[Any, int] | N
             out.mux(video.encode(frame))
         out.mux(video.encode())
         if sound is not None:
-            length = int(len(frames) / fps * sample_rate)
-            track = np.zeros(length, np.float32)
-            track[: min(length, len(samples))] = samples[:length]
-            for start in range(0, length, 1024):
-                chunk = av.AudioFrame.from_ndarray(track[None, start : start + 1024], format="flt", layout="mono")
-                chunk.sample_rate, chunk.pts = sample_rate, start
-                out.mux(sound.encode(chunk))
-            out.mux(sound.encode())
+            mux_track(out, sound, samples, sample_rate, int(len(frames) / fps * sample_rate))
+
+
+def mux_track(out: Any, sound: Any, samples: Any, rate: int, length: int) -> None:
+    """Mono float32 `samples` at `rate`, cut or padded with silence to `length` samples, encoded into the `sound`
+    stream of the open container `out`."""
+    import av
+    import numpy as np
+
+    track = np.zeros(length, np.float32)
+    track[: min(length, len(samples))] = samples[:length]
+    for start in range(0, length, 1024):
+        chunk = av.AudioFrame.from_ndarray(track[None, start : start + 1024], format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts = rate, start
+        out.mux(sound.encode(chunk))
+    out.mux(sound.encode())
 
 
 def video_frame(path: Any, number: Any, most: int) -> Any:

@@ -16,6 +16,7 @@ from core import audio, checks, outputs, saving
 from core.errors import UserError
 from core.models import ModelCache
 from core.settings import Settings
+from tabs.video.media import mux_track
 
 MAX_VIDEO_S = 120.0  # the longest video a soundtrack is added to (copying frames is cheap; this bounds the file)
 UNREADABLE = "The video (video) could not be read: give an H.264 MP4, such as one the Video tab made."
@@ -72,7 +73,6 @@ def remux(video: Path, samples: Any, rate: int, target: Path) -> None:
     """The video's packets copied into a new MP4 (moov first), with `samples` (mono float32 at `rate`) cut or
     padded to the video's length under them as AAC. Any sound the video had is replaced."""
     import av
-    import numpy as np
 
     with (
         av.open(str(video)) as source,
@@ -87,14 +87,7 @@ def remux(video: Path, samples: Any, rate: int, target: Path) -> None:
                 continue
             packet.stream = vout
             out.mux(packet)
-        length = int(round(seconds * rate))
-        track = np.zeros(length, np.float32)
-        track[: min(length, len(samples))] = samples[:length]
-        for start in range(0, length, 1024):
-            chunk = av.AudioFrame.from_ndarray(track[None, start : start + 1024], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts = rate, start
-            out.mux(sound.encode(chunk))
-        out.mux(sound.encode())
+        mux_track(out, sound, samples, rate, int(round(seconds * rate)))
 
 
 def add_soundtrack(
