@@ -183,7 +183,7 @@ def _wire_chat(ctx: ui.Context, page: Page) -> None:
     @ui.user_errors
     def take_message(text: str, chat: list) -> tuple:
         text = checks.check_text(text, "message", settings.max_prompt_chars)
-        return "", list(chat or []) + [{"role": "user", "content": text}], text, False
+        return "", list(chat or []) + [{"role": "user", "content": as_written(text)}], text, False
 
     for trigger in (page.message.submit, page.send.click):
         shown = [page.message, page.chatbot, pending, continuing]
@@ -213,6 +213,12 @@ def _wire_chat(ctx: ui.Context, page: Page) -> None:
     )
 
 
+def as_written(text: str) -> list[dict]:
+    """A message for the Chatbot exactly as written: Gradio dedents a plain string (inspect.cleandoc), which reshapes
+    code and, on Continue, hands the model a different answer from the one it wrote; a text part is kept as it is."""
+    return [{"type": "text", "text": text}]
+
+
 SAMPLING = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 
 
@@ -230,7 +236,7 @@ def _respond(ctx, page: Page, request, progress, ticket, *, text, chat, system, 
 
     def show(update: TextUpdate) -> dict:
         shown = {
-            page.chatbot: chat + [{"role": "assistant", "content": update.text}],
+            page.chatbot: chat + [{"role": "assistant", "content": as_written(update.text)}],
             page.stats: update.stats(),
             page.seed_used: update.seed,
         }
