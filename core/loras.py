@@ -30,9 +30,15 @@ class Lora:
 
     @property
     def adapter(self) -> str:
-        """The adapter's name inside the pipeline, made from the file's name: LoRA files are often called like
-        "add_detail_v1.5", and peft refuses an adapter name with a dot (it becomes a module name)."""
-        return "studio" + hashlib.sha1(self.name.encode()).hexdigest()[:12]
+        """The adapter's name inside the pipeline, made from the very file (its path, size and time): two visitors'
+        LoRAs of one name, or a LoRA replaced by a new training, never pass for one another. (Not the file's name
+        itself: LoRA files are often called like "add_detail_v1.5", and peft refuses a dot in an adapter name.)"""
+        try:
+            stat = self.path.stat()
+            identity = f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        except OSError:
+            identity = str(self.path)
+        return "studio" + hashlib.sha1(identity.encode()).hexdigest()[:12]
 
     def recipe(self) -> dict[str, Any]:
         """What the recipe says of it (the hash names the very file; AUTOMATIC1111 shows its first 12 digits)."""
@@ -77,21 +83,45 @@ def split_prompt(prompt: str) -> tuple[str, list[tuple[str, str | None]]]:
     return clean, tags
 
 
-def check_loras(settings: Settings, prompt: str) -> tuple[str, list[Lora]]:
-    """The prompt the model reads and the LoRAs it asks for, checked: each must be a file of the LoRA folder."""
+def own(settings: Settings, history: list[dict] | None) -> dict[str, Path]:
+    """The LoRAs this visitor trained on a shared studio, which stay theirs (the Train tab leaves them out of the
+    LoRA folder there): name -> file, from the visitor's History, the newest first. The History is server-side state
+    (core.history), so no request can name another visitor's file; only .safetensors files the Train tab saved
+    under the output folder count."""
+    found: dict[str, Path] = {}
+    trained = (Path(settings.output_dir) / "train").resolve()
+    for entry in history or []:
+        if not isinstance(entry, dict) or entry.get("tab") != "Train":
+            continue
+        for name in entry.get("files") or []:
+            path = Path(str(name))
+            if path.suffix != ".safetensors" or not path.is_file() or not path.resolve().is_relative_to(trained):
+                continue
+            try:
+                lora_name = str(metadata(path).get("ss_output_name") or path.stem)
+            except (OSError, ValueError):
+                continue
+            found.setdefault(lora_name, path)
+    return found
+
+
+def check_loras(settings: Settings, prompt: str, mine: dict[str, Path] | None = None) -> tuple[str, list[Lora]]:
+    """The prompt the model reads and the LoRAs it asks for, checked: each must be a file of the LoRA folder or one
+    of `mine` (see own), which wins where both have the name."""
     clean, tags = split_prompt(prompt)
     if not tags:
         return clean, []
     if len(tags) > MAX_LORAS:
         raise UserError(f"The prompt asks for {len(tags)} LoRAs; the limit is {MAX_LORAS}.")
-    offered = available(settings)
+    offered = {**available(settings), **(mine or {})}
     chosen: dict[str, Lora] = {}
     for name, weight in tags:
         if name not in offered:
             known = ", ".join(list(offered)[:8]) or "none yet"
+            yours = " or among the LoRAs you trained" if mine else ""
             raise UserError(
                 f"There is no LoRA called {name!r:.60} in the LoRA folder ({settings.lora_dir}, STUDIO_LORA_DIR; "
-                f"only .safetensors files). Available: {known}."
+                f"only .safetensors files){yours}. Available: {known}."
             )
         what = checks.named("lora_weight", f"weight of the LoRA {name!r}")
         value = 1.0 if weight in (None, "") else float(checks.check_number(weight, what, *WEIGHT))
@@ -137,6 +167,20 @@ def _load(base: Any, lora: Lora, family: str) -> None:
         )
 
 
+MAX_LOADED = 16  # adapters kept loaded in one pipeline; beyond that the ones this run does not use are dropped
+
+
+def _make_room(base: Any, wanted: set[str]) -> None:
+    """Every LoRA a run loads stays loaded for the next run; past MAX_LOADED (many visitors' own LoRAs), the others
+    are dropped, so the pipeline's memory stays bounded."""
+    loaded = [name for names in base.get_list_adapters().values() for name in names]
+    loaded = list(dict.fromkeys(loaded))
+    if len(set(loaded) | wanted) > MAX_LOADED:
+        dropped = [name for name in loaded if name not in wanted]
+        if dropped:
+            base.delete_adapters(dropped)
+
+
 @contextlib.contextmanager
 def applied(base: Any, pipe: Any, chosen: list[Lora], family: str = "") -> Iterator[None]:
     """For the block: the chosen LoRAs on (loaded into `base` the first time, their weights set), every other one
@@ -145,6 +189,7 @@ def applied(base: Any, pipe: Any, chosen: list[Lora], family: str = "") -> Itera
     if not chosen and not any(base.get_list_adapters().values()):
         yield  # no LoRA was ever loaded into this model: nothing to switch off
         return
+    _make_room(base, {lora.adapter for lora in chosen})
     for lora in chosen:
         _load(base, lora, family or type(base).__name__)
     if chosen:

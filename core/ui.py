@@ -116,40 +116,46 @@ def seed_used_box(elem_id: str) -> gr.Number:
     return box
 
 
-def lora_picker(settings: Settings, prompt: Any, prefix: str) -> None:
+def lora_picker(settings: Settings, prompt: Any, prefix: str, history: Any = None) -> None:
     """LoRAs from the LoRA folder, added to `prompt` as AUTOMATIC1111's <lora:name:weight> (several at once); the
-    Image and Video tabs each have one (elem_ids `<prefix>-lora`, `-lora-weight`, `-lora-add`)."""
+    Image and Video tabs each have one (elem_ids `<prefix>-lora`, `-lora-weight`, `-lora-add`). With `history` (the
+    History state), the LoRAs this visitor trained on a shared studio join the list (core.loras.own)."""
     from core import loras
 
     with gr.Accordion("LoRA", open=False, visible=not settings.classroom, elem_id=f"{prefix}-lora-panel"):
         names = list(loras.available(settings))
         gr.Markdown(
             f"Styles and subjects trained on top of a model: the .safetensors files in `{settings.lora_dir}` "
-            "(STUDIO_LORA_DIR). Each is added to the prompt as `<lora:name:weight>`, as in AUTOMATIC1111; "
-            "edit the weight there, or remove the tag to stop using it. A LoRA works with the family it was made "
-            "for."
+            "(STUDIO_LORA_DIR)"
+            + (", and the LoRAs you trained on the Train tab" if history is not None else "")
+            + ". Each is added to the prompt as `<lora:name:weight>`, as in AUTOMATIC1111; edit the weight there, or "
+            "remove the tag to stop using it. A LoRA works with the family it was made for."
         )
         with gr.Row():
             chosen = gr.Dropdown(names, value=names[0] if names else None, label="LoRA", elem_id=f"{prefix}-lora")
             weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="Weight", elem_id=f"{prefix}-lora-weight")
         add = gr.Button("Add to the prompt", size="sm", elem_id=f"{prefix}-lora-add")
 
-    def refresh():  # files added to the folder since the page opened
-        return gr.Dropdown(choices=list(loras.available(settings)))
+    def offered(kept: list | None) -> dict:
+        return {**loras.available(settings), **(loras.own(settings, kept) if history is not None else {})}
 
-    def add_tag(text: str, name: str | None, value: float) -> str:
+    def refresh(kept: list | None = None):  # files added to the folder (or trained here) since the page opened
+        return gr.Dropdown(choices=list(offered(kept)))
+
+    def add_tag(text: str, name: str | None, value: float, kept: list | None = None) -> str:
         """The tag, after the LoRA's trigger words where it has some (from its metadata) and the prompt lacks them."""
         if not name:
             raise gr.Error(f"There is no LoRA yet: put .safetensors LoRA files in {settings.lora_dir}.")
         text = (text or "").rstrip()
-        path = loras.available(settings).get(name)
+        path = offered(kept).get(name)
         trigger = loras.trigger_of(path) if path else ""
         if trigger and trigger.lower() not in text.lower():
             text = f"{trigger}, {text}" if text else trigger
         return f"{text} <lora:{name}:{value:g}>".strip()
 
-    chosen.focus(refresh, None, chosen, api_visibility="private", queue=False)
-    add.click(add_tag, [prompt, chosen, weight], prompt, api_visibility="private", queue=False)
+    kept = [history] if history is not None else []
+    chosen.focus(refresh, kept, chosen, api_visibility="private", queue=False)
+    add.click(add_tag, [prompt, chosen, weight, *kept], prompt, api_visibility="private", queue=False)
 
 
 @dataclass

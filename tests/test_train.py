@@ -5,6 +5,8 @@ a plain header read, faces need consent, and bad input is one sentence naming th
 
 import io
 import json
+import os
+import re
 import threading
 import zipfile
 
@@ -15,9 +17,11 @@ from PIL import Image, ImageDraw
 
 from core import loras
 from core.errors import UserError
+from core.history import record
 from core.loras import metadata as read_metadata
 from core.outputs import audit_log_path
 from tabs.image.engine import ImageParams, generate_image
+from tabs.train import files
 from tabs.train.engine import TrainParams, caption_images, train_lora
 
 COLOURS = ["red", "blue", "green", "gold", "purple", "orange"]
@@ -53,9 +57,9 @@ def trained(cache, settings, params, images, **options):
     return updates[-1], updates
 
 
-def picture(cache, settings, prompt, model=None):
+def picture(cache, settings, prompt, model=None, mine=None):
     params = ImageParams(prompt, steps=2, width=64, height=64, seed=5)
-    final = list(generate_image(cache, settings, params, model=model))[-1]
+    final = list(generate_image(cache, settings, params, model=model, mine=mine))[-1]
     return np.asarray(Image.open(final.images[0]).convert("RGB")).astype(int)
 
 
@@ -204,6 +208,48 @@ def test_bad_input_is_one_sentence_naming_the_field(shared_cache, tiny, shapes, 
         trained(shared_cache, tiny, fast(name, **kwargs), images)
 
 
+def test_a_visitors_lora_on_a_shared_studio_stays_theirs(shared_cache, tiny, shapes, tmp_path):
+    """On a shared studio a visitor's LoRA stays out of the LoRA folder: their History brings it to their own Image
+    tab, nobody else's; two visitors' LoRAs of one name never pass for one another, in one loaded pipeline."""
+    first, _ = trained(shared_cache, tiny, fast("secret", steps=12), shapes, operator=False)
+    assert first.done and "yours alone" in first.status() and first.recipe["shared"] is False
+    assert not (tiny.lora_dir / "secret.safetensors").exists() and "secret" not in loras.available(tiny)
+    mine = loras.own(tiny, [record("Train", "LoRA secret", [first.path, first.path.with_suffix(".json")])])
+    assert mine == {"secret": first.path}
+    with pytest.raises(UserError, match="There is no LoRA called 'secret'"):  # anyone else: no such History entry
+        picture(shared_cache, tiny, "sks disc, a disc <lora:secret:1>")
+    second, _ = trained(shared_cache, tiny, fast("secret", steps=12, seed=7), shapes[::-1][:5], operator=False)
+    theirs = loras.own(tiny, [record("Train", "LoRA secret", [second.path])])
+    plain = picture(shared_cache, tiny, "sks disc, a disc")
+    ours = picture(shared_cache, tiny, "sks disc, a disc <lora:secret:1>", mine=mine)
+    other = picture(shared_cache, tiny, "sks disc, a disc <lora:secret:1>", mine=theirs)
+    assert np.abs(ours - plain).mean() > 2 and np.abs(other - ours).mean() > 1  # each visitor gets their own LoRA
+    assert np.array_equal(picture(shared_cache, tiny, "sks disc, a disc <lora:secret:1>", mine=mine), ours)
+    # What a History may name is checked: a Train entry's .safetensors under outputs/train, nothing else.
+    stray = tmp_path / "stray.safetensors"
+    stray.write_bytes(first.path.read_bytes())
+    assert loras.own(tiny, [record("Image", "x", [first.path]), record("Train", "x", [stray])]) == {}
+
+
+def test_a_training_of_the_same_name_never_overwrites_anothers_checkpoint(shared_cache, tiny, shapes, tmp_path):
+    stop, updates = threading.Event(), []
+    for update in train_lora(shared_cache, tiny, fast("both", steps=16), shapes, stop=stop, operator=False):
+        updates.append(update)
+        if update.step >= 4:
+            stop.set()
+    assert updates[-1].stopped
+    trained(shared_cache, tiny, fast("both", steps=4), shapes[:5], operator=False)  # another visitor, same name
+    resumed, _ = trained(shared_cache, tiny, fast("both", steps=16), shapes, resume=True, operator=False)
+    assert resumed.done and resumed.first_step == updates[-1].step
+    kept = tmp_path / "training"  # the checkpoints kept are the most recently saved ones
+    for i in range(4):
+        (kept / f"t{i}").mkdir(parents=True)
+        (kept / f"t{i}" / "info.json").write_text("{}")
+        os.utime(kept / f"t{i}" / "info.json", ns=(i * 10**9, i * 10**9))
+    files.prune_checkpoints(kept / "t3", keep=2)
+    assert sorted(p.name for p in kept.iterdir()) == ["t2", "t3"]
+
+
 def test_a_name_in_use_is_kept_unless_replaced_and_training_can_be_turned_off(shared_cache, tiny, shapes):
     trained(shared_cache, tiny, fast("mine", steps=1), shapes)
     with pytest.raises(UserError, match="A LoRA called 'mine' exists already \\(name\\)"):
@@ -255,3 +301,52 @@ def test_train_from_the_command_line_with_a_kohya_folder(tiny_dir, tmp_path, sha
     refused = cli("lora", "--images", *[str(ASTRONAUT)] * 5, "--name", "x", "--steps", "1", tiny_dir=tiny_dir,
                   out=tmp_path / "out")  # fmt: skip
     assert refused.returncode == 2 and "Tick the consent box first (consent)" in refused.stderr
+
+
+def test_on_a_shared_studio_a_visitors_lora_is_theirs_alone_in_the_page(browser, tiny_dir, tmp_path):
+    """Two logins of a shared studio (neither its operator): Alice's LoRA reaches her Image tab and its LoRA list
+    through her History; Bob's studio knows no such LoRA, and the LoRA folder never held it."""
+    from helpers import running_studio
+    from playwright.sync_api import expect
+    from test_screenshots import disc_pictures
+
+    logins = "teacher:t-pw,alice:a-pw,bob:b-pw"
+    folder = tmp_path / "loras"
+    with running_studio(tiny_dir, tmp_path / "out", auth=logins, admins="teacher", lora_dir=folder) as (url, *_):
+
+        def visitor(name: str, password: str):
+            context = browser.new_context()
+            assert context.request.post(f"{url}login", form={"username": name, "password": password}).ok
+            page = context.new_page()
+            page.goto(url)
+            return page
+
+        alice = visitor("alice", "a-pw")
+        alice.get_by_role("tab", name="Train").click()
+        alice.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
+        expect(alice.locator("#train-captions")).to_contain_text("05-orange.png", timeout=15_000)
+        alice.locator("#train-name textarea, #train-name input").first.fill("alicediscs")
+        alice.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
+        box = alice.locator("#train-steps input[type=number]")
+        box.fill("8")
+        box.press("Enter")
+        alice.locator("#train-start").click()
+        expect(alice.locator("#train-status")).to_contain_text("Done: 8 steps", timeout=60_000)
+        expect(alice.locator("#train-status")).to_contain_text("yours alone")
+        assert not (folder / "alicediscs.safetensors").exists()
+        alice.locator("#train-to-image").click()
+        expect(alice.locator("#image-prompt textarea")).to_have_value(re.compile(r"<lora:alicediscs:1>$"))
+        alice.locator("#image-generate").click()
+        expect(alice.locator("#image-status")).to_contain_text("Done", timeout=30_000)
+        alice.locator("#image-lora-panel").click()
+        alice.locator("#image-lora input").click()
+        expect(alice.get_by_role("option", name="alicediscs")).to_be_visible()
+
+        bob = visitor("bob", "b-pw")
+        bob.get_by_role("tab", name="Image").click()
+        bob.locator("#image-prompt textarea").fill("a disc <lora:alicediscs:1>")
+        bob.locator("#image-generate").click()
+        expect(bob.get_by_text("There is no LoRA called 'alicediscs'").first).to_be_visible(timeout=15_000)
+        bob.locator("#image-lora-panel").click()
+        bob.locator("#image-lora input").click()
+        expect(bob.get_by_role("option", name="alicediscs")).to_have_count(0)

@@ -210,10 +210,12 @@ def check_request(
     guide: tuple[Any, Any] = (None, None),
     cache: ModelCache | None = None,
     edit: bool = False,
+    mine: dict[str, Path] | None = None,
 ) -> Request:
     """Check everything before any model loads: the parameters, the input picture, the mask or the outpainting,
     and `guide` = (ControlNet's control.Control, IP-Adapter's ip_adapter.Reference); makes the control map.
-    `edit`: the model edits with words (every step runs: the strength does not count)."""
+    `edit`: the model edits with words (every step runs: the strength does not count). `mine`: the visitor's own
+    LoRAs besides the LoRA folder's (core.loras.own)."""
     outpainted = None
     if outpaint is not None:
         if init_image in (None, ""):
@@ -233,7 +235,7 @@ def check_request(
     if styled != params.prompt or negative != params.negative_prompt:
         expanded = {"expanded_prompt": styled, "expanded_negative_prompt": negative}
         expanded.update({"wildcards": {**drawn, **drawn_negative}} if drawn or drawn_negative else {})
-    model_prompt, chosen = loras.check_loras(settings, styled)
+    model_prompt, chosen = loras.check_loras(settings, styled, mine)
     mode = "outpaint" if outpainted else "inpaint" if inpaint else "image-to-image" if init else "text-to-image"
     mask_image = open_mask(mask, init.size) if inpaint else None
     named = embeddings.used(settings, model_prompt, negative)
@@ -326,16 +328,18 @@ def generate_image(
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
     before: dict | None = None,
+    mine: dict[str, Path] | None = None,
 ) -> Iterator[ImageUpdate]:
     """Text-to-image, image-to-image when `init_image` is given, inpainting when a `mask` (white = repaint, see
     open_mask) comes with it, outpainting with `outpaint` = (sides, pixels) (see outpaint_canvas), each steered by a
     ControlNet (`control`) and an image prompt (`reference`, IP-Adapter) if given: yields progress, then the PNGs.
-    `before`: what the caller did to the input first, for the recipe (the upscaler of a hires fix).
+    `before`: what the caller did to the input first, for the recipe (the upscaler of a hires fix); `mine`: the
+    visitor's own LoRAs (core.loras.own), usable besides the LoRA folder's.
     With STUDIO_RAY_ADDRESS the model runs on the cluster's image engine (app.engines); the rest runs here."""
     # 1. check the inputs
     chosen = families.FAMILIES.get(model_defaults(model or settings.model_for("image"), settings).family)
     edit = bool(chosen and chosen.edit)  # known before it loads: a curated or tiny model, or a checkpoint
-    request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache, edit)
+    request = check_request(settings, params, init_image, mask, outpaint, (control, reference), cache, edit, mine)
     params = request.params
     model_id = checks.check_model_choice(
         model or settings.model_for("image"), model_choices(settings), settings.allow_custom_models, SETTING

@@ -144,7 +144,7 @@ def _prompt_and_settings(ctx: ui.Context, page: Page) -> None:
             f"a line from `{settings.wildcards_dir}/name.txt` (the same seed draws the same).",
             elem_id="image-styles",
         )
-    ui.lora_picker(ctx.settings, page.prompt, "image")
+    ui.lora_picker(ctx.settings, page.prompt, "image", ctx.history)
     with gr.Row():
         page.generate = gr.Button("Generate", variant="primary", elem_id="image-generate")
         ctx.shared.image_expand = gr.Button("✨ Expand prompt", elem_id="image-expand")

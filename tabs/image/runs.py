@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from core import checks, enhance, jobs, ui
+from core import checks, enhance, jobs, loras, ui
 from core.errors import UserError
 from core.history import prepend, record
 from core.png_recipes import read_recipe
@@ -41,8 +41,9 @@ def _run(
 
     def work(stop) -> Iterator[ImageUpdate]:
         return engine.generate_image(
-            ctx.cache, ctx.settings, params, model=model, init_image=image, stop=stop, progress=progress, **edit
-        )
+            ctx.cache, ctx.settings, params, model=model, init_image=image, stop=stop, progress=progress,
+            mine=loras.own(ctx.settings, history), **edit,
+        )  # fmt: skip
 
     def show(u: ImageUpdate) -> dict:
         shown = {page.status: u.status(), page.seed_used: u.seed, page.last_seed: u.seed}
@@ -358,7 +359,9 @@ def wire_grid(ctx: ui.Context, page: Any) -> None:
         axes = [(x_type, x_values), (y_type, y_values), (z_type, z_values)]
 
         def work(stop) -> Iterator[xyz.GridUpdate]:
-            return xyz.generate_grid(ctx.cache, ctx.settings, params, axes, model=model, stop=stop)
+            return xyz.generate_grid(
+                ctx.cache, ctx.settings, params, axes, model=model, stop=stop, mine=loras.own(ctx.settings, history)
+            )
 
         def show(u: xyz.GridUpdate) -> dict:
             if not u.done:

@@ -195,8 +195,10 @@ def generate_grid(
     model: str | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[float, str], None] | None = None,
+    mine: dict[str, Path] | None = None,
 ) -> Iterator[GridUpdate]:
-    """Every cell of the plot (each saved with its own recipe), then the labelled grid: yields progress per cell."""
+    """Every cell of the plot (each saved with its own recipe), then the labelled grid: yields progress per cell.
+    `mine`: the visitor's own LoRAs (core.loras.own)."""
     from PIL import Image
 
     # 1. check: the axes, the number of cells, every cell's parameters (before anything runs)
@@ -209,7 +211,7 @@ def generate_grid(
     for n, (xi, yi, zi, p) in enumerate(cells):
         label = ", ".join(_label(k, v[i]) for (k, v), i in zip(used, (xi, yi, zi), strict=False))
         try:
-            for update in generate_image(cache, settings, replace(p, num_images=1), model=model, stop=stop):
+            for update in generate_image(cache, settings, replace(p, num_images=1), model=model, stop=stop, mine=mine):
                 if progress:
                     progress((n + update.step / max(update.total, 1)) / len(cells), f"Cell {n + 1}/{len(cells)}")
                 if not update.done:

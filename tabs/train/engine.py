@@ -237,7 +237,8 @@ def train_lora(
     """A LoRA of `images` (pictures and zips of them, with `captions` as [name, caption] rows) on `base_model`:
     yields the loss, samples and time left, then the LoRA file (in the LoRA folder as params.name). `resume` goes on
     from the last checkpoint of params.name; `overwrite` replaces an existing LoRA (on a shared studio only for its
-    `operator`)."""
+    `operator`). The `operator`'s LoRA goes into the LoRA folder, for everyone; anyone else's (a visitor of a shared
+    studio) stays theirs: an output in their History, which only their Image tab uses (core.loras.own)."""
     # 1. check the inputs: training allowed, the name, the numbers, the pictures, consent where faces show
     if not settings.training:
         raise UserError("Training is turned off on this studio (STUDIO_TRAINING=0).")
@@ -289,9 +290,12 @@ def train_lora(
         versions=outputs.library_versions("torch", "diffusers", "peft", "safetensors"),
     )  # fmt: skip
     recipe["statement"] = "A LoRA trained in the Generative AI Studio on the pictures its user gave."
+    recipe["shared"] = operator  # in the LoRA folder for everyone, or its trainer's alone (see train_lora)
     metadata = files.metadata(optimizer, params, model_id, base, facts, started, tensors)
-    path = files.write_lora(settings, params, tensors, metadata, recipe)
+    path = files.write_lora(settings, params, tensors, metadata, recipe, shared=operator)
     said = f"`<lora:{params.name}:1>` is ready on the Image tab ({model_id})."
+    if not operator:
+        said += " It is yours alone: it stays out of this shared studio's LoRA folder, and your History holds it."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
                       final.sample, path, recipe, done=True, said=said)  # fmt: skip
 
@@ -331,7 +335,7 @@ def _train(
     trainer.encode([dataset.square(p.image, params.resolution) for p in pictures], prompts)
     optimizer = make_optimizer(trainer.trainable, params.learning_rate, device)
     generator = torch.Generator("cpu").manual_seed(params.seed)
-    folder = files.checkpoint_folder(settings, params.name)
+    folder = files.checkpoint_folder(settings, params.name, model_id, facts)
     info = dict(name=params.name, base=model_id, rank=params.rank, resolution=params.resolution,
                 train_text_encoder=params.train_text_encoder, dataset=facts, steps=params.steps,
                 optimizer=optimizer_name(optimizer))  # fmt: skip

@@ -22,8 +22,24 @@ if TYPE_CHECKING:  # (the engine imports this module)
     from tabs.train.engine import Base, TrainParams
 
 
-def checkpoint_folder(settings: Settings, name: str) -> Path:
-    return Path(settings.cache_dir) / "training" / name
+KEEP_CHECKPOINTS = 20  # trainings whose checkpoints are kept (the most recently saved); older ones are removed
+
+
+def checkpoint_folder(settings: Settings, name: str, base: str, dataset: list[dict]) -> Path:
+    """Where a training's checkpoints go: its name and a digest of its base model, pictures and captions. Two
+    trainings of one name with other pictures (two visitors of a shared studio) never overwrite each other's
+    checkpoint, and Resume finds the one made from the same pictures."""
+    digest = hashlib.sha256(json.dumps([base, dataset], sort_keys=True).encode()).hexdigest()[:16]
+    return Path(settings.cache_dir) / "training" / f"{name}-{digest}"
+
+
+def prune_checkpoints(folder: Path, keep: int = KEEP_CHECKPOINTS) -> None:
+    """Only the `keep` most recently saved checkpoints stay (each holds a LoRA and its optimizer's state): the
+    training folder cannot grow without end on a studio many people train on."""
+    kept = [f for f in folder.parent.iterdir() if f.is_dir() and (f / "info.json").exists()]
+    kept.sort(key=lambda f: (f / "info.json").stat().st_mtime_ns, reverse=True)
+    for old in kept[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def dataset_facts(pictures: list[Picture], prompts: list[str]) -> list[dict]:
@@ -44,6 +60,7 @@ def save_checkpoint(folder: Path, trainer: Trainer, optimizer: Any, generator: A
     (tmp / "info.json").write_text(json.dumps(info))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+    prune_checkpoints(folder)
 
 
 def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator: Any) -> dict:
@@ -52,11 +69,16 @@ def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator
 
     torch = imported("torch")
     if not (folder / "info.json").exists():
+        others = folder.parent.glob(f"{info['name']}-*/info.json") if folder.parent.is_dir() else []
+        if any(json.loads(f.read_text()).get("name") == info["name"] for f in others):
+            raise UserError(
+                f"The checkpoint of {info['name']!r} was made with other pictures and captions or another base "
+                "model: resume (resume) with the same ones, or start again."
+            )
         raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
     saved = json.loads((folder / "info.json").read_text())
     compared = (("base", "base model"), ("rank", "rank"), ("resolution", "resolution"),
-                ("train_text_encoder", "text encoder choice"), ("dataset", "pictures and captions"),
-                ("optimizer", "optimizer"))  # fmt: skip
+                ("train_text_encoder", "text encoder choice"), ("optimizer", "optimizer"))  # fmt: skip
     for key, what in compared:
         if saved.get(key) != info[key]:
             raise UserError(
@@ -122,9 +144,12 @@ def metadata(
     return meta
 
 
-def write_lora(settings: Settings, params: TrainParams, tensors: dict, metadata: dict, recipe: dict) -> Path:
-    """The LoRA saved as an output (outputs/train/..., its recipe beside it), then copied into the LoRA folder under
-    its name, where the Image tab finds it at once."""
+def write_lora(
+    settings: Settings, params: TrainParams, tensors: dict, metadata: dict, recipe: dict, shared: bool = True
+) -> Path:
+    """The LoRA saved as an output (outputs/train/..., its recipe beside it), then, when `shared`, copied into the
+    LoRA folder under its name, where every Image tab finds it at once (otherwise it stays its trainer's: the Image
+    tab finds it through their History, core.loras.own)."""
     from safetensors.torch import save_file
 
     metadata = {**metadata, "studio_recipe": json.dumps(recipe, default=str)}
@@ -132,6 +157,8 @@ def write_lora(settings: Settings, params: TrainParams, tensors: dict, metadata:
     with outputs.atomic_target(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
     outputs.save_recipe(path, recipe)
+    if not shared:
+        return path
     target = Path(settings.lora_dir) / f"{params.name}.safetensors"
     with outputs.atomic_target(target) as tmp:
         shutil.copyfile(path, tmp)

@@ -119,9 +119,8 @@ def build(ctx: ui.Context) -> None:
             page.plot = gr.LinePlot(x="step", y="loss", label="Loss", height=220, elem_id="train-plot")
             page.sample = gr.Image(label="Sample (fixed prompt and seed)", interactive=False, height=256,
                                    elem_id="train-sample")  # fmt: skip
-            page.lora_file = gr.File(
-                label="The LoRA (also in the LoRA folder)", interactive=False, elem_id="train-lora"
-            )
+            where = "also in the LoRA folder" if not settings.public else "yours alone, in your History"
+            page.lora_file = gr.File(label=f"The LoRA ({where})", interactive=False, elem_id="train-lora")
             ctx.shared.train_to_image = gr.Button("🖼 Use it on the Image tab", size="sm", elem_id="train-to-image")
             page.made = gr.State(None)
             ctx.shared.train_made = page.made
@@ -236,7 +235,9 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         history: list | None = None,
     ) -> Iterator[dict]:
         """Train a LoRA on the pictures (5 to 50, or zips of them), with a trigger word; it lands in the LoRA folder
-        as `name`. consent must be true when a picture shows a face. resume goes on from the last checkpoint."""
+        as `name` (on a shared studio only the operator's: anyone else's stays theirs, a file in the answer and in
+        their History, for their Image tab). consent must be true when a picture shows a face. resume goes on from
+        the last checkpoint made from the same pictures."""
         params = TrainParams(
             name, trigger=trigger or "", steps=steps, rank=rank, learning_rate=learning_rate, resolution=resolution,
             batch_size=batch_size, train_text_encoder=train_text_encoder is True, seed=seed,
