@@ -250,6 +250,23 @@ def test_a_training_of_the_same_name_never_overwrites_anothers_checkpoint(shared
     assert sorted(p.name for p in kept.iterdir()) == ["t2", "t3"]
 
 
+def test_a_sample_the_safety_checker_flags_is_withheld_with_a_sentence(
+    shared_cache, tiny, shapes, tiny_image, tmp_path
+):
+    """SD 1.5's safety checker blacks out what it flags (now and then a picture of a person): a withheld sample is
+    said, never shown as a black picture, and the training goes on to its LoRA."""
+    from test_image_engine import _checker, _tiny_variant
+
+    checker, extractor = _checker(-10.0)  # flags every picture
+    base = _tiny_variant(tiny_image, tmp_path / "checked", safety_checker=checker, feature_extractor=extractor)
+    custom = tiny.replace(allow_custom_models=True)
+    final, updates = trained(
+        shared_cache, custom, fast("checked", steps=4, sample_every=2), shapes, base_model=str(base)
+    )
+    assert final.done and final.path.exists() and all(u.sample is None for u in updates)
+    assert "The sample at step 4 was withheld: the base model's safety checker flagged it" in final.status()
+
+
 def test_a_name_in_use_is_kept_unless_replaced_and_training_can_be_turned_off(shared_cache, tiny, shapes):
     trained(shared_cache, tiny, fast("mine", steps=1), shapes)
     with pytest.raises(UserError, match="A LoRA called 'mine' exists already \\(name\\)"):

@@ -120,13 +120,14 @@ class TrainUpdate:
     done: bool = False
     stopped: bool = False
     said: str = ""
+    withheld_at: int = 0  # the step of the last sample the base model's safety checker withheld (0: none)
 
     def status(self) -> str:
         if self.stopped:
             return (f"Stopped at step {self.step} of {self.steps}: the checkpoint is kept. Press Resume to go on "
                     "from it.")  # fmt: skip
         if self.done:
-            return f"Done: {self.steps} steps in {self.elapsed:.0f} s. {self.said}".strip()
+            return f"Done: {self.steps} steps in {self.elapsed:.0f} s. {self.said}{self._withheld()}".strip()
         ran = self.step - self.first_step
         if ran <= 0:
             return self.said or "Preparing the pictures…"
@@ -134,7 +135,13 @@ class TrainUpdate:
         left = per_step * (self.steps - self.step)
         shown = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
         said = f"Step {self.step} of {self.steps} · {per_step:.2f} s per step · about {shown} left"
-        return f"{said} · loss {self.losses[-1]:.4f}"
+        return f"{said} · loss {self.losses[-1]:.4f}{self._withheld()}"
+
+    def _withheld(self) -> str:
+        if not self.withheld_at:
+            return ""
+        return (f" (The sample at step {self.withheld_at} was withheld: the base model's safety checker flagged it, "
+                "as it does now and then with pictures of people; the training goes on.)")  # fmt: skip
 
 
 def check_params(settings: Settings, p: TrainParams, resolution_default: int) -> TrainParams:
@@ -297,7 +304,7 @@ def train_lora(
     if not operator:
         said += " It is yours alone: it stays out of this shared studio's LoRA folder, and your History holds it."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
-                      final.sample, path, recipe, done=True, said=said)  # fmt: skip
+                      final.sample, path, recipe, done=True, said=said, withheld_at=final.withheld_at)  # fmt: skip
 
 
 def _patterns(files: dict | None) -> list[str]:
@@ -346,7 +353,7 @@ def _train(
         first, losses = saved["step"], list(saved["losses"])
         for group in optimizer.param_groups:
             group["lr"] = params.learning_rate
-    job, done, shown = Worker("train"), [first], [None]
+    job, done, shown, withheld = Worker("train"), [first], [None], [0]
     start = time.perf_counter()  # the time per step counts from the first step (loading and encoding came before)
     sample_prompt = params.sample_prompt or prompts[0]
 
@@ -369,7 +376,11 @@ def _train(
                 checkpoint(step + 1)
             if params.sample_every and (step + 1) % params.sample_every == 0:
                 side = params.resolution
-                shown[0] = trainer.sample(sample_prompt, params.seed, side, base.sample_steps, base.sample_guidance)
+                made = trainer.sample(sample_prompt, params.seed, side, base.sample_steps, base.sample_guidance)
+                if made is None:
+                    withheld[0] = step + 1
+                else:
+                    shown[0] = made
         checkpoint(params.steps)  # a later Resume with more steps goes on from here
         return True
 
@@ -378,10 +389,12 @@ def _train(
         while not job.finished.wait(UPDATE_EVERY_S):
             new, shown[0] = shown[0], None
             last = new or last
-            yield TrainUpdate(done[0], params.steps, time.perf_counter() - start, first, list(losses), new)
+            yield TrainUpdate(done[0], params.steps, time.perf_counter() - start, first, list(losses), new,
+                              withheld_at=withheld[0])  # fmt: skip
     finished = job.result()
     last = shown[0] or last
-    update = TrainUpdate(done[0], params.steps, time.perf_counter() - start, first, list(losses), last)
+    update = TrainUpdate(done[0], params.steps, time.perf_counter() - start, first, list(losses), last,
+                         withheld_at=withheld[0])  # fmt: skip
     if not finished:
         update.stopped = True
         return update, None, ""

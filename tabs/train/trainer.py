@@ -215,16 +215,19 @@ class Trainer:
 
     # -- a sample picture --------------------------------------------------------------------------------------
     def sample(self, prompt: str, seed: int, side: int, steps: int, guidance: float) -> Any:
+        """A picture from the model as it is now; None where the base model's safety checker withheld it."""
         torch = imported("torch")
         for part in self.parts:
             part.eval()
         try:
             with torch.no_grad():
                 generator = torch.Generator("cpu").manual_seed(seed)
-                return self.pipe(
+                made = self.pipe(
                     prompt, num_inference_steps=steps, guidance_scale=guidance, height=side, width=side,
                     generator=generator,
-                ).images[0]  # fmt: skip
+                )  # fmt: skip
+                flagged = getattr(made, "nsfw_content_detected", None)  # SD 1.5's safety checker blacks these out
+                return None if flagged and flagged[0] else made.images[0]
         finally:
             for part in self.parts:
                 part.train()
