@@ -226,7 +226,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         batch_size: int = 1,
         train_text_encoder: bool = False,
         seed: int = 0,
-        sample_every: int = 0,
+        sample_every: int = 100,  # (the API takes the page's values for what a client leaves out)
         sample_prompt: str = "",
         checkpoint_every: int = 100,
         overwrite: bool = False,
