@@ -157,6 +157,41 @@ def test_a_soundtrack_goes_under_a_finished_video_without_touching_its_frames(sh
         list(add_soundtrack(shared_cache, tiny, music, music_prompt="x"))
 
 
+@pytest.mark.parametrize(("codec", "suffix"), [("libvpx-vp9", "webm"), ("mpeg4", "mp4")])
+def test_a_video_of_another_codec_gets_its_soundtrack_re_encoded(shared_cache, settings, tmp_path, monkeypatch,
+                                                                 codec, suffix):  # fmt: skip
+    """A WebM (VP9) or an MPEG-4 Part 2 video, as phones and screen recorders make: its frames re-encoded as H.264
+    (every browser plays it), the same frames (within the codecs' loss), the soundtrack under them."""
+    from fractions import Fraction
+
+    from tabs.video import soundtrack
+    from tabs.video.soundtrack import add_soundtrack
+
+    source = tmp_path / f"given.{suffix}"
+    colours = np.array([[(i * 15) % 256, 255 - (i * 15) % 256, 80] for i in range(12)], np.uint8)
+    with av.open(str(source), "w") as out:
+        stream = out.add_stream(codec, rate=Fraction(6))
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, colour in enumerate(colours):
+            frame = av.VideoFrame.from_ndarray(np.broadcast_to(colour, (48, 64, 3)).copy(), "rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    music = tmp_path / "music.wav"
+    sf.write(music, (0.4 * np.sin(2 * np.pi * 220 * np.arange(3 * 32000) / 32000)).astype(np.float32), 32000)
+    given = list(add_soundtrack(shared_cache, settings, source, soundtrack=str(music)))[-1]
+    streams, seconds = streams_of(given.path)
+    assert streams["video"].codec_context.name == "h264" and streams["audio"].codec_context.name == "aac"
+    assert abs(seconds["video"] - 2.0) < 0.01 and abs(seconds["audio"] - 2.0) < 0.1  # 12 frames at 6 fps
+    frames = frames_of(given.path)
+    assert len(frames) == 12 and frames.shape[1:] == (48, 64, 3)
+    assert np.abs(frames.mean(axis=(1, 2)) - colours).max() < 12  # each frame's colour, through two lossy codecs
+    assert given.recipe["frames"].startswith("decoded from the given video")
+    monkeypatch.setattr(soundtrack, "REENCODE_PIXELS", 11 * 64 * 48)  # the bound on what is decoded holds
+    with pytest.raises(UserError, match="re-encoding it would decode"):
+        list(add_soundtrack(shared_cache, settings, source, soundtrack=str(music)))
+
+
 def test_ltx_video_makes_8k_plus_1_frames_from_text_or_a_picture_with_previews(shared_cache, settings, tmp_path):
     final, updates = made(shared_cache, settings, model="tiny:ltx", num_frames=13, steps=5, seed=4)
     assert len(frames_of(final.path)) == 9 and "Frames made 9 (LTX-Video takes 8k+1)." in final.status()
