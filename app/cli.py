@@ -121,6 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     lora.add_argument("--resolution", type=int, help="default: the base model's own (512 for SD 1.5)")
     lora.add_argument("--batch-size", type=int, default=1)
     lora.add_argument("--train-text-encoder", action="store_true", help="a LoRA on the text encoder too (SD 1.x)")
+    lora.add_argument(
+        "--square", action="store_true", help="crop every picture square (default: each keeps its shape, in buckets)"
+    )
     lora.add_argument("--resume", action="store_true", help="go on from the last checkpoint of --name")
     lora.add_argument("--overwrite", action="store_true", help="replace a LoRA of the same name")
     lora.add_argument(
@@ -209,6 +212,7 @@ def _train(args: argparse.Namespace, settings, cache):
         args.name, trigger=args.trigger, steps=args.steps, rank=args.rank,
         learning_rate=args.learning_rate or base.learning_rate, resolution=args.resolution or base.resolution,
         batch_size=args.batch_size, train_text_encoder=args.train_text_encoder, seed=max(args.seed, 0),
+        buckets=not args.square,
     )  # fmt: skip
     options = dict(base_model=args.model, captions=captions or None, consent=args.consent or None,
                    resume=args.resume, overwrite=args.overwrite)  # fmt: skip

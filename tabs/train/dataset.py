@@ -172,8 +172,30 @@ def apply_captions(pictures: list[Picture], captions: Any) -> None:
             picture.caption = by_name[picture.name]
 
 
-def square(image: Any, side: int) -> Any:
-    """The picture as the model sees it in training: its middle square, `side` pixels wide."""
+def buckets(side: int) -> list[tuple[int, int]]:
+    """Aspect-ratio buckets as kohya's scripts make them: (width, height) sizes of about side x side pixels, in steps
+    of 64 (of side/8 below 256 px), from 1:2 to 2:1, the square among them."""
+    step = 64 if side >= 256 else max(8, side // 8)
+    if side % step:
+        return [(side, side)]
+    found = set()
+    for width in range(step, 2 * side + 1, step):
+        height = min(2 * side, side * side // width // step * step)
+        if height >= step and max(width, height) <= 2 * min(width, height):
+            found.update({(width, height), (height, width)})
+    return sorted(found, key=lambda size: size[0] / size[1])
+
+
+def bucket_of(image: Any, sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose shape is nearest the picture's (it then loses the least to the crop)."""
+    import math
+
+    aspect = math.log(image.width / image.height)
+    return min(sizes, key=lambda size: (abs(math.log(size[0] / size[1]) - aspect), size[0] != size[1]))
+
+
+def fitted(image: Any, size: tuple[int, int]) -> Any:
+    """The picture scaled to cover `size` (width, height) and cropped to it around its middle."""
     from PIL import ImageOps
 
-    return ImageOps.fit(image, (side, side))
+    return ImageOps.fit(image, size)

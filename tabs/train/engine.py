@@ -105,6 +105,7 @@ class TrainParams:
     sample_every: int = 0  # a sample picture every N steps (0: none)
     sample_prompt: str = ""  # empty: the trigger word and the first caption
     checkpoint_every: int = 100  # a checkpoint every N steps (Stop keeps the last one; Resume goes on from it)
+    buckets: bool = True  # each picture keeps its shape (aspect-ratio buckets); False: every one cropped square
 
 
 @dataclass
@@ -175,6 +176,7 @@ def check_params(settings: Settings, p: TrainParams, resolution_default: int) ->
         checkpoint_every=int(
             checks.check_number(p.checkpoint_every or 0, checks.named("checkpoint_every"), 0, 100_000, integer=True)
         ),  # fmt: skip
+        buckets=p.buckets is not False,
     )
 
 
@@ -259,7 +261,8 @@ def train_lora(
     pictures = dataset.gather(images)
     dataset.apply_captions(pictures, captions)
     prompts = [", ".join(x for x in (params.trigger, p.caption) if x) or params.name for p in pictures]
-    facts = files.dataset_facts(pictures, prompts)
+    shapes = dataset.buckets(params.resolution) if params.buckets else [(params.resolution,) * 2]
+    facts = files.dataset_facts(pictures, prompts, [dataset.bucket_of(p.image, shapes) for p in pictures])
     with_faces = _faces(cache, pictures)
     if with_faces and consent is not True:
         raise UserError(CONSENT_MISSING.format(faces=with_faces))
@@ -339,13 +342,13 @@ def _train(
     and at Stop. Returns the last update, the LoRA file's tensors (None when stopped) and the optimizer's name."""
     torch = imported("torch")
     trainer = Trainer(pipe, params.rank, params.train_text_encoder, device, params.seed)
-    trainer.encode([dataset.square(p.image, params.resolution) for p in pictures], prompts)
+    trainer.encode([dataset.fitted(p.image, tuple(f["size"])) for p, f in zip(pictures, facts, strict=True)], prompts)
     optimizer = make_optimizer(trainer.trainable, params.learning_rate, device)
     generator = torch.Generator("cpu").manual_seed(params.seed)
     folder = files.checkpoint_folder(settings, params.name, model_id, facts)
     info = dict(name=params.name, base=model_id, rank=params.rank, resolution=params.resolution,
-                train_text_encoder=params.train_text_encoder, dataset=facts, steps=params.steps,
-                optimizer=optimizer_name(optimizer))  # fmt: skip
+                train_text_encoder=params.train_text_encoder, buckets=params.buckets, dataset=facts,
+                steps=params.steps, optimizer=optimizer_name(optimizer))  # fmt: skip
     losses: list[float] = []
     first = 0
     if resume:

@@ -42,9 +42,11 @@ def prune_checkpoints(folder: Path, keep: int = KEEP_CHECKPOINTS) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def dataset_facts(pictures: list[Picture], prompts: list[str]) -> list[dict]:
+def dataset_facts(pictures: list[Picture], prompts: list[str], sizes: list[tuple[int, int]]) -> list[dict]:
+    """Each picture as the recipe and the checkpoints name it: file name, SHA-256, caption, size in training."""
     return [
-        {"name": p.name, "sha256": p.sha256, "caption": prompt} for p, prompt in zip(pictures, prompts, strict=True)
+        {"name": p.name, "sha256": p.sha256, "caption": prompt, "size": list(size)}
+        for p, prompt, size in zip(pictures, prompts, sizes, strict=True)
     ]
 
 
@@ -78,7 +80,8 @@ def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator
         raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
     saved = json.loads((folder / "info.json").read_text())
     compared = (("base", "base model"), ("rank", "rank"), ("resolution", "resolution"),
-                ("train_text_encoder", "text encoder choice"), ("optimizer", "optimizer"))  # fmt: skip
+                ("train_text_encoder", "text encoder choice"), ("buckets", "bucket choice"),
+                ("optimizer", "optimizer"))  # fmt: skip
     for key, what in compared:
         if saved.get(key) != info[key]:
             raise UserError(
@@ -108,6 +111,9 @@ def metadata(
     plain = save(tensors)  # the data after the header, whatever the metadata: sshs_model_hash, as kohya hashes it
     data_hash = hashlib.sha256(plain[8 + int.from_bytes(plain[:8], "little") :]).hexdigest()
     side = params.resolution
+    sizes = Counter(tuple(fact["size"]) for fact in facts)
+    bucket_info = {"buckets": {str(i): {"resolution": list(size), "count": n} for i, (size, n) in
+                               enumerate(sorted(sizes.items()))}}  # fmt: skip
     meta = {
         "ss_output_name": params.name,
         "ss_sd_model_name": model_id,
@@ -125,6 +131,8 @@ def metadata(
         "ss_batch_size_per_device": str(params.batch_size),
         "ss_num_train_images": str(len(facts)),
         "ss_seed": str(params.seed),
+        "ss_enable_bucket": str(params.buckets),
+        "ss_bucket_info": json.dumps(bucket_info),
         "ss_optimizer": optimizer,
         "ss_training_started_at": str(started),
         "ss_training_finished_at": str(time.time()),

@@ -44,6 +44,7 @@ class Page:
     train_text_encoder: Any = None
     seed: Any = None
     sample_every: Any = None
+    buckets: Any = None
     sample_prompt: Any = None
     checkpoint_every: Any = None
     consent: Any = None
@@ -147,7 +148,13 @@ def _numbers(settings: Settings, page: Page, first: Any) -> None:
                                         value=min(first.resolution, settings.max_image_size), label="Resolution",
                                         elem_id="train-resolution")  # fmt: skip
             page.seed = ui.checked(gr.Number, checks.SEED_UNREADABLE)(0, label="Seed", precision=0)
-        page.train_text_encoder = gr.Checkbox(False, label="Train the text encoder too (SD 1.x/2.x)")
+        with gr.Row():
+            page.train_text_encoder = gr.Checkbox(False, label="Train the text encoder too (SD 1.x/2.x)")
+            page.buckets = gr.Checkbox(
+                True, label="Keep each picture's shape (aspect-ratio buckets)", elem_id="train-buckets",
+                info="Tall and wide pictures train at a size of their shape, of about the resolution's area, "
+                "instead of losing their sides to a square crop.",
+            )  # fmt: skip
         with gr.Row():
             page.sample_every = gr.Number(100, label="A sample every N steps (0: none)", precision=0,
                                           elem_id="train-sample-every")  # fmt: skip
@@ -229,6 +236,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
         sample_every: int = 100,  # (the API takes the page's values for what a client leaves out)
         sample_prompt: str = "",
         checkpoint_every: int = 100,
+        buckets: bool = True,
         overwrite: bool = False,
         resume: bool = False,
         ticket: str | None = None,
@@ -242,6 +250,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
             name, trigger=trigger or "", steps=steps, rank=rank, learning_rate=learning_rate, resolution=resolution,
             batch_size=batch_size, train_text_encoder=train_text_encoder is True, seed=seed,
             sample_every=sample_every, sample_prompt=sample_prompt or "", checkpoint_every=checkpoint_every,
+            buckets=buckets is not False,
         )  # fmt: skip
         operator = settings.is_operator(getattr(request, "username", None))
 
@@ -271,7 +280,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     fields = (
         "images", "name", "trigger", "steps", "consent", "base_model", "captions", "rank", "learning_rate",
         "resolution", "batch_size", "train_text_encoder", "seed", "sample_every", "sample_prompt", "checkpoint_every",
-        "overwrite", "resume",
+        "buckets", "overwrite", "resume",
     )  # fmt: skip
     inputs = {**{name: getattr(page, name) for name in fields}, "history": ctx.history}
     outs = [page.status, page.plot, page.sample, page.lora_file, page.recipe_view, page.made, ctx.history]

@@ -51,7 +51,9 @@ class Trainer:
             p.data = p.data.to(torch.float32)
         if device.startswith("cuda"):
             self.denoiser.enable_gradient_checkpointing()
-        self.latents = self.embeddings = self.pooled = None
+        self.latents: list = []  # one latent per picture
+        self.sizes: list[tuple[int, int]] = []  # each picture's (width, height) in training
+        self.embeddings = self.pooled = None
         self.prompts: list[str] = []
         if self.kind == "unet":  # the noise schedule the model was trained with (DDPM's, from its scheduler's config)
             from diffusers import DDPMScheduler
@@ -68,18 +70,25 @@ class Trainer:
 
     # -- the pictures, once ------------------------------------------------------------------------------------
     def encode(self, pictures: list, prompts: list[str]) -> None:
-        """The pictures (PIL, square, the training size) as latents, and the prompts' embeddings where the text
-        encoder stays frozen."""
+        """The pictures (PIL, each at its bucket's size: see dataset.buckets) as latents, and the prompts'
+        embeddings where the text encoder stays frozen."""
         import numpy as np
 
         torch = imported("torch")
         vae = self.pipe.vae
-        pixels = np.stack([np.asarray(p, dtype=np.float32) / 127.5 - 1 for p in pictures]).transpose(0, 3, 1, 2)
-        with torch.no_grad():
-            x = torch.from_numpy(pixels).to(self.device, vae.dtype)
-            latents = torch.cat([vae.encode(x[i : i + 4]).latent_dist.mode() for i in range(0, len(x), 4)])
-            shift = getattr(vae.config, "shift_factor", None) or 0.0
-            self.latents = ((latents - shift) * vae.config.scaling_factor).float()
+        shift = getattr(vae.config, "shift_factor", None) or 0.0
+        self.sizes = [p.size for p in pictures]
+        self.latents = [None] * len(pictures)
+        for size in dict.fromkeys(self.sizes):  # the pictures of one size together, four at a time
+            chosen = [i for i, s in enumerate(self.sizes) if s == size]
+            for start in range(0, len(chosen), 4):
+                part = chosen[start : start + 4]
+                pixels = np.stack([np.asarray(pictures[i], dtype=np.float32) / 127.5 - 1 for i in part])
+                with torch.no_grad():
+                    x = torch.from_numpy(pixels.transpose(0, 3, 1, 2)).to(self.device, vae.dtype)
+                    latents = ((vae.encode(x).latent_dist.mode() - shift) * vae.config.scaling_factor).float()
+                for i, latent in zip(part, latents, strict=True):
+                    self.latents[i] = latent
         self.prompts = prompts
         if not self.text_encoder:
             self.embeddings, self.pooled = self._embed(prompts, grad=False)
@@ -107,9 +116,10 @@ class Trainer:
     def loss(self, batch: int, generator: Any) -> Any:
         """The loss of one batch drawn with `generator` (on the CPU: the same draws on every device)."""
         torch = imported("torch")
-        count = len(self.latents)
-        index = torch.randperm(count, generator=generator)[: min(batch, count)]
-        x0 = self.latents[index.to(self.latents.device)]
+        order = torch.randperm(len(self.latents), generator=generator).tolist()
+        size = self.sizes[order[0]]  # one batch, one bucket: the first drawn picture's, filled from the draw's order
+        index = torch.tensor([i for i in order if self.sizes[i] == size][:batch])
+        x0 = torch.stack([self.latents[i] for i in index.tolist()])
         noise = torch.randn(x0.shape, generator=generator).to(x0)
         if self.text_encoder:
             embeddings, pooled = self._embed([self.prompts[i] for i in index.tolist()], grad=True)
