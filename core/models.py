@@ -237,17 +237,19 @@ class ModelCache:
         progress: ProgressFn | None = None,
         name: str | None = None,
         dtype: Any = None,
+        extra_bytes: int = 0,
         **resolve_options: Any,
     ) -> Iterator[Any]:
         """Yield `load(folder, device, dtype)` for `model_id`, cached. `setting` names the STUDIO_* override; `name`
         keys it in the cache instead of `model_id`, where one repo holds several models (IP-Adapters); `dtype`
-        replaces the device's usual one (text models are never fp16)."""
+        replaces the device's usual one (text models are never fp16); `extra_bytes`: memory the load takes besides
+        the folder's weights (a transformer from a file of its own, such as a GGUF), counted against the budget."""
         dtype = self.dtype if dtype is None else dtype
         key = ModelKey(kind, name or model_id, revision, self.device, str(dtype).replace("torch.", ""))
 
         def before_download(download: hub.Download) -> None:
             """Refuse a model the memory budget cannot hold before fetching gigabytes of it; say the size."""
-            needed = memory_needed(download, dtype)
+            needed = memory_needed(download, dtype) + extra_bytes
             if needed > self.budget_bytes:
                 raise hub.ModelUnavailable(
                     f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory as "
@@ -271,7 +273,7 @@ class ModelCache:
                 before_download=before_download,
                 **resolve_options,
             )
-            self._make_room(hub.weight_bytes(folder), keep=key)
+            self._make_room(hub.weight_bytes(folder) + extra_bytes, keep=key)
             if progress:
                 progress(0.0, f"Loading {model_id} on {self.device}…")
             try:
@@ -333,6 +335,17 @@ class ModelCache:
 
 
 BYTES_PER_VALUE = {"float32": 4, "float16": 2, "bfloat16": 2}
+
+
+def over_budget(cache: ModelCache, model_id: str, needed: int, what: str) -> hub.ModelUnavailable | None:
+    """The sentence for a model that the memory budget cannot hold (None where it fits): said before any download."""
+    if needed <= cache.budget_bytes:
+        return None
+    return hub.ModelUnavailable(
+        f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory ({what}); the studio's model budget is "
+        f"{cache.budget_bytes / 1e9:.1f} GB. Choose a smaller model, or raise STUDIO_MEMORY_BUDGET_GB where the "
+        "machine has the memory."
+    )
 
 
 def memory_needed(download: hub.Download, dtype: Any) -> int:

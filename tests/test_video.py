@@ -13,6 +13,7 @@ import soundfile as sf
 from PIL import Image
 
 from core.errors import Stopped, UserError
+from core.models import make_cache
 from tabs.verify.engine import verify_file
 from tabs.video.engine import VideoParams, generate_video
 
@@ -292,6 +293,12 @@ def test_a_gguf_wan_transformer_runs_quantised_in_the_pipeline_of_its_repo(share
         dropped.recipe["checkpoint"]["file"] == "my-wan-Q8_0.gguf"
         and len(dropped.recipe["checkpoint"]["sha256"]) == 64
     )
+    # The memory budget counts the file's transformer: refused in a sentence before any download or load.
+    size = (folder / "my-wan-Q8_0.gguf").stat().st_size
+    small = make_cache(own.replace(memory_budget_gb=size / 2 / 1024**3))
+    with pytest.raises(UserError, match=r"my-wan-Q8_0.gguf' needs about .* \(its transformer file alone\)"):
+        made(small, own, model="my-wan-Q8_0.gguf", seed=3)
+    assert small.snapshot() == []
 
 
 def test_stop_ends_at_the_next_step_and_saves_nothing(shared_cache, settings):

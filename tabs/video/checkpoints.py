@@ -26,11 +26,16 @@ class WanFile:
     base: str  # the Wan-AI repo (or tiny model) the rest of the pipeline comes from
     quantization: str  # "gguf" or "none"
     path: Path | None = None  # a file of the checkpoints folder
+    approx_bytes: int = 0  # its size, where the Hub's pages give it rounded (the manifest records no exact size)
 
 
 CURATED = {  # city96's GGUFs of Wan 2.1 14B (Apache-2.0, as Wan): Q4_K_M is 10.1 GB, Q3_K_S 6.99, Q6_K 12.5
     "city96/Wan2.1-T2V-14B-gguf:Q4_K_M": WanFile(
-        "city96/Wan2.1-T2V-14B-gguf", "wan2.1-t2v-14b-Q4_K_M.gguf", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "gguf"
+        "city96/Wan2.1-T2V-14B-gguf",
+        "wan2.1-t2v-14b-Q4_K_M.gguf",
+        "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+        "gguf",
+        approx_bytes=10_100_000_000,
     ),
 }
 TINY = {"tiny:wan-gguf": WanFile("tiny:wan-gguf", "tiny-wan-Q8_0.gguf", "tiny:wan", "gguf")}
@@ -78,6 +83,21 @@ def transformer_file(cache: Any, settings: Settings, chosen: WanFile) -> Path:
         allow_patterns=[chosen.file],
     )  # fmt: skip
     return folder / chosen.file
+
+
+def memory_bytes(chosen: WanFile, size: int, dtype: Any) -> int:
+    """What the transformer of a file of `size` bytes takes in memory: a GGUF stays quantised (about its size); a
+    safetensors file, stored in 16 bits as Wan's are, takes twice its size as float32."""
+    if chosen.quantization == "gguf":
+        return size
+    return size * (4 if "float32" in str(dtype) else 2) // 2
+
+
+def known_size(chosen: WanFile) -> int:
+    """The file's size before any download: on disk, or the Hub's rounded figure (0 where neither is known)."""
+    if chosen.path is not None:
+        return chosen.path.stat().st_size
+    return chosen.approx_bytes
 
 
 def base_options(chosen: WanFile, name: str) -> dict:

@@ -17,7 +17,7 @@ from typing import Any
 from core import audio, checks, hub, loras, outputs, saving, serving
 from core.device import Worker, gpu, import_lock, imported, place_pipeline
 from core.errors import Stopped, UserError
-from core.models import ModelCache
+from core.models import ModelCache, over_budget
 from core.settings import Settings
 from tabs.video import checkpoints, media, previews
 
@@ -305,8 +305,13 @@ def render_video(
     options = dict(setting=SETTING, progress=progress, dtype=dtype, allow_patterns=hub.ALLOW_PATTERNS)
     wan_file = checkpoints.offered(settings).get(model_id)
     if wan_file is not None:  # the file's transformer in the pipeline of the Wan-AI repo it belongs to
+        needed = checkpoints.memory_bytes(wan_file, checkpoints.known_size(wan_file), dtype)
+        refusal = over_budget(cache, model_id, needed, "its transformer file alone")
+        if refusal:  # before gigabytes of it are downloaded
+            raise refusal
         file = checkpoints.transformer_file(cache, settings, wan_file)
-        options.update(checkpoints.base_options(wan_file, model_id))
+        extra = checkpoints.memory_bytes(wan_file, file.stat().st_size, dtype)
+        options.update(checkpoints.base_options(wan_file, model_id), extra_bytes=extra)
 
         def load(folder: Path, device: str, dtype: Any) -> Any:
             return checkpoints.load(file, wan_file, Path(folder), device, dtype)
