@@ -162,6 +162,57 @@ def build_image(folder: Path) -> Path:
     return folder
 
 
+def build_sdxl(folder: Path) -> Path:
+    """A StableDiffusionXLPipeline (a UNet told the pooled text and the size through "text_time" embeddings, two
+    CLIP text encoders whose hidden states are joined, the second with a projection), at diffusers' own test sizes."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    _clip_tokenizer_files(folder / "_tokenizer_src")
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "_tokenizer_src", model_max_length=77)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=2,
+    )  # fmt: skip  (80 = the 6 size numbers x 8 + the pooled text's 32)
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+    )  # fmt: skip
+    config = CLIPTextConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer),
+        max_position_embeddings=77, projection_dim=32, hidden_act="gelu",
+    )  # fmt: skip
+    text_encoder, text_encoder_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
+        unet=unet, scheduler=scheduler,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "_tokenizer_src")
+    return folder
+
+
 MUSIC_WORDS = (
     "lo fi hip hop with warm piano drums bass guitar calm upbeat jazz rock electronic ambient music song beat slow "
     "fast happy sad a and the of in"
@@ -495,6 +546,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "tiny:musicgen-melody": lambda folder: build_music(folder, melody=True),
     "tiny:qwen2": build_text,
     "tiny:stable-diffusion": build_image,
+    "tiny:sdxl": build_sdxl,
     "tiny:upscalers": build_upscalers,
     "tiny:vits": build_vits,
     "tiny:dia": build_dia,

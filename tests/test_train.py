@@ -116,10 +116,12 @@ def test_stop_keeps_a_checkpoint_and_resume_goes_on_along_the_same_curve(shared_
         trained(shared_cache, tiny, fast("never"), shapes, resume=True)
 
 
-@pytest.mark.parametrize(("base", "version"), [("tiny:sd3", "sd3"), ("tiny:flux", "flux1")])
+@pytest.mark.parametrize(
+    ("base", "version"), [("tiny:sdxl", "sdxl_base_v1-0"), ("tiny:sd3", "sd3"), ("tiny:flux", "flux1")]
+)
 def test_a_transformer_family_lora_learns_and_changes_the_picture(shared_cache, tiny, shapes, base, version):
-    """SD 3.5 and FLUX.1 (flow matching; FLUX packs its latents): the loss goes down, the Image tab's picture moves
-    with the LoRA and not at weight 0."""
+    """SDXL (told its pooled text and sizes), SD 3.5 and FLUX.1 (flow matching; FLUX packs its latents): the loss goes
+    down, the Image tab's picture moves with the LoRA and not at weight 0."""
     name = version + "discs"
     final, _ = trained(shared_cache, tiny, fast(name), shapes, base_model=base)
     assert np.mean(final.losses[-5:]) < 0.95 * np.mean(final.losses[:5])

@@ -27,6 +27,11 @@ CURATED = {
     "stabilityai/sdxl-turbo": ModelDefaults(
         1, 0.0, 512, "SDXL-Turbo: 1-4 steps, guidance 0. Sharper, heavier.", "sdxl", STABILITY
     ),
+    "stabilityai/stable-diffusion-xl-base-1.0": ModelDefaults(
+        30, 6.0, 1024, "SDXL 1.0: about 30 steps, guidance 5-7, 1024 px; the base most community checkpoints and "
+        "LoRAs are made for (and the Train tab's SDXL base). About 7 GB in fp16: slow on a CPU.", "sdxl",
+        "CreativeML Open RAIL++-M",
+    ),
     "stable-diffusion-v1-5/stable-diffusion-v1-5": ModelDefaults(
         25, 7.0, 512, "Stable Diffusion 1.5: about 25 steps, guidance 7. Slow on a CPU.", "sd15",
         "CreativeML OpenRAIL-M",
@@ -74,6 +79,7 @@ WHOLE_DEFAULTS = {"sd15": (25, 7.0, 512), "sd21": (25, 7.0, 768), "sdxl": (30, 6
 CHECKPOINT_LICENCE = "the checkpoint's own: see the page you got it from"
 # The tiny random-weight pipelines of each family (core.tiny, core.tiny_dit): --tiny offers them all.
 TINY_FAMILIES = {
+    "tiny:sdxl": ModelDefaults(2, 5.0, 64, "Tiny random-weight SDXL: the images are noise.", "tiny-sdxl"),
     "tiny:flux": ModelDefaults(2, 0.0, 64, "Tiny random-weight FLUX.1: the images are noise.", "flux1"),
     "tiny:sd3": ModelDefaults(2, 2.0, 64, "Tiny random-weight SD 3.5: the images are noise.", "sd35"),
     "tiny:z-image": ModelDefaults(2, 0.0, 64, "Tiny random-weight Z-Image: the images are noise.", "z-image"),

@@ -158,6 +158,8 @@ FAMILIES = {
         Family("sdxl", "SDXL", ("StableDiffusionXLPipeline",), text_width=2048, adapters=UNET_ADAPTERS, preview="sdxl",
                config_repo="stabilityai/sdxl-turbo"),
         Family("tiny", "tiny test", ("StableDiffusionPipeline",), text_width=32, adapters=UNET_ADAPTERS),
+        Family("tiny-sdxl", "tiny test SDXL", ("StableDiffusionXLPipeline",), text_width=64,
+               adapters=frozenset({"lora"}), preview="sdxl"),
         Family("sd35", "Stable Diffusion 3.5", ("StableDiffusion3Pipeline",), **DIT, preview="sd3",
                samplers=("Euler", "Heun", "DPM++ 2M", "UniPC"), config_repo="stabilityai/stable-diffusion-3.5-medium",
                max_sequence_length=256),

@@ -51,6 +51,11 @@ BASES = {
         512, 1e-4, "SD 1.5: the family most LoRAs are made for; 512 px; trains on a 8 GB GPU (slowly on a CPU).",
         "CreativeML OpenRAIL-M", "sd_v1", "stable-diffusion-v1/lora",
     ),
+    "stabilityai/stable-diffusion-xl-base-1.0": Base(
+        1024, 1e-4, "SDXL 1.0: 1024 px; its LoRAs work on most community SDXL checkpoints too (put one in the "
+        "checkpoints folder); needs a GPU with 16-24 GB.", "CreativeML Open RAIL++-M", "sdxl_base_v1-0",
+        "stable-diffusion-xl-v1-base/lora", 30, 5.0,
+    ),
     "stabilityai/stable-diffusion-3.5-medium": Base(
         1024, 1e-4, "SD 3.5 Medium: 1024 px, sharper text; needs a GPU with 16 GB or more. Gated: accept its licence.",
         "Stability AI Community License", "sd3", "stable-diffusion-3-medium/lora", 28, 4.5,
@@ -64,6 +69,8 @@ BASES = {
 TINY_BASES = {
     "tiny:stable-diffusion": Base(32, 1e-2, "Tiny random-weight SD: learns noise, fast.", "none", "sd_v1",
                                   "stable-diffusion-v1/lora", 2, 5.0),
+    "tiny:sdxl": Base(32, 1e-2, "Tiny random-weight SDXL.", "none", "sdxl_base_v1-0",
+                      "stable-diffusion-xl-v1-base/lora", 2, 5.0),
     "tiny:sd3": Base(32, 1e-2, "Tiny random-weight SD 3.5.", "none", "sd3", "stable-diffusion-3-medium/lora", 2, 3.0),
     "tiny:flux": Base(32, 1e-2, "Tiny random-weight FLUX.1.", "none", "flux1", "flux-1-dev/lora", 2, 3.5),
 }  # fmt: skip
@@ -217,8 +224,8 @@ def load_training_pipeline(folder: Path, device: str, dtype: Any) -> Any:
     name = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name")
     if name not in KINDS:
         raise UserError(
-            f"This base model is a {name}: the studio trains LoRAs for Stable Diffusion 1.x/2.x, SD 3.5 and FLUX.1 "
-            "models."
+            f"This base model is a {name}: the studio trains LoRAs for Stable Diffusion 1.x/2.x, SDXL, SD 3.5 and "
+            "FLUX.1 models."
         )
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=dtype, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)

@@ -1,7 +1,7 @@
 """One LoRA training on one pipeline, as diffusers' own examples do it (examples/dreambooth/train_dreambooth_lora.py,
-_sd3.py and _flux.py), on peft: a UNet family (SD 1.x/2.x: noise or velocity prediction, optionally a LoRA on the
-CLIP text encoder too), SD 3.5 or FLUX.1 (flow matching: the velocity noise - latents, logit-normal timesteps; FLUX
-packs its latents in 2x2 patches and is told its guidance).
+_sdxl.py, _sd3.py and _flux.py), on peft: a UNet family (SD 1.x/2.x: noise or velocity prediction, optionally a LoRA on
+the CLIP text encoder too; SDXL, told its pooled text and sizes), SD 3.5 or FLUX.1 (flow matching: the velocity
+noise - latents, logit-normal timesteps; FLUX packs its latents in 2x2 patches and is told its guidance).
 The pictures are encoded once (the VAE is frozen); every draw (batch, noise, timesteps) comes from one seeded
 generator, whose state a checkpoint keeps, so a resumed training goes on exactly where it stopped.
 """
@@ -22,7 +22,9 @@ FLUX_TARGETS = [  # train_dreambooth_lora_flux.py's default: the double blocks' 
     "attn.to_k", "attn.to_q", "attn.to_v", "attn.to_out.0", "attn.add_k_proj", "attn.add_q_proj", "attn.add_v_proj",
     "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2",
 ]  # fmt: skip
-KINDS = {"StableDiffusionPipeline": "unet", "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}
+KINDS = {"StableDiffusionPipeline": "unet", "StableDiffusionXLPipeline": "sdxl", "StableDiffusion3Pipeline": "sd3",
+         "FluxPipeline": "flux"}  # fmt: skip
+UNETS = ("unet", "sdxl")
 FLUX_GUIDANCE = 1.0  # the guidance FLUX.1 [dev] is told in training (as diffusers' example: its distilled guidance)
 
 
@@ -35,11 +37,11 @@ class Trainer:
         torch = imported("torch")
         self.pipe, self.device, self.kind = pipe, device, KINDS[type(pipe).__name__]
         self.text_encoder = text_encoder and self.kind == "unet"
-        self.denoiser = pipe.unet if self.kind == "unet" else pipe.transformer
+        self.denoiser = pipe.unet if self.kind in UNETS else pipe.transformer
         for part in (self.denoiser, pipe.vae, *self._encoders()):
             part.requires_grad_(False)
         config = dict(r=rank, lora_alpha=rank, init_lora_weights="gaussian")
-        targets = {"unet": UNET_TARGETS, "sd3": SD3_TARGETS, "flux": FLUX_TARGETS}[self.kind]
+        targets = {"unet": UNET_TARGETS, "sdxl": UNET_TARGETS, "sd3": SD3_TARGETS, "flux": FLUX_TARGETS}[self.kind]
         with torch.random.fork_rng(devices=[]):  # the LoRA's first weights follow the seed, and only this one
             torch.manual_seed(seed)
             self.denoiser.add_adapter(LoraConfig(**config, target_modules=targets))
@@ -55,7 +57,7 @@ class Trainer:
         self.sizes: list[tuple[int, int]] = []  # each picture's (width, height) in training
         self.embeddings = self.pooled = None
         self.prompts: list[str] = []
-        if self.kind == "unet":  # the noise schedule the model was trained with (DDPM's, from its scheduler's config)
+        if self.kind in UNETS:  # the noise schedule the model was trained with (DDPM's, from its scheduler's config)
             from diffusers import DDPMScheduler
 
             self.schedule = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -84,7 +86,7 @@ class Trainer:
             for start in range(0, len(chosen), 4):
                 part = chosen[start : start + 4]
                 pixels = np.stack([np.asarray(pictures[i], dtype=np.float32) / 127.5 - 1 for i in part])
-                with torch.no_grad():
+                with torch.no_grad(), self._vae_in_float32() as vae:
                     x = torch.from_numpy(pixels.transpose(0, 3, 1, 2)).to(self.device, vae.dtype)
                     latents = ((vae.encode(x).latent_dist.mode() - shift) * vae.config.scaling_factor).float()
                 for i, latent in zip(part, latents, strict=True):
@@ -92,6 +94,25 @@ class Trainer:
         self.prompts = prompts
         if not self.text_encoder:
             self.embeddings, self.pooled = self._embed(prompts, grad=False)
+
+    def _vae_in_float32(self) -> Any:
+        """The VAE, in float32 for the block where its config asks (SDXL's overflows in float16: force_upcast)."""
+        import contextlib
+
+        torch = imported("torch")
+        vae = self.pipe.vae
+
+        @contextlib.contextmanager
+        def upcast():
+            dtype = vae.dtype
+            if getattr(vae.config, "force_upcast", False) and dtype == torch.float16:
+                vae.to(torch.float32)
+            try:
+                yield vae
+            finally:
+                vae.to(dtype)
+
+        return upcast()
 
     def _embed(self, prompts: list[str], grad: bool) -> tuple[Any, Any]:
         torch = imported("torch")
@@ -101,6 +122,11 @@ class Trainer:
                 ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True,
                           return_tensors="pt").input_ids.to(self.device)  # fmt: skip
                 return self.pipe.text_encoder(ids)[0].float(), None
+            if self.kind == "sdxl":  # both CLIPs' penultimate states joined; the second one's pooled projection
+                embeds, _, pooled, _ = self.pipe.encode_prompt(
+                    prompts, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+                )
+                return embeds.float(), pooled.float()
             if self.kind == "flux":  # (its text positions are all zeros: made again in each step)
                 embeds, pooled, _ = self.pipe.encode_prompt(
                     prompts, prompts, device=self.device, max_sequence_length=128
@@ -128,13 +154,18 @@ class Trainer:
             pooled = None if self.pooled is None else self.pooled[index.to(self.pooled.device)]
         dtype = self.denoiser.dtype
         schedule = self.schedule
-        if self.kind == "unet":
+        if self.kind in UNETS:
             t = torch.randint(0, schedule.config.num_train_timesteps, (len(x0),), generator=generator).to(x0.device)
             noisy = schedule.add_noise(x0, noise, t)
             velocity = schedule.config.prediction_type == "v_prediction"
             target = schedule.get_velocity(x0, noise, t) if velocity else noise
+            extra = {}
+            if self.kind == "sdxl":  # SDXL is told the pooled text and the sizes: (original, crop corner, target)
+                height, width = (n * self.pipe.vae_scale_factor for n in x0.shape[-2:])
+                sizes = torch.tensor([[height, width, 0, 0, height, width]] * len(x0), device=x0.device)
+                extra["added_cond_kwargs"] = {"text_embeds": pooled.to(dtype), "time_ids": sizes.to(dtype)}
             with self._autocast():
-                pred = self.denoiser(noisy.to(dtype), t, embeddings.to(dtype)).sample
+                pred = self.denoiser(noisy.to(dtype), t, embeddings.to(dtype), **extra).sample
         else:
             u = torch.sigmoid(torch.randn(len(x0), generator=generator))  # logit-normal timesteps (SD3's paper)
             at = (u * schedule.config.num_train_timesteps).long().clamp(max=schedule.config.num_train_timesteps - 1)
@@ -189,7 +220,7 @@ class Trainer:
         transformer.)."""
         from peft.utils import get_peft_model_state_dict
 
-        prefix = "unet" if self.kind == "unet" else "transformer"
+        prefix = "unet" if self.kind in UNETS else "transformer"
         state = {f"{prefix}.{k}": v for k, v in get_peft_model_state_dict(self.denoiser).items()}
         if self.text_encoder:
             state.update(
@@ -200,7 +231,7 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         from peft.utils import set_peft_model_state_dict
 
-        prefix = "unet." if self.kind == "unet" else "transformer."
+        prefix = "unet." if self.kind in UNETS else "transformer."
         set_peft_model_state_dict(
             self.denoiser, {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         )
@@ -213,7 +244,7 @@ class Trainer:
         """The tensors of the finished LoRA file: Kohya's names for the UNet families (what AUTOMATIC1111, ComfyUI
         and civitai read; diffusers reads them too), diffusers' own for SD 3.5 (what ComfyUI and diffusers read)."""
         state = self.state()
-        if self.kind == "unet":
+        if self.kind in UNETS:
             from diffusers.utils import convert_state_dict_to_kohya
 
             kohya = convert_state_dict_to_kohya(state)
