@@ -127,7 +127,9 @@ def test_a_missing_hub_model_fails_fast_with_a_sentence(offline, monkeypatch):
     with pytest.raises(ModelUnavailable) as err:
         with cache.model("text", "Qwen/Qwen2.5-0.5B-Instruct", load_text_model, setting="STUDIO_TEXT_MODEL"):
             pass
-    assert time.perf_counter() - start < 5
+    # No wait for the network: a timeout and its retries would take 10 s each (huggingface_hub's); 0.4 s measured
+    # here, a few seconds on a loaded machine.
+    assert time.perf_counter() - start < 20
     message = str(err.value)
     assert "Qwen/Qwen2.5-0.5B-Instruct" in message and "STUDIO_TEXT_MODEL" in message
     assert "Connect to the internet once" in message
