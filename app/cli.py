@@ -207,7 +207,7 @@ def _train(args: argparse.Namespace, settings, cache):
                 captions.append(
                     [picture.name, beside.read_text(errors="replace").strip()[: dataset.MAX_CAPTION_CHARS]]
                 )
-    base = base_of(args.model or base_choices(settings)[0])
+    base = base_of(args.model or base_choices(settings)[0], settings)
     params = TrainParams(
         args.name, trigger=args.trigger, steps=args.steps, rank=args.rank,
         learning_rate=args.learning_rate or base.learning_rate, resolution=args.resolution or base.resolution,

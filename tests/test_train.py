@@ -132,6 +132,29 @@ def test_a_transformer_family_lora_learns_and_changes_the_picture(shared_cache, 
     assert np.abs(after - before).mean() > 2 and np.array_equal(zero, before)
 
 
+def test_a_lora_trained_on_a_checkpoint_file_fits_that_model(shared_cache, tiny, shapes, tiny_dir, tmp_path):
+    """A whole checkpoint of the checkpoints folder (civitai-style, one file in A1111's layout) is a base: the LoRA
+    trained on it moves the Image tab's picture made with that file; the recipe names the file by its SHA-256."""
+    from ldm_helpers import write_ldm_checkpoint
+
+    from core import tiny as tiny_models
+    from tabs.train.engine import base_choices
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    write_ldm_checkpoint(tiny_models.ensure("tiny:stable-diffusion", tiny_dir), folder / "my-sd15.safetensors")
+    own = tiny.replace(checkpoint_dir=folder)
+    assert "my-sd15.safetensors" in base_choices(own)
+    final, _ = trained(shared_cache, own, fast("mine15"), shapes, base_model="my-sd15.safetensors")
+    assert (
+        final.recipe["checkpoint"]["file"] == "my-sd15.safetensors" and len(final.recipe["checkpoint"]["sha256"]) == 64
+    )
+    assert np.mean(final.losses[-5:]) < 0.95 * np.mean(final.losses[:5])
+    before = picture(shared_cache, own, "sks disc, a disc", model="my-sd15.safetensors")
+    after = picture(shared_cache, own, "sks disc, a disc <lora:mine15:1>", model="my-sd15.safetensors")
+    assert np.abs(after - before).mean() > 2
+
+
 def zipped(path, pictures, captions=True, extra=()):
     with zipfile.ZipFile(path, "w") as z:
         for i, p in enumerate(pictures):

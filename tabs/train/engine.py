@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import KW_ONLY, asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,15 +86,45 @@ PRESETS = {  # what each trades, in the page's words; the numbers stay editable
 MAX_RANK, MAX_BATCH = 128, 8
 
 
+# The families whose whole checkpoints (civitai-style single files) train like a curated base: its size and rate.
+CHECKPOINT_LIKE = {
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+}
+
+
+def checkpoint_bases(settings: Settings) -> dict[str, Any]:
+    """The whole SD 1.x and SDXL checkpoints of the checkpoints folder (name -> tabs.image.checkpoints.Checkpoint):
+    a LoRA trained on one fits that model (a community SDXL model, say) and works on the Image tab with it."""
+    from tabs.image import checkpoints
+
+    found = {}
+    for name in checkpoints.available(settings):
+        try:
+            point = checkpoints.identify(settings, name)
+        except UserError:
+            continue
+        if point.whole and point.family in CHECKPOINT_LIKE:
+            found[name] = point
+    return found
+
+
 def base_choices(settings: Settings) -> list[str]:
     first = settings.model_for("train")
-    others = list(TINY_BASES if settings.tiny else BASES)
+    others = list(TINY_BASES if settings.tiny else BASES) + list(checkpoint_bases(settings))
     return [first] + [m for m in others if m != first]
 
 
-def base_of(model_id: str) -> Base:
-    return {**BASES, **TINY_BASES}.get(model_id) or Base(512, 1e-4, "A model of your own.", "the model's own",
-                                                           "sd_v1", "stable-diffusion-v1/lora")  # fmt: skip
+def base_of(model_id: str, settings: Settings | None = None) -> Base:
+    known = {**BASES, **TINY_BASES}.get(model_id)
+    if known is not None:
+        return known
+    point = checkpoint_bases(settings).get(model_id) if settings is not None else None
+    if point is not None:  # trains like its family's curated base (with --tiny, like the tiny one it borrows)
+        like = TINY_BASES.get(point.base) or BASES[CHECKPOINT_LIKE[point.family]]
+        about = f"A whole {point.family.upper()} checkpoint of the checkpoints folder; its LoRAs fit it and its kin."
+        return replace(like, about=about, licence="the checkpoint's own: see the page you got it from")
+    return Base(512, 1e-4, "A model of your own.", "the model's own", "sd_v1", "stable-diffusion-v1/lora")
 
 
 @dataclass(frozen=True)
@@ -261,7 +291,8 @@ def train_lora(
     model_id = checks.check_model_choice(
         base_model or settings.model_for("train"), base_choices(settings), settings.allow_custom_models, SETTING
     )
-    base = base_of(model_id)
+    base = base_of(model_id, settings)
+    point = checkpoint_bases(settings).get(model_id)  # a whole checkpoint of the checkpoints folder, or None
     params = check_params(settings, params, base.resolution)
     if not resume:
         _check_name_free(settings, params.name, overwrite, operator)
@@ -288,8 +319,14 @@ def train_lora(
     name = f"train:{model_id}"
     options = dict(setting=SETTING, progress=progress, dtype=dtype, name=name, allow_patterns=_patterns)
     key = ModelKey("train", name, None, cache.device, str(dtype).replace("torch.", ""))
+    repo, load = model_id, load_training_pipeline
+    if point is not None:  # the file's weights; configs and tokenizers from its family's reference repo
+        from tabs.image.checkpoints import CONFIG_FILES
+
+        repo, load = point.base, _checkpoint_loader(point)
+        options.update(allow_patterns=CONFIG_FILES)
     try:
-        with cache.model("train", model_id, load_training_pipeline, **options) as pipe:
+        with cache.model("train", repo, load, **options) as pipe:
             run = _train(pipe, cache.device, settings, params, model_id, base, pictures, prompts, facts, resume, stop,
                          start)  # fmt: skip
             final, tensors, optimizer = yield from run
@@ -302,6 +339,7 @@ def train_lora(
     losses = final.losses
     recipe = outputs.base_recipe(
         "train", model_id, **asdict(params), base_licence=base.licence, dataset=facts, consent=consent is True,
+        checkpoint={"file": point.name, "sha256": outputs.file_sha256(point.path)} if point else None,
         pictures_with_faces=with_faces, optimizer=optimizer, first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None, device=cache.device, dtype=str(dtype).replace("torch.", ""),
         versions=outputs.library_versions("torch", "diffusers", "peft", "safetensors"),
@@ -315,6 +353,17 @@ def train_lora(
         said += " It is yours alone: it stays out of this shared studio's LoRA folder, and your History holds it."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
                       final.sample, path, recipe, done=True, said=said, withheld_at=final.withheld_at)  # fmt: skip
+
+
+def _checkpoint_loader(point: Any) -> Callable[[Path, str, Any], Any]:
+    from tabs.image import checkpoints
+
+    def load(folder: Path, device: str, dtype: Any) -> Any:  # a private copy, as load_training_pipeline's
+        pipe = checkpoints.load(point, Path(folder), device, dtype)
+        pipe._studio_checkpoint = None  # (the Image tab's recipe key: this pipeline makes samples only)
+        return pipe
+
+    return load
 
 
 def _patterns(files: dict | None) -> list[str]:

@@ -63,14 +63,14 @@ class Page:
 
 
 def about_line(settings: Settings, model: str) -> str:
-    base = base_of(model or "")
+    base = base_of(model or "", settings)
     return f"*{base.about} Licence: {base.licence}.*"
 
 
 def build(ctx: ui.Context) -> None:
     settings, page = ctx.settings, Page()
     choices = base_choices(settings)
-    first = base_of(choices[0])
+    first = base_of(choices[0], settings)
     if not settings.training:
         gr.Markdown("**Training is turned off on this studio** (`STUDIO_TRAINING=0`).")
     with gr.Row():
@@ -190,7 +190,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
 
     def preset_chosen(preset: str, model: str):
         numbers, info = PRESETS.get(preset, PRESETS["Subject"])
-        rate = base_of(model or "").learning_rate if settings.tiny else numbers["learning_rate"]
+        rate = base_of(model or "", settings).learning_rate if settings.tiny else numbers["learning_rate"]
         steps = min(numbers["steps"], settings.max_train_steps)
         return steps, numbers["rank"], rate, numbers["batch_size"], f"*{info}*"
 
@@ -198,7 +198,7 @@ def _wire(ctx: ui.Context, page: Page) -> None:
     page.preset.change(preset_chosen, [page.preset, page.base_model], shown, api_visibility="private", queue=False)
 
     def base_chosen(model: str):
-        base = base_of(model or "")
+        base = base_of(model or "", settings)
         return min(base.resolution, settings.max_image_size), about_line(settings, model)
 
     page.base_model.change(
