@@ -154,6 +154,13 @@ def _load(base: Any, lora: Lora, family: str) -> None:
     why = ""
     try:
         base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter)
+        if getattr(base, "transformer_2", None) is not None:  # Wan 2.2 A14B's second expert (low noise) takes it too
+            base.load_lora_weights(
+                str(lora.path.parent),
+                weight_name=lora.path.name,
+                adapter_name=lora.adapter,
+                load_into_transformer_2=True,
+            )
     except Exception as exc:
         why = f" ({type(exc).__name__})"
     loaded = {name for names in base.get_list_adapters().values() for name in names}

@@ -561,6 +561,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     # video (core/tiny_dit.py too)
     "tiny:wan": lambda folder: _dit("build_wan", folder),
     "tiny:wan-ti2v": lambda folder: _dit("build_wan_ti2v", folder),
+    "tiny:wan-a14b": lambda folder: _dit("build_wan_a14b", folder),
     "tiny:ltx": lambda folder: _dit("build_ltx", folder),
     "tiny:wan-gguf": lambda folder: _dit("build_wan_gguf", folder),
 }

@@ -347,6 +347,19 @@ def build_wan(folder: Path) -> Path:
     return folder
 
 
+def build_wan_a14b(folder: Path) -> Path:
+    """Like Wan-AI/Wan2.2-T2V-A14B-Diffusers: two experts of one shape, the first (transformer) for the high-noise
+    steps, the second (transformer_2) once the timestep falls under boundary_ratio x 1000 (0.875, its value)."""
+    import torch
+    from diffusers import WanPipeline, WanTransformer3DModel
+
+    parts = _wan_parts(16, 12.0, dict(z_dim=16))
+    torch.manual_seed(1)  # the second expert's own random weights
+    parts["transformer_2"] = WanTransformer3DModel(**parts["transformer"].config)
+    WanPipeline(**parts, boundary_ratio=0.875).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def build_wan_ti2v(folder: Path) -> Path:
     """Like Wan-AI/Wan2.2-TI2V-5B-Diffusers: WanPipeline(expand_timesteps=True) with the 48-channel Wan 2.2 VAE
     (16x spatial, sizes in multiples of 32); the same folder loads as WanImageToVideoPipeline for a first frame."""

@@ -262,6 +262,34 @@ def test_a_video_lora_changes_the_video_and_weight_zero_does_not(shared_cache, s
         made(shared_cache, with_loras, "a fox <lora:nothere:1>")
 
 
+def test_wan_22_a14b_runs_its_two_experts_and_a_lora_reaches_both(shared_cache, settings, video_loras):
+    """Wan 2.2 A14B's mixture of experts: the high-noise expert for the first steps, the low-noise one once the
+    timestep falls under the boundary; both take a LoRA (Wan 2.1 LoRAs are used on both); weight 0 is none."""
+    with_loras = settings.replace(lora_dir=video_loras)
+    plain, _ = made(shared_cache, with_loras, model="tiny:wan-a14b", seed=9, steps=4)
+    assert plain.recipe["experts"]["boundary_ratio"] == 0.875
+    with shared_cache.model("video", "tiny:wan-a14b", lambda *a: None, setting="x") as pipe:
+        seen = []
+        hooks = [part.register_forward_hook(lambda m, i, o, n=name: seen.append(n))
+                 for name, part in (("high", pipe.transformer), ("low", pipe.transformer_2))]  # fmt: skip
+    try:
+        made(shared_cache, with_loras, model="tiny:wan-a14b", seed=9, steps=4)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert "high" in seen and "low" in seen and seen.index("low") > seen.index("high")  # high noise first
+    styled, _ = made(shared_cache, with_loras, "a fox in the snow <lora:wanstyle:1>", model="tiny:wan-a14b", seed=9,
+                     steps=4)  # fmt: skip
+    zero, _ = made(shared_cache, with_loras, "a fox in the snow <lora:wanstyle:0>", model="tiny:wan-a14b", seed=9,
+                   steps=4)  # fmt: skip
+    base = frames_of(plain.path).astype(int)
+    assert np.abs(frames_of(styled.path).astype(int) - base).mean() > 0.5
+    assert np.abs(frames_of(zero.path).astype(int) - base).mean() < 0.2
+    with shared_cache.model("video", "tiny:wan-a14b", lambda *a: None, setting="x") as pipe:
+        adapters = pipe.get_list_adapters()
+    assert adapters.get("transformer") and adapters.get("transformer_2") == adapters["transformer"]
+
+
 def test_a_gguf_wan_transformer_runs_quantised_in_the_pipeline_of_its_repo(shared_cache, settings, tiny_dir, tmp_path):
     """Wan 14B in about 10 GB is a city96-style GGUF file: here the tiny Wan's transformer as Q8_0, curated
     (downloaded like the real one) or dropped into the checkpoints folder; the Image tab does not offer it."""

@@ -52,6 +52,7 @@ CURATED = {
 TINY = {
     "tiny:wan": VideoModel(16, 64, 64, 2, 5.0, False, "none (random weights)"),
     "tiny:wan-ti2v": VideoModel(24, 64, 64, 2, 5.0, True, "none (random weights)"),
+    "tiny:wan-a14b": VideoModel(16, 64, 64, 2, 4.0, False, "none (random weights)"),
     "tiny:ltx": VideoModel(24, 64, 64, 2, 3.0, True, "none (random weights)", "ltx"),
 }
 PIPELINES = {  # what a folder's model_index.json may name -> the pipeline the studio loads it with
@@ -325,6 +326,9 @@ def render_video(
         facts: dict[str, Any] = {"device": cache.device, "dtype": str(dtype).replace("torch.", "")}
         if getattr(pipe, "_studio_offloaded", False):
             facts.update(offload="model", vae_tiling=True)
+        if getattr(pipe, "transformer_2", None) is not None:  # Wan 2.2 A14B: which expert ran which steps
+            facts["experts"] = {"high_noise": "transformer", "low_noise": "transformer_2",
+                                "boundary_ratio": pipe.config.boundary_ratio}  # fmt: skip
         if getattr(pipe, "_studio_checkpoint", None):
             facts["checkpoint"] = {**pipe._studio_checkpoint, "sha256": outputs.file_sha256(file)}
     return RenderedVideo(frames, facts)
