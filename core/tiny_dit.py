@@ -353,7 +353,7 @@ def build_wan_a14b(folder: Path) -> Path:
     import torch
     from diffusers import WanPipeline, WanTransformer3DModel
 
-    parts = _wan_parts(16, 12.0, dict(z_dim=16))
+    parts = _wan_parts(16, 3.0, dict(z_dim=16))
     torch.manual_seed(1)  # the second expert's own random weights
     parts["transformer_2"] = WanTransformer3DModel(**parts["transformer"].config)
     WanPipeline(**parts, boundary_ratio=0.875).save_pretrained(folder, safe_serialization=True)

@@ -47,6 +47,7 @@ LTX_LICENCE = (
 CURATED = {
     "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": VideoModel(16, 832, 480, 50, 5.0, False, "Apache-2.0"),  # ~8 GB of GPU
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": VideoModel(24, 832, 480, 50, 5.0, True, "Apache-2.0"),  # text or picture
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": VideoModel(16, 832, 480, 40, 4.0, False, "Apache-2.0"),  # 2 experts, big GPU
     "Lightricks/LTX-Video-0.9.1": VideoModel(24, 704, 480, 50, 3.0, True, LTX_LICENCE, "ltx"),  # 2B, fast
 }
 TINY = {
