@@ -74,8 +74,8 @@ def resume(folder: Path, info: dict, trainer: Trainer, optimizer: Any, generator
         others = folder.parent.glob(f"{info['name']}-*/info.json") if folder.parent.is_dir() else []
         if any(json.loads(f.read_text()).get("name") == info["name"] for f in others):
             raise UserError(
-                f"The checkpoint of {info['name']!r} was made with other pictures and captions or another base "
-                "model: resume (resume) with the same ones, or start again."
+                f"The checkpoint of {info['name']!r} was made with other pictures and captions, another base "
+                "model or another bucket choice: resume (resume) with the same ones, or start again."
             )
         raise UserError(f"There is no checkpoint of {info['name']!r} to resume (resume): train it first.")
     saved = json.loads((folder / "info.json").read_text())
