@@ -9,10 +9,18 @@ from core.settings import Settings
 
 
 def connect(url: str):
-    """A gradio_client for the studio at `url`, quiet and sending nothing anywhere else."""
+    """A gradio_client for the studio at `url`, quiet and sending nothing anywhere else. Its first requests (the
+    page's config and API description) have httpx's 5 s each: on a busy machine they are asked again, twice."""
+    import httpx
     from gradio_client import Client
 
-    return Client(url, analytics_enabled=False, verbose=False)
+    for attempt in range(3):
+        try:
+            return Client(url, analytics_enabled=False, verbose=False)
+        except httpx.TimeoutException:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def free_port() -> int:

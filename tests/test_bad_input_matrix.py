@@ -326,8 +326,17 @@ def named_in(message: str, param: str) -> bool:
     return param in message or words in message.lower()
 
 
+@pytest.fixture(scope="module")
+def one_client(server):
+    """One client for the whole matrix (each costs a second: the page's config and API description)."""
+    from helpers import connect
+
+    return connect(server["url"])
+
+
 @pytest.mark.parametrize(("api", "kwargs", "fragment"), ROWS, ids=[f"{r[0]}-{i}" for i, r in enumerate(ROWS)])
-def test_bad_input_gets_one_sentence(client, server, files, api, kwargs, fragment):
+def test_bad_input_gets_one_sentence(one_client, server, files, api, kwargs, fragment):
+    client = one_client
     before = saved_files(server)
     with pytest.raises(AppError) as err:
         client.predict(**{k: resolve(v, files) for k, v in kwargs.items()}, api_name=api)

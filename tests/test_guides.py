@@ -128,7 +128,7 @@ def test_a_controlnet_folder_of_the_operator(shared_cache, settings, tmp_path, t
     folder = tmp_path / "controlnets"
     shutil.copytree(tiny.ensure("tiny:controlnet", tiny_dir), folder / "my-canny")
     ControlNetModel(
-        block_out_channels=(4, 8), layers_per_block=1, cross_attention_dim=64, norm_num_groups=2,
+        block_out_channels=(4, 8), layers_per_block=1, cross_attention_dim=48, norm_num_groups=2,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), conditioning_embedding_out_channels=(4, 8),
     ).save_pretrained(folder / "wider")  # fmt: skip
     s = settings.replace(controlnet_dir=folder)
