@@ -152,15 +152,15 @@ def _load(base: Any, lora: Lora, family: str) -> None:
     if lora.adapter in loaded:
         return
     why = ""
+    experts = ("high", "low") if getattr(base, "transformer_2", None) is not None else ("high",)
+    mine = expert_of(lora.name) if len(experts) == 2 else None
     try:
-        base.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter)
-        if getattr(base, "transformer_2", None) is not None:  # Wan 2.2 A14B's second expert (low noise) takes it too
-            base.load_lora_weights(
-                str(lora.path.parent),
-                weight_name=lora.path.name,
-                adapter_name=lora.adapter,
-                load_into_transformer_2=True,
-            )
+        for expert in experts:  # Wan 2.2 A14B: the high-noise expert (transformer) and the low-noise one
+            if mine in (None, expert):
+                base.load_lora_weights(
+                    str(lora.path.parent), weight_name=lora.path.name, adapter_name=lora.adapter,
+                    **({"load_into_transformer_2": True} if expert == "low" else {}),
+                )  # fmt: skip
     except Exception as exc:
         why = f" ({type(exc).__name__})"
     loaded = {name for names in base.get_list_adapters().values() for name in names}
@@ -172,6 +172,18 @@ def _load(base: Any, lora: Lora, family: str) -> None:
             f"1.5 LoRA on SDXL or FLUX.1, say) or is not a LoRA{why}. This is a {family} model: "
             "choose a LoRA made for it."
         )
+
+
+HIGH_NOISE = re.compile(r"(?i:high[ _.-]?noise)|(?<![A-Za-z])(?:HIGH|HN)(?![A-Za-z])")
+LOW_NOISE = re.compile(r"(?i:low[ _.-]?noise)|(?<![A-Za-z])(?:LOW|LN)(?![A-Za-z])")
+
+
+def expert_of(name: str) -> str | None:
+    """Which expert of a two-expert model (Wan 2.2 A14B) a LoRA is for, from its name as such pairs are published
+    ("..._high_noise", "..._HIGH_fp16", "LowNoise"): "high", "low", or None (both experts take it, as Wan 2.1 LoRAs
+    are used)."""
+    high, low = bool(HIGH_NOISE.search(name)), bool(LOW_NOISE.search(name))
+    return "high" if high and not low else "low" if low and not high else None
 
 
 MAX_LOADED = 16  # adapters kept loaded in one pipeline; beyond that the ones this run does not use are dropped

@@ -262,9 +262,14 @@ def test_a_video_lora_changes_the_video_and_weight_zero_does_not(shared_cache, s
         made(shared_cache, with_loras, "a fox <lora:nothere:1>")
 
 
-def test_wan_22_a14b_runs_its_two_experts_and_a_lora_reaches_both(shared_cache, settings, video_loras):
+def test_wan_22_a14b_runs_its_two_experts_and_a_lora_reaches_both(shared_cache, settings, video_loras, tmp_path):
     """Wan 2.2 A14B's mixture of experts: the high-noise expert for the first steps, the low-noise one once the
-    timestep falls under the boundary; both take a LoRA (Wan 2.1 LoRAs are used on both); weight 0 is none."""
+    timestep falls under the boundary; both take a LoRA (Wan 2.1 LoRAs are used on both); weight 0 is none; a
+    high/low-noise pair goes one to each expert."""
+    import shutil
+
+    from core.loras import check_loras
+
     with_loras = settings.replace(lora_dir=video_loras)
     plain, _ = made(shared_cache, with_loras, model="tiny:wan-a14b", seed=9, steps=4)
     assert plain.recipe["experts"]["boundary_ratio"] == 0.875
@@ -288,6 +293,19 @@ def test_wan_22_a14b_runs_its_two_experts_and_a_lora_reaches_both(shared_cache, 
     with shared_cache.model("video", "tiny:wan-a14b", lambda *a: None, setting="x") as pipe:
         adapters = pipe.get_list_adapters()
     assert adapters.get("transformer") and adapters.get("transformer_2") == adapters["transformer"]
+    # A published pair (..._high_noise / ..._low_noise, lightx2v's _HIGH / _LOW): each goes into its own expert.
+    with_loras = with_loras.replace(lora_dir=tmp_path)
+    for expert in ("high", "low"):
+        shutil.copy(video_loras / "wanstyle.safetensors", tmp_path / f"wanstyle_{expert}_noise.safetensors")
+    pair = "a fox in the snow <lora:wanstyle_high_noise:1> <lora:wanstyle_low_noise:1>"
+    paired, _ = made(shared_cache, with_loras, pair, model="tiny:wan-a14b", seed=9, steps=4)
+    assert np.abs(frames_of(paired.path).astype(int) - frames_of(styled.path).astype(int)).mean() < 0.2  # the same
+    with shared_cache.model("video", "tiny:wan-a14b", lambda *a: None, setting="x") as pipe:
+        adapters = pipe.get_list_adapters()
+    high, low = ({lora.adapter for lora in check_loras(with_loras, f"<lora:wanstyle_{e}_noise:1>")[1]} for e in
+                 ("high", "low"))  # fmt: skip
+    assert high <= set(adapters["transformer"]) and not high & set(adapters["transformer_2"])
+    assert low <= set(adapters["transformer_2"]) and not low & set(adapters["transformer"])
 
 
 def test_a_gguf_wan_transformer_runs_quantised_in_the_pipeline_of_its_repo(shared_cache, settings, tiny_dir, tmp_path):
