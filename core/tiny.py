@@ -97,120 +97,80 @@ def _clip_tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
 
 
-def build_image(folder: Path) -> Path:
-    """A StableDiffusionPipeline like sd-turbo's (UNet2DConditionModel, AutoencoderKL, CLIPTextModel,
-    CLIPTokenizer, EulerDiscreteScheduler with trailing timesteps), with diffusers' own tiny test sizes."""
+def _unet_parts(folder: Path, unet_options: dict, text_options: dict) -> tuple[Any, Any, Any, Any]:
+    """The parts the tiny UNet pipelines share, at diffusers' own test sizes, made in one order from seed 0: (the
+    CLIP tokenizer, the UNet with `unet_options`, the VAE, a CLIPTextConfig with `text_options`)."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
-    folder = Path(folder)
     _clip_tokenizer_files(folder / "_tokenizer_src")
     tokenizer = CLIPTokenizer.from_pretrained(folder / "_tokenizer_src", model_max_length=77)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=2,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=[4, 8],
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        norm_num_groups=2,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(tokenizer),
-            max_position_embeddings=77,
-            projection_dim=32,
-        )
-    )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
-    import shutil
-
-    shutil.rmtree(folder / "_tokenizer_src")
-    return folder
-
-
-def build_sdxl(folder: Path) -> Path:
-    """A StableDiffusionXLPipeline (a UNet told the pooled text and the size through "text_time" embeddings, two
-    CLIP text encoders whose hidden states are joined, the second with a projection), at diffusers' own test sizes."""
-    import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    folder = Path(folder)
-    _clip_tokenizer_files(folder / "_tokenizer_src")
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "_tokenizer_src", model_max_length=77)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4),
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=8,
-        transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64,
-        norm_num_groups=2,
-    )  # fmt: skip  (80 = the 6 size numbers x 8 + the pooled text's 32)
+        block_out_channels=(4, 8), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=2, **unet_options,
+    )  # fmt: skip
     vae = AutoencoderKL(
         block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     )  # fmt: skip
-    config = CLIPTextConfig(
+    text = CLIPTextConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer),
-        max_position_embeddings=77, projection_dim=32, hidden_act="gelu",
+        max_position_embeddings=77, projection_dim=32, **text_options,
     )  # fmt: skip
-    text_encoder, text_encoder_2 = CLIPTextModel(config), CLIPTextModelWithProjection(config)
+    return tokenizer, unet, vae, text
+
+
+def _save_unet_pipeline(pipe: Any, folder: Path) -> Path:
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(folder / "_tokenizer_src")
+    return folder
+
+
+def build_image(folder: Path) -> Path:
+    """A StableDiffusionPipeline like sd-turbo's (UNet2DConditionModel, AutoencoderKL, CLIPTextModel,
+    CLIPTokenizer, EulerDiscreteScheduler with trailing timesteps), with diffusers' own tiny test sizes."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextModel
+
+    folder = Path(folder)
+    tokenizer, unet, vae, text = _unet_parts(folder, dict(cross_attention_dim=32), {})
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=CLIPTextModel(text), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    return _save_unet_pipeline(pipe, folder)
+
+
+def build_sdxl(folder: Path) -> Path:
+    """A StableDiffusionXLPipeline (a UNet told the pooled text and the size through "text_time" embeddings, two
+    CLIP text encoders whose hidden states are joined, the second with a projection), at diffusers' own test sizes."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = Path(folder)
+    tokenizer, unet, vae, text = _unet_parts(
+        folder,
+        dict(attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+             addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), cross_attention_dim=64,
+             projection_class_embeddings_input_dim=80),  # 80 = the 6 size numbers x 8 + the pooled text's 32
+        dict(hidden_act="gelu"),
+    )  # fmt: skip
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
     )
     pipe = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
-        unet=unet, scheduler=scheduler,
+        vae=vae, text_encoder=CLIPTextModel(text), text_encoder_2=CLIPTextModelWithProjection(text),
+        tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )  # fmt: skip
-    pipe.save_pretrained(folder, safe_serialization=True)
-    shutil.rmtree(folder / "_tokenizer_src")
-    return folder
+    return _save_unet_pipeline(pipe, folder)
 
 
 MUSIC_WORDS = (
