@@ -89,6 +89,22 @@ def picture_made_in_page(page, url: str, prompt: str) -> None:
     expect(page.locator("#image-status")).to_contain_text("Done: 1 image(s)", timeout=30_000)
 
 
+def lora_trained_in_page(page, pictures: list[str], name: str, steps: int) -> None:
+    """On the open Train tab: the pictures uploaded (a row each in the captions table), then a LoRA called `name`
+    with the trigger word "sks disc" trained for `steps` steps, until the status says it is done."""
+    from playwright.sync_api import expect
+
+    page.locator("#train-images input[type=file]").set_input_files(pictures)
+    expect(page.locator("#train-captions")).to_contain_text(Path(pictures[-1]).name, timeout=15_000)
+    page.locator("#train-name textarea, #train-name input").first.fill(name)
+    page.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
+    box = page.locator("#train-steps input[type=number]")
+    box.fill(str(steps))
+    box.press("Enter")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text(f"Done: {steps} steps", timeout=60_000)
+
+
 class PageSession:
     """One browser session's requests, sent as the page sends them: each joins the queue in turn (join returns once
     the request is queued, so the order is theirs), and the session's event stream then brings every result."""

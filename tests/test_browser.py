@@ -3,7 +3,7 @@
 import re
 import time
 
-from helpers import connect, picture_made_in_page
+from helpers import connect, lora_trained_in_page, picture_made_in_page
 from playwright.sync_api import Page, expect
 
 
@@ -155,15 +155,7 @@ def test_a_lora_trained_in_the_page_goes_to_the_image_tab(page: Page, server, tm
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-history").click()  # the History's pictures join the training pictures
     expect(page.locator("#train-captions")).to_contain_text("lighthouse", timeout=15_000)
-    page.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
-    expect(page.locator("#train-captions")).to_contain_text("05-orange.png", timeout=15_000)  # a row per picture
-    page.locator("#train-name textarea, #train-name input").first.fill("browserdiscs")
-    page.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
-    box = page.locator("#train-steps input[type=number]")
-    box.fill("12")
-    box.press("Enter")
-    page.locator("#train-start").click()
-    expect(page.locator("#train-status")).to_contain_text("Done: 12 steps", timeout=60_000)
+    lora_trained_in_page(page, disc_pictures(tmp_path), "browserdiscs", 12)  # a row per picture, then trained
     expect(page.locator("#train-plot")).to_be_visible()
     expect(page.locator("#train-lora")).to_contain_text("browserdiscs")
     page.locator("#train-to-image").click()  # the trigger word and the tag go to the Image tab's prompt

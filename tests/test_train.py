@@ -377,7 +377,7 @@ def test_train_from_the_command_line_with_a_kohya_folder(tiny_dir, tmp_path, sha
 def test_on_a_shared_studio_a_visitors_lora_is_theirs_alone_in_the_page(browser, tiny_dir, tmp_path):
     """Two logins of a shared studio (neither its operator): Alice's LoRA reaches her Image tab and its LoRA list
     through her History; Bob's studio knows no such LoRA, and the LoRA folder never held it."""
-    from helpers import running_studio
+    from helpers import lora_trained_in_page, running_studio
     from playwright.sync_api import expect
     from test_screenshots import disc_pictures
 
@@ -394,15 +394,7 @@ def test_on_a_shared_studio_a_visitors_lora_is_theirs_alone_in_the_page(browser,
 
         alice = visitor("alice", "a-pw")
         alice.get_by_role("tab", name="Train").click()
-        alice.locator("#train-images input[type=file]").set_input_files(disc_pictures(tmp_path))
-        expect(alice.locator("#train-captions")).to_contain_text("05-orange.png", timeout=15_000)
-        alice.locator("#train-name textarea, #train-name input").first.fill("alicediscs")
-        alice.locator("#train-trigger textarea, #train-trigger input").first.fill("sks disc")
-        box = alice.locator("#train-steps input[type=number]")
-        box.fill("8")
-        box.press("Enter")
-        alice.locator("#train-start").click()
-        expect(alice.locator("#train-status")).to_contain_text("Done: 8 steps", timeout=60_000)
+        lora_trained_in_page(alice, disc_pictures(tmp_path), "alicediscs", 8)
         expect(alice.locator("#train-status")).to_contain_text("yours alone")
         assert not (folder / "alicediscs.safetensors").exists()
         alice.locator("#train-to-image").click()
