@@ -250,13 +250,9 @@ class ModelCache:
         def before_download(download: hub.Download) -> None:
             """Refuse a model the memory budget cannot hold before fetching gigabytes of it; say the size."""
             needed = memory_needed(download, dtype) + extra_bytes
-            if needed > self.budget_bytes:
-                raise hub.ModelUnavailable(
-                    f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory as "
-                    f"{str(dtype).replace('torch.', '')} on {self.device}; the studio's model budget is "
-                    f"{self.budget_bytes / 1e9:.1f} GB. Choose a smaller model, or raise STUDIO_MEMORY_BUDGET_GB "
-                    "where the machine has the memory."
-                )
+            refusal = over_budget(self, model_id, needed, f"as {str(dtype).replace('torch.', '')} on {self.device}")
+            if refusal:
+                raise refusal
             if progress and download.missing:
                 size = f"{download.bytes / 1e9:.1f} GB" if download.sized else "its size is not recorded"
                 progress(0.0, f"Downloading {model_id} ({size}; once, then it is kept on this machine)…")
@@ -342,7 +338,7 @@ def over_budget(cache: ModelCache, model_id: str, needed: int, what: str) -> hub
     if needed <= cache.budget_bytes:
         return None
     return hub.ModelUnavailable(
-        f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory ({what}); the studio's model budget is "
+        f"The model '{model_id}' needs about {needed / 1e9:.1f} GB of memory {what}; the studio's model budget is "
         f"{cache.budget_bytes / 1e9:.1f} GB. Choose a smaller model, or raise STUDIO_MEMORY_BUDGET_GB where the "
         "machine has the memory."
     )

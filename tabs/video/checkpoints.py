@@ -88,9 +88,11 @@ def transformer_file(cache: Any, settings: Settings, chosen: WanFile) -> Path:
 def memory_bytes(chosen: WanFile, size: int, dtype: Any) -> int:
     """What the transformer of a file of `size` bytes takes in memory: a GGUF stays quantised (about its size); a
     safetensors file, stored in 16 bits as Wan's are, takes twice its size as float32."""
+    from core.models import BYTES_PER_VALUE
+
     if chosen.quantization == "gguf":
         return size
-    return size * (4 if "float32" in str(dtype) else 2) // 2
+    return size * BYTES_PER_VALUE.get(str(dtype).replace("torch.", ""), 4) // 2
 
 
 def known_size(chosen: WanFile) -> int:

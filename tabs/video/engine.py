@@ -308,7 +308,7 @@ def render_video(
     wan_file = checkpoints.offered(settings).get(model_id)
     if wan_file is not None:  # the file's transformer in the pipeline of the Wan-AI repo it belongs to
         needed = checkpoints.memory_bytes(wan_file, checkpoints.known_size(wan_file), dtype)
-        refusal = over_budget(cache, model_id, needed, "its transformer file alone")
+        refusal = over_budget(cache, model_id, needed, "(its transformer file alone)")
         if refusal:  # before gigabytes of it are downloaded
             raise refusal
         file = checkpoints.transformer_file(cache, settings, wan_file)
