@@ -6,6 +6,7 @@ and the studio's recipe. Plain Python: the page, the API and the tests call `tra
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -321,10 +322,10 @@ def train_lora(
     key = ModelKey("train", name, None, cache.device, str(dtype).replace("torch.", ""))
     repo, load = model_id, load_training_pipeline
     if point is not None:  # the file's weights; configs and tokenizers from its family's reference repo
-        from tabs.image.checkpoints import CONFIG_FILES
+        from tabs.image import checkpoints
 
-        repo, load = point.base, _checkpoint_loader(point)
-        options.update(allow_patterns=CONFIG_FILES)
+        repo, load = point.base, functools.partial(checkpoints.load, point)  # (a private copy: keyed `name`)
+        options.update(allow_patterns=checkpoints.CONFIG_FILES)
     try:
         with cache.model("train", repo, load, **options) as pipe:
             run = _train(pipe, cache.device, settings, params, model_id, base, pictures, prompts, facts, resume, stop,
@@ -353,17 +354,6 @@ def train_lora(
         said += " It is yours alone: it stays out of this shared studio's LoRA folder, and your History holds it."
     yield TrainUpdate(params.steps, params.steps, time.perf_counter() - start, final.first_step, losses,
                       final.sample, path, recipe, done=True, said=said, withheld_at=final.withheld_at)  # fmt: skip
-
-
-def _checkpoint_loader(point: Any) -> Callable[[Path, str, Any], Any]:
-    from tabs.image import checkpoints
-
-    def load(folder: Path, device: str, dtype: Any) -> Any:  # a private copy, as load_training_pipeline's
-        pipe = checkpoints.load(point, Path(folder), device, dtype)
-        pipe._studio_checkpoint = None  # (the Image tab's recipe key: this pipeline makes samples only)
-        return pipe
-
-    return load
 
 
 def _patterns(files: dict | None) -> list[str]:
